@@ -1,0 +1,58 @@
+# eotriage — set-up and everyday commands.
+#   make demo   install into .venv and run the pipeline on the bundled sample scenes
+#   make test   install into .venv (with test tools) and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+WHEELS := .wheels
+LLAMA_VERSION ?= 0.3.36
+# llama.cpp's AMX kernels crash on these CPUs (upstream llama.cpp #20824), see ../shared/DESIGN.md §7.
+# Build llama-cpp-python from source without AMX (and without -march=native) into a folder of our own,
+# bypassing pip's wheel cache, which ignores CMAKE_ARGS and could hand back a crashing wheel.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+PYTEST_ARGS ?=
+
+.PHONY: demo test install install-test install-gpu lint bench clean llama-wheel
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+
+llama-wheel: $(VENV)/bin/activate
+	@if ! ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+		echo "building llama-cpp-python $(LLAMA_VERSION) without AMX (takes 3-5 min on 2 cores)"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --no-cache-dir --no-deps -w $(WHEELS) \
+			"llama-cpp-python==$(LLAMA_VERSION)"; \
+	fi
+	$(PIP) install --quiet --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+
+install: llama-wheel
+	$(PIP) install --quiet -e .
+
+install-test: llama-wheel
+	$(PIP) install --quiet -e ".[test]"
+
+# onnxruntime-gpu replaces the CPU package (both install the same 'onnxruntime' module).
+install-gpu: install
+	$(PIP) uninstall --quiet -y onnxruntime onnxruntime-gpu
+	$(PIP) install --quiet "onnxruntime-gpu>=1.17"
+
+demo: install
+	$(VENV)/bin/eotriage run sample_scenes/s2_fire_G90292 sample_scenes/sen2ships_honolulu \
+		sample_scenes/sen2ships_casablanca sample_scenes/s2_l1c_virginia_crop --out demo_out
+
+test: install-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(VENV)/bin/ruff check pipeline ground_decoder models benchmarks tests
+	$(VENV)/bin/mypy pipeline ground_decoder
+
+bench: install
+	$(PY) benchmarks/bench_memory.py
+
+clean:
+	rm -rf $(VENV) $(WHEELS) demo_out build *.egg-info .pytest_cache

@@ -1,0 +1,177 @@
+"""The scene engine: ingest -> detect -> vectorise -> merge, tile by tile.
+
+Each stage is usable alone (``SceneReader.read``, ``FireDetector.detect``,
+``merge_components``, ``FireDetector.finalise``); :func:`run_scene` wires them together,
+records per-tile failures and goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from .detectors.fire import FireDetector
+from .env import Env
+from .errors import EotriageError, InputError
+from .ingest import SceneReader
+from .results import Detection, SceneResult, TileFailure
+from .scene import Scene, open_scene
+from .settings import Settings
+from .tiling import count_tiles, iter_tiles
+from .vectorise import Component, merge_components
+
+log = logging.getLogger(__name__)
+
+Detector = FireDetector
+DETECTOR_TYPES: dict[str, type[FireDetector]] = {"fire": FireDetector}
+ProgressFn = Callable[[int, int], None]
+
+
+def build_detectors(scene: Scene, settings: Settings) -> tuple[list[Detector], dict[str, str]]:
+    """Detectors that can run on this scene, and a status line for each enabled one.
+
+    Raises :class:`InputError` when none of the enabled detectors has its bands.
+    """
+    ready: list[Detector] = []
+    status: dict[str, str] = {}
+    missing_all: list[str] = []
+    for name in settings.detectors:
+        kind = DETECTOR_TYPES[name]
+        missing = [r for r in kind.roles if not scene.has_roles(r)]
+        if missing:
+            want = [scene.profile.role_to_band().get(r, r) for r in missing]
+            status[name] = f"skipped: needs band(s) {', '.join(want)}"
+            missing_all.append(f"{name} needs {', '.join(want)}")
+            continue
+        ready.append(kind(settings))
+        status[name] = "ran"
+    if not ready:
+        raise InputError(
+            f"{scene.path}: missing band(s): {'; '.join(missing_all)} "
+            f"(scene has {', '.join(scene.band_names)})"
+        )
+    return ready, status
+
+
+def run_scene(
+    scene: Scene | str | Path,
+    settings: Settings | None = None,
+    progress: ProgressFn | None = None,
+) -> SceneResult:
+    """Run every enabled detector over a scene, tile by tile, in bounded memory.
+
+    A tile that fails is recorded in :attr:`SceneResult.failures` and the scene goes on.
+    Raises :class:`InputError` only when the scene cannot be processed at all.
+    """
+    settings = settings or Settings()
+    if not isinstance(scene, Scene):
+        scene = open_scene(scene, sensor=settings.sensor)
+    timings: dict[str, float] = defaultdict(float)
+    t_start = time.perf_counter()
+    with Env(settings):
+        t0 = time.perf_counter()
+        detectors, status = build_detectors(scene, settings)
+        timings["load_models"] = time.perf_counter() - t0
+        band_names = sorted({b for d in detectors for b in d.band_names(scene)})
+        context = max(d.context_px(scene.grid) for d in detectors)
+        overlap = max(settings.overlap, context)
+        if overlap != settings.overlap:
+            log.info("overlap raised from %d to %d px for the detectors' context", settings.overlap, overlap)
+        grid = scene.grid
+        total = count_tiles(grid.width, grid.height, settings.tile_size)
+        failures: list[TileFailure] = []
+        components: dict[str, list[Component]] = {d.name: [] for d in detectors}
+        invalid: dict[str, int] = dict.fromkeys(band_names, 0)
+        read_px = 0
+        done = 0
+        with SceneReader(scene) as reader:
+            for tile in iter_tiles(grid.width, grid.height, settings.tile_size, overlap):
+                try:
+                    t0 = time.perf_counter()
+                    data = reader.read(tile, band_names)
+                    t1 = time.perf_counter()
+                    timings["ingest"] += t1 - t0
+                    for det in detectors:
+                        comps = det.detect(data, scene)
+                        components[det.name].extend(comps)
+                    timings["detect"] += time.perf_counter() - t1
+                    for name, n in data.invalid_in_core.items():
+                        invalid[name] += n
+                    read_px += int(tile.core.width * tile.core.height)
+                except EotriageError as exc:
+                    failures.append(_failure(tile, str(exc)))
+                    log.warning("%s tile %s failed: %s", scene.name, tile.id, exc)
+                except Exception as exc:  # a bug must not lose the other tiles' results
+                    failures.append(_failure(tile, f"internal error: {type(exc).__name__}: {exc}"))
+                    log.exception("%s tile %s: internal error", scene.name, tile.id)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        t0 = time.perf_counter()
+        detections: list[Detection] = []
+        for det in detectors:
+            merged = merge_components(components[det.name])
+            for comp in merged:
+                d = det.finalise(comp, scene)
+                if d is not None:
+                    detections.append(d)
+        detections.sort(key=lambda d: (-d.score, d.cls, str(d.measures.get("tiles", ""))))
+        timings["vectorise"] = time.perf_counter() - t0
+    problems: list[str] = []
+    if failures and len(failures) == total:
+        problems.append(f"all {total} tiles failed; first cause: {failures[0].cause}")
+    for name, n in invalid.items():
+        if read_px and n >= read_px:
+            src = scene.band(name)
+            problems.append(f"{src.label}: band {name} has no valid samples (all NaN, nodata or zero)")
+    timings["total"] = time.perf_counter() - t_start
+    models = {
+        d.model.info.name: {
+            "version": d.model.info.version,
+            "sha256": d.model.info.sha256,
+            "providers": ",".join(d.model.providers),
+        }
+        for d in detectors
+    }
+    info = {
+        "path": str(scene.path),
+        "sensor": scene.profile.name,
+        "sensor_reason": scene.sensor_reason,
+        "scaling": scene.scaling.describe(),
+        "scaling_reason": scene.scaling.reason,
+        "bands": {b.name: b.label for b in scene.bands},
+        "grid": {
+            "width": grid.width,
+            "height": grid.height,
+            "crs": grid.crs.to_string(),
+            "transform": list(grid.transform)[:6],
+            "ground_res_m": round(grid.ground_res_m, 3),
+        },
+        "input_bytes": scene.input_bytes,
+        "tile_size": settings.tile_size,
+        "overlap": overlap,
+        "pixels_processed": read_px,
+        "thresholds": {d.name: d.thresholds for d in detectors},
+    }
+    return SceneResult(
+        scene=scene.name,
+        detections=tuple(detections),
+        failures=tuple(failures),
+        problems=tuple(problems),
+        tiles_total=total,
+        timings_s={k: round(v, 4) for k, v in timings.items()},
+        models=models,
+        detectors=status,
+        info=info,
+    )
+
+
+def _failure(tile: object, cause: str) -> TileFailure:
+    from .tiling import Tile
+
+    assert isinstance(tile, Tile)
+    w = tile.core
+    return TileFailure(tile.id, (int(w.col_off), int(w.row_off), int(w.width), int(w.height)), cause)

@@ -1,0 +1,40 @@
+"""One exception tree for the whole project.
+
+Every error the library raises on purpose derives from :class:`EotriageError`, so a payload
+integrator can catch one type.  Input problems also subclass :class:`ValueError`, model problems
+:class:`RuntimeError`, so code written against the builtins keeps working.
+"""
+
+from __future__ import annotations
+
+
+class EotriageError(Exception):
+    """Root of all eotriage errors."""
+
+
+class ConfigError(EotriageError, ValueError):
+    """Bad settings: unknown sensor, impossible tile size, unreadable settings file."""
+
+
+class InputError(EotriageError, ValueError):
+    """A scene or file that cannot be used: missing band, not a GeoTIFF, wrong CRS, truncated."""
+
+
+class UnknownSensorError(ConfigError):
+    """A sensor profile name that is not known."""
+
+
+class EmptySceneError(InputError):
+    """A scene with no usable samples (no band files, or every sample NaN / nodata)."""
+
+
+class TileError(InputError):
+    """A single tile could not be read or processed; recorded, the scene goes on."""
+
+
+class ModelError(EotriageError, RuntimeError):
+    """A model file that is missing, corrupt (hash mismatch) or fails to run."""
+
+
+class PacketError(EotriageError, ValueError):
+    """A downlink packet that is malformed or fails its checksum."""
