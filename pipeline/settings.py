@@ -64,10 +64,12 @@ class Settings:
     sensor: str | None = None
     #: Directory with ``manifest.json`` and the ``.onnx`` files; ``None`` = the repo's ``models/``.
     models_dir: Path | None = None
-    #: Saturation of all bands is flagged in the validity mask; samples stay usable.
     fire: FireSettings = field(default_factory=FireSettings)
     #: GDAL configuration options applied while reading (a small block cache keeps memory flat).
-    gdal: Mapping[str, str] = field(default_factory=lambda: {"GDAL_CACHEMAX": "64"})
+    #: GTIFF_SRS_SOURCE=EPSG: trust EPSG codes over odd GeoTIFF keys (Sentinel Hub exports).
+    gdal: Mapping[str, str] = field(
+        default_factory=lambda: {"GDAL_CACHEMAX": "64", "GTIFF_SRS_SOURCE": "EPSG"}
+    )
 
     def __post_init__(self) -> None:
         if self.tile_size < 64:
