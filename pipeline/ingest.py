@@ -164,7 +164,7 @@ class SceneReader:
             for name in bands:
                 bands[name][all_zero] = 0.0
                 invalid_in_core[name] += int(np.count_nonzero(all_zero[core]))
-        transform = scene.grid.transform * Affine.translation(window.col_off, window.row_off)
+        transform = scene.grid.transform @ Affine.translation(window.col_off, window.row_off)
         return TileData(tile, bands, flags, transform, invalid_in_core)
 
 

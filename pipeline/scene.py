@@ -194,7 +194,7 @@ def _collect(path: Path) -> tuple[list[_RawBand], int]:
 
 
 def _ground_res(crs: CRS, transform: Affine, width: int, height: int) -> tuple[float, tuple[float, float]]:
-    cx, cy = transform * (width / 2.0, height / 2.0)
+    cx, cy = transform @ (width / 2.0, height / 2.0)
     lon, lat = (v[0] for v in warp_transform(crs, "EPSG:4326", [cx], [cy]))
     res_x, res_y = abs(transform.a), abs(transform.e)
     res = math.sqrt(res_x * res_y)
@@ -267,10 +267,10 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
     # The working grid is that of the finest band actually used.
     ref = min(sources.values(), key=lambda b: (abs(b.transform.a), b.name))
     left, top = ref.transform.c, ref.transform.f
-    right, bottom = ref.transform * (ref.width, ref.height)
+    right, bottom = ref.transform @ (ref.width, ref.height)
     for b in sources.values():
         bl, bt = b.transform.c, b.transform.f
-        br, bb = b.transform * (b.width, b.height)
+        br, bb = b.transform @ (b.width, b.height)
         tol = abs(b.transform.a) * 1.01
         if (bl - left > tol or top - bt > tol or right - br > tol or bb - bottom > tol):
             raise InputError(

@@ -95,7 +95,7 @@ class SensorProfile:
 
 def _sentinel2_offset(scale: float, texts: list[str]) -> Scaling:
     joined = "\n".join(texts)
-    m = re.search(r"(?:RADIO|BOA)_ADD_OFFSET\D{0,5}(-?\d+(?:\.\d+)?)", joined)
+    m = re.search(r"(?:RADIO|BOA)_ADD_OFFSET[^0-9-]{0,5}(-?\d+(?:\.\d+)?)", joined)
     if m:
         return Scaling(scale, float(m.group(1)), "ADD_OFFSET in metadata")
     m = re.search(r"PROCESSING_BASELINE\D{0,5}(\d{2})\.(\d{2})", joined)

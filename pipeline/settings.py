@@ -74,10 +74,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.tile_size < 64:
             raise ConfigError(f"tile_size must be >= 64 px, got {self.tile_size}")
-        if not 0 <= self.overlap < self.tile_size // 2:
+        if not 0 <= self.overlap <= self.tile_size:
             raise ConfigError(
-                f"overlap must be in 0..{self.tile_size // 2 - 1} px for tile_size "
-                f"{self.tile_size}, got {self.overlap}"
+                f"overlap must be in 0..{self.tile_size} px for tile_size {self.tile_size}, "
+                f"got {self.overlap}"
             )
         if self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")

@@ -16,10 +16,10 @@ from affine import Affine
 from rasterio.features import shapes
 from rasterio.warp import transform_geom
 from shapely import STRtree, unary_union
+from shapely.affinity import affine_transform
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
-from shapely.ops import transform as shapely_transform
 
 from .scene import Grid
 
@@ -109,11 +109,7 @@ def _combine(group: list[Component]) -> Component:
 def pixel_to_wgs84(geom: BaseGeometry, grid: Grid) -> BaseGeometry:
     """Scene pixel coordinates -> scene CRS -> WGS84 lon/lat, exteriors counter-clockwise."""
     t = grid.transform
-
-    def to_crs(x: np.ndarray, y: np.ndarray, z: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
-
-    in_crs = shapely_transform(to_crs, geom)
+    in_crs = affine_transform(geom, [t.a, t.b, t.d, t.e, t.c, t.f])
     out = shape(transform_geom(grid.crs, "EPSG:4326", mapping(in_crs)))
     return _orient_rfc7946(out)
 

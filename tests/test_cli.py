@@ -1,0 +1,87 @@
+"""The CLI on the bundled sample scenes: outputs, RFC 7946 GeoJSON and run.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from shapely.geometry import shape
+
+from .conftest import SAMPLES, run_cli
+
+
+def _ccw(ring: list[list[float]]) -> bool:
+    area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:], strict=False))
+    return area > 0
+
+
+def test_run_writes_geojson_and_run_json(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_cli("run", SAMPLES / "s2_fire_G90292", SAMPLES / "s2_l1c_virginia_crop",
+                   "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "s2_fire_G90292: 12 fire ->" in proc.stdout
+    assert str(out / "s2_fire_G90292" / "detections.geojson") in proc.stdout
+    assert proc.stderr == ""  # quiet by default
+    gj = json.loads((out / "s2_fire_G90292" / "detections.geojson").read_text())
+    assert gj["type"] == "FeatureCollection" and len(gj["features"]) == 12
+    for f in gj["features"]:
+        props = f["properties"]
+        assert props["class"] == "fire" and 0 <= props["score"] <= 1
+        assert props["pixel_count"] >= 1 and props["area_m2"] > 0
+        geom = shape(f["geometry"])
+        assert geom.is_valid
+        lon, lat = geom.centroid.x, geom.centroid.y
+        assert -123.4 < lon < -123.2 and 58.0 < lat < 58.1  # WGS84 lon/lat order
+        polys = f["geometry"]["coordinates"] if f["geometry"]["type"] == "MultiPolygon" \
+            else [f["geometry"]["coordinates"]]
+        for poly in polys:
+            assert _ccw(poly[0])  # RFC 7946: exterior rings counter-clockwise
+    run = json.loads((out / "s2_fire_G90292" / "run.json").read_text())
+    assert run["ok"] and run["counts"]["fire"] == 12
+    assert run["input_bytes"] > 1_000_000
+    assert run["output_bytes"]["detections.geojson"] == (out / "s2_fire_G90292" /
+                                                         "detections.geojson").stat().st_size
+    assert set(run["timings_s"]) >= {"ingest", "detect", "vectorise", "write", "total"}
+    assert len(run["models"]["fire_swir"]["sha256"]) == 64
+    assert run["tiles"] == {"total": 1, "failed": 0, "failures": []}
+    assert run["input"]["scaling_reason"].startswith("acquisition date 2023-05-14")
+    virginia = json.loads((out / "s2_l1c_virginia_crop" / "detections.geojson").read_text())
+    assert virginia["features"] == []
+
+
+def test_help_texts() -> None:
+    for args in (["--help"], ["run", "--help"], ["info", "--help"], ["models", "--help"],
+                 ["scenes", "generate", "--help"]):
+        proc = run_cli(*args)
+        assert proc.returncode == 0 and "Usage:" in proc.stdout
+
+
+def test_info_and_sensors() -> None:
+    proc = run_cli("info", SAMPLES / "sen2ships_honolulu")
+    assert proc.returncode == 0
+    assert "sen2ships" in proc.stdout and "EPSG:3857" in proc.stdout
+    proc = run_cli("sensors")
+    assert all(n in proc.stdout for n in ("sentinel2-l1c", "sen2ships", "landsat8-oli"))
+
+
+def test_scene_needing_missing_bands_fails_alone(tmp_path: Path) -> None:
+    """A port scene without B12 cannot run the fire test: one line, exit 1, others still run."""
+    proc = run_cli("run", SAMPLES / "sen2ships_honolulu", SAMPLES / "s2_fire_G90292",
+                   "--out", tmp_path)
+    assert proc.returncode == 1
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("eotriage: error:")]
+    assert len(errors) == 1 and "B12" in errors[0] and "sen2ships_honolulu" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "s2_fire_G90292" / "detections.geojson").is_file()
+
+
+def test_generate_then_run(tmp_path: Path) -> None:
+    scene = tmp_path / "gen"
+    proc = run_cli("scenes", "generate", scene, "--size", "300", "--fires", "2", "--seed", "7")
+    assert proc.returncode == 0, proc.stderr
+    truth = json.loads((scene / "truth.json").read_text())
+    proc = run_cli("run", scene, "--out", tmp_path / "out", "--tile-size", "128")
+    assert proc.returncode == 0, proc.stderr
+    gj = json.loads((tmp_path / "out" / "gen" / "detections.geojson").read_text())
+    assert len(gj["features"]) == len(truth["fires"]) == 2
