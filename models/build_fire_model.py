@@ -49,14 +49,16 @@ THRESHOLDS = {
 
 def build() -> onnx.ModelProto:
     nodes: list[onnx.NodeProto] = []
+    ctx_nodes: list[onnx.NodeProto] = []  # the contextual test, run only when a tile has candidates
     inits: list[onnx.TensorProto] = []
+    target = nodes
 
     def const(name: str, value: np.ndarray) -> str:
         inits.append(numpy_helper.from_array(value, name))
         return name
 
     def node(op: str, inputs: list[str], output: str, **attrs: object) -> str:
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        target.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
     img = ["N", 1, "H", "W"]
@@ -92,7 +94,11 @@ def build() -> onnx.ModelProto:
     unamb = node("And", [u1, u2], "unambiguous")
 
     # --- background statistics with integral images -------------------------------------
+    # Most tiles have no candidate at all: an If node skips the contextual test for them, so
+    # the cost is a few element-wise ops per pixel except where something is hot.
     candf = node("Cast", [cand], "candidate_f", to=TensorProto.FLOAT)
+    any_cand = node("Greater", [node("ReduceMax", [candf], "cand_max", keepdims=0), zero], "any_cand")
+    target = ctx_nodes
     bg = node("Mul", ["valid", node("Sub", [one, candf], "not_cand")], "bg")
     xbg = node("Mul", ["swir22", bg], "x_bg")
     x2bg = node("Mul", ["swir22", xbg], "x2_bg")
@@ -119,7 +125,7 @@ def build() -> onnx.ModelProto:
     box = node("Add", [node("Sub", [node("Sub", [a, b], "ab"), c], "abc"), d], "box_d")
     boxf = node("Cast", [box], "box", to=TensorProto.FLOAT)
     n, s1, s2 = (f"box_{i}" for i in ("n", "s1", "s2"))
-    nodes.append(helper.make_node("Split", [boxf], [n, s1, s2], name="split_box", axis=1))
+    target.append(helper.make_node("Split", [boxf], [n, s1, s2], name="split_box", axis=1))
     nn = node("Max", [n, one], "n_safe")
     mean = node("Div", [s1, nn], "bg_mean")
     var = node("Max", [node("Sub", [node("Div", [s2, nn], "bg_ex2"), node("Mul", [mean, mean], "bg_mean2")], "bg_var_raw"), zero], "bg_var")
@@ -128,7 +134,15 @@ def build() -> onnx.ModelProto:
     ctx_hot = node("Greater", ["swir22", node("Add", [mean, margin], "ctx_thr")], "ctx_hot")
     enough = node("Not", [node("Less", [n, "min_bg_count"], "few_bg")], "enough_bg")
     ctx = node("And", [ctx_hot, enough], "contextual")
-    fire_b = node("And", [cand, node("Or", [unamb, ctx], "unamb_or_ctx")], "fire_b")
+    node("And", [cand, node("Or", [unamb, ctx], "unamb_or_ctx")], "fire_ctx")
+    target = nodes
+    bool_out = [helper.make_tensor_value_info("fire_ctx", TensorProto.BOOL, None)]
+    then_graph = helper.make_graph(ctx_nodes, "contextual_test", [], bool_out)
+    else_graph = helper.make_graph(
+        [helper.make_node("Identity", [cand], ["fire_none"], name="fire_none")],
+        "no_candidates", [], [helper.make_tensor_value_info("fire_none", TensorProto.BOOL, None)],
+    )
+    fire_b = node("If", [any_cand], "fire_b", then_branch=then_graph, else_branch=else_graph)
 
     # --- outputs ---------------------------------------------------------------------------
     nodes.append(helper.make_node("Cast", [fire_b], ["fire"], name="fire", to=TensorProto.UINT8))
