@@ -19,4 +19,4 @@ def read_detections(path: str | Path) -> dict[str, Any]:
     data = json.loads(Path(path).read_text())
     if data.get("type") != "FeatureCollection":
         raise ValueError(f"{path}: not a GeoJSON FeatureCollection")
-    return data  # type: ignore[no-any-return]
+    return data

@@ -1,4 +1,4 @@
-"""Build ``fire_swir.onnx``: the per-pixel Sentinel-2/Landsat SWIR active-fire test as an ONNX graph.
+"""Build ``fire_swir.onnx``: the Sentinel-2/Landsat SWIR active-fire test as an ONNX graph.
 
 This is a physical test, not a learned model; building the graph is deterministic (no data, no
 randomness), so rebuilding gives a byte-identical file (checked by the test suite).
@@ -19,7 +19,8 @@ fire): 0.5 + 0.25 * ratio margin + 0.25 * brightness margin, each clipped to 0..
 candidate and unambiguous thresholds.  The score is a heuristic confidence, not a calibrated
 probability.
 
-Usage: ``python models/build_fire_model.py [OUT_DIR]`` (default: this folder); writes the\n``.onnx`` file and its entry (with sha256) in ``OUT_DIR/manifest.json``.
+Usage: ``python models/build_fire_model.py [OUT_DIR]`` (default: this folder); writes the
+``.onnx`` file and its entry (with sha256) in ``OUT_DIR/manifest.json``.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def build() -> onnx.ModelProto:
     # Most tiles have no candidate at all: an If node skips the contextual test for them, so
     # the cost is a few element-wise ops per pixel except where something is hot.
     candf = node("Cast", [cand], "candidate_f", to=TensorProto.FLOAT)
-    any_cand = node("Greater", [node("ReduceMax", [candf], "cand_max", keepdims=0), zero], "any_cand")
+    any_cand = node(
+        "Greater", [node("ReduceMax", [candf], "cand_max", keepdims=0), zero], "any_cand"
+    )
     target = ctx_nodes
     bg = node("Mul", ["valid", node("Sub", [one, candf], "not_cand")], "bg")
     xbg = node("Mul", ["swir22", bg], "x_bg")
@@ -116,7 +119,12 @@ def build() -> onnx.ModelProto:
     nkk = node("Concat", [neg_k, neg_k], "neg_win2", axis=0)
     z_k = node("Concat", [node("Sub", [k, k], "zero_i"), k], "zero_win", axis=0)
     k_z = node("Concat", [k, "zero_i"], "win_zero", axis=0)
-    big_nk = node("Concat", [node("Add", [k, const("i_big", np.array([2**62], np.int64))], "big"), neg_k], "big_negwin", axis=0)
+    big_nk = node(
+        "Concat",
+        [node("Add", [k, const("i_big", np.array([2**62], np.int64))], "big"), neg_k],
+        "big_negwin",
+        axis=0,
+    )
     nk_big = node("Concat", [neg_k, "big"], "negwin_big", axis=0)
     a = node("Slice", [cs, kk, i_big2, axes23], "sum_a")
     b = node("Slice", [cs, z_k, nk_big, axes23], "sum_b")
@@ -128,7 +136,18 @@ def build() -> onnx.ModelProto:
     target.append(helper.make_node("Split", [boxf], [n, s1, s2], name="split_box", axis=1))
     nn = node("Max", [n, one], "n_safe")
     mean = node("Div", [s1, nn], "bg_mean")
-    var = node("Max", [node("Sub", [node("Div", [s2, nn], "bg_ex2"), node("Mul", [mean, mean], "bg_mean2")], "bg_var_raw"), zero], "bg_var")
+    var = node(
+        "Max",
+        [
+            node(
+                "Sub",
+                [node("Div", [s2, nn], "bg_ex2"), node("Mul", [mean, mean], "bg_mean2")],
+                "bg_var_raw",
+            ),
+            zero,
+        ],
+        "bg_var",
+    )
     std = node("Sqrt", [var], "bg_std")
     margin = node("Max", [node("Mul", [std, "context_k"], "k_std"), "context_delta"], "ctx_margin")
     ctx_hot = node("Greater", ["swir22", node("Add", [mean, margin], "ctx_thr")], "ctx_hot")
@@ -140,7 +159,9 @@ def build() -> onnx.ModelProto:
     then_graph = helper.make_graph(ctx_nodes, "contextual_test", [], bool_out)
     else_graph = helper.make_graph(
         [helper.make_node("Identity", [cand], ["fire_none"], name="fire_none")],
-        "no_candidates", [], [helper.make_tensor_value_info("fire_none", TensorProto.BOOL, None)],
+        "no_candidates",
+        [],
+        [helper.make_tensor_value_info("fire_none", TensorProto.BOOL, None)],
     )
     fire_b = node("If", [any_cand], "fire_b", then_branch=then_graph, else_branch=else_graph)
 
@@ -155,7 +176,11 @@ def build() -> onnx.ModelProto:
 
     m_r = margin01(ratio, "ratio_min", "unamb_ratio", "ratio")
     m_a = margin01("swir22", "swir22_min", "unamb_swir22", "bright")
-    raw_score = node("Add", [half, node("Mul", [quarter, node("Add", [m_r, m_a], "margins")], "q_margins")], "raw_score")
+    raw_score = node(
+        "Add",
+        [half, node("Mul", [quarter, node("Add", [m_r, m_a], "margins")], "q_margins")],
+        "raw_score",
+    )
     nodes.append(helper.make_node("Mul", [raw_score, fire_f], ["score"], name="score"))
 
     outputs = [
@@ -205,7 +230,9 @@ def main(argv: list[str]) -> int:
     onnx_path.write_bytes(data)
     manifest_path = out_dir / "manifest.json"
     manifest = (
-        json.loads(manifest_path.read_text()) if manifest_path.exists() else {"schema": 1, "models": {}}
+        json.loads(manifest_path.read_text())
+        if manifest_path.exists()
+        else {"schema": 1, "models": {}}
     )
     manifest["models"][NAME] = {**MANIFEST_ENTRY, "sha256": hashlib.sha256(data).hexdigest()}
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

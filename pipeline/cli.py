@@ -35,7 +35,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         level = logging.INFO
     elif verbose >= 2:
         level = logging.DEBUG
-    logging.basicConfig(level=level, format="eotriage: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="eotriage: %(levelname)s: %(message)s", stream=sys.stderr
+    )
     logging.getLogger("pipeline").setLevel(level)
     # GDAL's own chatter (CPLE_* notes) only when asked for with -vv
     logging.getLogger("rasterio").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
@@ -79,16 +81,31 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, config: Path | None) -> N
 
 @cli.command()
 @click.argument("scenes", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder; each scene goes to OUT/<scene>/.")
-@click.option("--sensor", help="Sensor profile (see 'eotriage sensors'); default: detect from files.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder; each scene goes to OUT/<scene>/.",
+)
+@click.option(
+    "--sensor", help="Sensor profile (see 'eotriage sensors'); default: detect from files."
+)
 @click.option("--tile-size", type=int, help="Tile edge in working-grid pixels (default 1024).")
-@click.option("--overlap", type=int, help="Tile overlap in pixels (default 64; raised to the "
-              "detectors' context if smaller).")
+@click.option(
+    "--overlap",
+    type=int,
+    help="Tile overlap in pixels (default 64; raised to the detectors' context if smaller).",
+)
 @click.option("--threads", type=int, help="CPU threads for the detectors (default: up to 2).")
-@click.option("--detectors", help=f"Comma-separated detectors to run ({', '.join(KNOWN_DETECTORS)}).")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option(
+    "--detectors", help=f"Comma-separated detectors to run ({', '.join(KNOWN_DETECTORS)})."
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: when stderr is a terminal).",
+)
 @click.pass_obj
 def run(
     settings: Settings,
@@ -114,8 +131,12 @@ def run(
     from .sensors import get_profile
 
     changes: dict[str, Any] = {}
-    for key, value in (("sensor", sensor), ("tile_size", tile_size), ("overlap", overlap),
-                       ("threads", threads)):
+    for key, value in (
+        ("sensor", sensor),
+        ("tile_size", tile_size),
+        ("overlap", overlap),
+        ("threads", threads),
+    ):
         if value is not None:
             changes[key] = value
     if detectors:
@@ -143,7 +164,9 @@ def run(
             click.echo(f"eotriage: error: {exc}", err=True)
             continue
         counts = ", ".join(f"{n} {c}" for c, n in result.counts().items() if n) or "no detections"
-        click.echo(f"{scene.name}: {counts} -> {written.geojson} ({result.timings_s['total']:.1f} s)")
+        click.echo(
+            f"{scene.name}: {counts} -> {written.geojson} ({result.timings_s['total']:.1f} s)"
+        )
         for f in result.failures:
             click.echo(f"eotriage: error: {scene.name} tile {f.tile_id}: {f.cause}", err=True)
         for p in result.problems:
@@ -154,7 +177,9 @@ def run(
         raise SystemExit(EXIT_SCENE_FAILED)
 
 
-def _run_with_progress(run_scene: Callable[..., Any], scene: Any, settings: Settings, show: bool) -> Any:
+def _run_with_progress(
+    run_scene: Callable[..., Any], scene: Any, settings: Settings, show: bool
+) -> Any:
     if not show:
         return run_scene(scene, settings)
     from tqdm import tqdm
@@ -218,7 +243,9 @@ def models_list(settings: Settings) -> None:
     except EotriageError as exc:
         _fail(str(exc))
     for m in manifest.values():
-        click.echo(f"{m.name} {m.version} {m.path.name} sha256:{m.sha256[:16]} bands: {','.join(m.bands)}")
+        click.echo(
+            f"{m.name} {m.version} {m.path.name} sha256:{m.sha256[:16]} bands: {','.join(m.bands)}"
+        )
 
 
 @models.command("verify")
@@ -264,17 +291,28 @@ def scenes_list() -> None:
 @click.option("--size", type=int, default=1024, show_default=True, help="Edge in 10 m pixels.")
 @click.option("--fires", type=int, default=3, show_default=True, help="Number of fire clusters.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--offset-baseline", is_flag=True, help="DNs with the +1000 offset of baseline 04.00.")
-@click.option("--no-compress", is_flag=True, help="Write uncompressed GeoTIFFs (faster for big scenes).")
-def scenes_generate(out: Path, size: int, fires: int, seed: int, offset_baseline: bool,
-                    no_compress: bool) -> None:
+@click.option(
+    "--offset-baseline", is_flag=True, help="DNs with the +1000 offset of baseline 04.00."
+)
+@click.option(
+    "--no-compress", is_flag=True, help="Write uncompressed GeoTIFFs (faster for big scenes)."
+)
+def scenes_generate(
+    out: Path, size: int, fires: int, seed: int, offset_baseline: bool, no_compress: bool
+) -> None:
     """Write a synthetic 13-band Sentinel-2 L1C scene with known fires (truth.json) to OUT."""
     from .synthetic import generate_scene
 
     if size < 16:
         _fail("--size must be >= 16", EXIT_USAGE)
-    generate_scene(out, size, n_fires=fires, seed=seed, offset_baseline=offset_baseline,
-                   compress=None if no_compress else "deflate")
+    generate_scene(
+        out,
+        size,
+        n_fires=fires,
+        seed=seed,
+        offset_baseline=offset_baseline,
+        compress=None if no_compress else "deflate",
+    )
     click.echo(f"wrote {out} ({size} x {size} px, truth in {out / 'truth.json'})")
 
 

@@ -79,7 +79,11 @@ def run_scene(
         context = max(d.context_px(scene.grid) for d in detectors)
         overlap = max(settings.overlap, context)
         if overlap != settings.overlap:
-            log.info("overlap raised from %d to %d px for the detectors' context", settings.overlap, overlap)
+            log.info(
+                "overlap raised from %d to %d px for the detectors' context",
+                settings.overlap,
+                overlap,
+            )
         grid = scene.grid
         total = count_tiles(grid.width, grid.height, settings.tile_size)
         failures: list[TileFailure] = []
@@ -126,7 +130,9 @@ def run_scene(
     for name, n in invalid.items():
         if read_px and n >= read_px:
             src = scene.band(name)
-            problems.append(f"{src.label}: band {name} has no valid samples (all NaN, nodata or zero)")
+            problems.append(
+                f"{src.label}: band {name} has no valid samples (all NaN, nodata or zero)"
+            )
     timings["total"] = time.perf_counter() - t_start
     models = {
         d.model.info.name: {
@@ -174,4 +180,6 @@ def _failure(tile: object, cause: str) -> TileFailure:
 
     assert isinstance(tile, Tile)
     w = tile.core
-    return TileFailure(tile.id, (int(w.col_off), int(w.row_off), int(w.width), int(w.height)), cause)
+    return TileFailure(
+        tile.id, (int(w.col_off), int(w.row_off), int(w.width), int(w.height)), cause
+    )

@@ -52,7 +52,7 @@ class TileData:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.flags.shape  # type: ignore[return-value]
+        return self.flags.shape
 
 
 class SceneReader:

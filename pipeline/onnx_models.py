@@ -138,13 +138,15 @@ class OnnxModel:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         try:
-            return self.session.run(None, dict(feeds))  # type: ignore[no-any-return]
+            return self.session.run(None, dict(feeds))
         except Exception as exc:
             raise ModelError(f"model {self.info.name!r} failed to run: {exc}") from None
 
 
 @cache
-def _cached_model(models_dir: Path, name: str, threads: int, providers: tuple[str, ...]) -> OnnxModel:
+def _cached_model(
+    models_dir: Path, name: str, threads: int, providers: tuple[str, ...]
+) -> OnnxModel:
     manifest = load_manifest(models_dir)
     if name not in manifest:
         raise ModelError(f"model {name!r} not in {models_dir / 'manifest.json'}")
@@ -155,4 +157,6 @@ def get_model(
     name: str, models_dir: Path | None = None, threads: int = 1, providers: Sequence[str] = ()
 ) -> OnnxModel:
     """Load (once per process and configuration) and return a verified model."""
-    return _cached_model((models_dir or default_models_dir()).resolve(), name, threads, tuple(providers))
+    return _cached_model(
+        (models_dir or default_models_dir()).resolve(), name, threads, tuple(providers)
+    )

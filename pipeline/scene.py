@@ -18,7 +18,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.warp import transform as warp_transform
 
 from .errors import EmptySceneError, InputError
-from .sensors import SensorProfile, Scaling, band_tokens, detect_sensor, get_profile
+from .sensors import Scaling, SensorProfile, band_tokens, detect_sensor, get_profile
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,9 @@ def _collect(path: Path) -> tuple[list[_RawBand], int]:
     return raw, total
 
 
-def _ground_res(crs: CRS, transform: Affine, width: int, height: int) -> tuple[float, tuple[float, float]]:
+def _ground_res(
+    crs: CRS, transform: Affine, width: int, height: int
+) -> tuple[float, tuple[float, float]]:
     cx, cy = transform @ (width / 2.0, height / 2.0)
     lon, lat = (v[0] for v in warp_transform(crs, "EPSG:4326", [cx], [cy]))
     res_x, res_y = abs(transform.a), abs(transform.e)
@@ -249,7 +251,9 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
             log.warning("%s: %s is not a %s band; ignored", r.path, r.token, profile.name)
             continue
         if canon in sources:
-            log.warning("%s: band %s already read from %s; ignored", r.path, canon, sources[canon].path)
+            log.warning(
+                "%s: band %s already read from %s; ignored", r.path, canon, sources[canon].path
+            )
             continue
         sources[canon] = BandSource(
             name=canon,
@@ -272,10 +276,11 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
         bl, bt = b.transform.c, b.transform.f
         br, bb = b.transform @ (b.width, b.height)
         tol = abs(b.transform.a) * 1.01
-        if (bl - left > tol or top - bt > tol or right - br > tol or bb - bottom > tol):
+        if bl - left > tol or top - bt > tol or right - br > tol or bb - bottom > tol:
             raise InputError(
-                f"{b.path}: band {b.name} covers ({bl:.1f}, {bb:.1f}, {br:.1f}, {bt:.1f}), not the "
-                f"scene extent ({left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}) of {ref.path.name}"
+                f"{b.path}: band {b.name} covers ({bl:.1f}, {bb:.1f}, {br:.1f}, {bt:.1f}), "
+                f"not the scene extent ({left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}) "
+                f"of {ref.path.name}"
             )
     ground_res, center = _ground_res(crs, ref.transform, ref.width, ref.height)
     grid = Grid(ref.width, ref.height, ref.transform, crs, ground_res, center)
@@ -285,7 +290,14 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
     scene_name = name or (p.stem if p.is_file() else p.name)
     log.info(
         "opened %s: %s (%s), %d bands, %d x %d px at %.1f m, %s (%s)",
-        scene_name, profile.name, reason, len(bands), grid.width, grid.height, ground_res,
-        scaling.describe(), scaling.reason,
+        scene_name,
+        profile.name,
+        reason,
+        len(bands),
+        grid.width,
+        grid.height,
+        ground_res,
+        scaling.describe(),
+        scaling.reason,
     )
     return Scene(scene_name, p, profile, reason, scaling, bands, grid, nbytes)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from .errors import InputError, UnknownSensorError
 
@@ -56,9 +56,9 @@ class SensorProfile:
     offset: float | str = 0.0
     #: DN at or above which a sample is saturated.
     saturated_dn: float = 65535.0
-    #: ``"any"``: a zero DN in any band marks the pixel as fill; ``"all"``: only when every band is 0.
+    #: ``"any"``: a zero DN in any band marks the pixel as fill;
+    #: ``"all"``: only when every band is 0 (exports that clamp dark samples to 0).
     zero_fill: str = "any"
-    band_aliases: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def band_names(self) -> tuple[str, ...]:
@@ -138,7 +138,9 @@ def _s2_bands(names: Iterable[str] | None = None) -> tuple[BandSpec, ...]:
         ("B12", "swir22", 20, 2190),
     ]
     keep = set(names) if names is not None else None
-    return tuple(BandSpec(n, r, float(res), wl) for n, r, res, wl in table if keep is None or n in keep)
+    return tuple(
+        BandSpec(n, r, float(res), wl) for n, r, res, wl in table if keep is None or n in keep
+    )
 
 
 PROFILES: dict[str, SensorProfile] = {
@@ -231,7 +233,9 @@ def detect_sensor(
     text = " ".join(texts).upper()
     s2_like = bool(toks & {"B8A", "B12"}) or any(re.fullmatch(r"B0\d", t) for t in toks)
     if s2_like and crs_epsg == 3857:
-        return Detection(PROFILES["sen2ships"], "Sentinel-2 band names in EPSG:3857 (Sentinel Hub export)")
+        return Detection(
+            PROFILES["sen2ships"], "Sentinel-2 band names in EPSG:3857 (Sentinel Hub export)"
+        )
     if s2_like:
         if "L2A" in text:
             return Detection(PROFILES["sentinel2-l2a"], "Sentinel-2 band names, 'L2A' in metadata")

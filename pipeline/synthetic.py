@@ -28,12 +28,34 @@ log = logging.getLogger(__name__)
 
 # Typical TOA reflectances (land, water) per band.
 _LAND = {
-    "B01": 0.12, "B02": 0.09, "B03": 0.08, "B04": 0.07, "B05": 0.11, "B06": 0.2,
-    "B07": 0.24, "B08": 0.27, "B8A": 0.28, "B09": 0.09, "B10": 0.002, "B11": 0.22, "B12": 0.13,
+    "B01": 0.12,
+    "B02": 0.09,
+    "B03": 0.08,
+    "B04": 0.07,
+    "B05": 0.11,
+    "B06": 0.2,
+    "B07": 0.24,
+    "B08": 0.27,
+    "B8A": 0.28,
+    "B09": 0.09,
+    "B10": 0.002,
+    "B11": 0.22,
+    "B12": 0.13,
 }
 _WATER = {
-    "B01": 0.11, "B02": 0.08, "B03": 0.06, "B04": 0.04, "B05": 0.03, "B06": 0.02,
-    "B07": 0.02, "B08": 0.02, "B8A": 0.015, "B09": 0.005, "B10": 0.001, "B11": 0.01, "B12": 0.007,
+    "B01": 0.11,
+    "B02": 0.08,
+    "B03": 0.06,
+    "B04": 0.04,
+    "B05": 0.03,
+    "B06": 0.02,
+    "B07": 0.02,
+    "B08": 0.02,
+    "B8A": 0.015,
+    "B09": 0.005,
+    "B10": 0.001,
+    "B11": 0.01,
+    "B12": 0.007,
 }
 BLOCK_ROWS = 256
 
@@ -77,15 +99,26 @@ def _plan_fires(n: int, h20: int, w20: int, rng: np.random.Generator) -> list[Sy
             continue
         fires.append(
             SyntheticFire(
-                len(fires) + 1, r, c, fh, fw,
-                swir22=float(rng.uniform(0.45, 1.2)), ratio=float(rng.uniform(2.0, 3.5)),
+                len(fires) + 1,
+                r,
+                c,
+                fh,
+                fw,
+                swir22=float(rng.uniform(0.45, 1.2)),
+                ratio=float(rng.uniform(2.0, 3.5)),
             )
         )
     return fires
 
 
-def _background(band: str, rows: np.ndarray, cols: np.ndarray, res: float,
-                rng: np.random.Generator, water_mask: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+def _background(
+    band: str,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    res: float,
+    rng: np.random.Generator,
+    water_mask: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
     y, x = np.meshgrid(rows * res, cols * res, indexing="ij")
     water = water_mask(x, y)
     land_v = _LAND[band] * (1.0 + 0.15 * np.sin(x / 1700.0) * np.cos(y / 2300.0))
@@ -136,9 +169,17 @@ def generate_scene(
         bw, bh = math.ceil(width / f), math.ceil(height / f)
         transform = Affine(spec.resolution_m, 0.0, x0, 0.0, -spec.resolution_m, y0)
         kwargs = {
-            "driver": "GTiff", "width": bw, "height": bh, "count": 1, "dtype": "uint16",
-            "crs": crs_obj, "transform": transform, "tiled": True, "blockxsize": 256,
-            "blockysize": 256, "BIGTIFF": "IF_SAFER",
+            "driver": "GTiff",
+            "width": bw,
+            "height": bh,
+            "count": 1,
+            "dtype": "uint16",
+            "crs": crs_obj,
+            "transform": transform,
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "BIGTIFF": "IF_SAFER",
         }
         if compress:
             kwargs["compress"] = compress
@@ -149,13 +190,15 @@ def generate_scene(
             cols = np.arange(bw)
             for r0 in range(0, bh, BLOCK_ROWS):
                 r1 = min(bh, r0 + BLOCK_ROWS)
-                refl = _background(name, np.arange(r0, r1), cols, spec.resolution_m, band_rng, water_mask)
+                refl = _background(
+                    name, np.arange(r0, r1), cols, spec.resolution_m, band_rng, water_mask
+                )
                 if name in ("B11", "B12") and f == 2:
                     for fire in fires:
                         fr0, fr1 = max(r0, fire.row20), min(r1, fire.row20 + fire.height20)
                         if fr0 < fr1:
                             val = fire.swir22 if name == "B12" else fire.swir22 / fire.ratio
-                            refl[fr0 - r0:fr1 - r0, fire.col20:fire.col20 + fire.width20] = val
+                            refl[fr0 - r0 : fr1 - r0, fire.col20 : fire.col20 + fire.width20] = val
                 dn = np.clip(np.round(refl * 10000.0 + dn_offset), 1, 65534).astype(np.uint16)
                 dst.write(dn, 1, window=Window(0, r0, bw, r1 - r0))
     # truth: fire centroids in lon/lat
@@ -176,8 +219,12 @@ def generate_scene(
         "offset_baseline": offset_baseline,
         "bands": list(names),
         "fires": [
-            {**asdict(f), "pixels_20m": f.pixels_20m, "pixels_10m": f.pixels_10m,
-             "area_m2": f.pixels_20m * 400.0}
+            {
+                **asdict(f),
+                "pixels_20m": f.pixels_20m,
+                "pixels_10m": f.pixels_10m,
+                "area_m2": f.pixels_20m * 400.0,
+            }
             for f in fires
         ],
     }

@@ -37,8 +37,13 @@ def _crop_band(src: Path, dst: Path, factor: int) -> None:
         win = Window(off, off, size, size)
         data = ds.read(1, window=win)
         profile = ds.profile.copy()
-        profile.update(width=size, height=size, transform=ds.window_transform(win),
-                       compress="deflate", predictor=2)
+        profile.update(
+            width=size,
+            height=size,
+            transform=ds.window_transform(win),
+            compress="deflate",
+            predictor=2,
+        )
         desc = ds.descriptions[0]
         tags = ds.tags()
     dst.parent.mkdir(parents=True, exist_ok=True)

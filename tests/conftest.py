@@ -32,8 +32,9 @@ def fire_scene() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_fires(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A 600 x 600 px 13-band L1C scene with 5 fires and the baseline-04.00 offset."""
-    out = generate_scene(tmp_path_factory.mktemp("syn") / "syn600", 600, n_fires=5, seed=3,
-                         offset_baseline=True)
+    out = generate_scene(
+        tmp_path_factory.mktemp("syn") / "syn600", 600, n_fires=5, seed=3, offset_baseline=True
+    )
     return out, json.loads((out / "truth.json").read_text())
 
 
@@ -41,5 +42,8 @@ def run_cli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProc
     """Run ``eotriage`` as a user would, in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
     )

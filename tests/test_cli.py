@@ -17,8 +17,9 @@ def _ccw(ring: list[list[float]]) -> bool:
 
 def test_run_writes_geojson_and_run_json(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = run_cli("run", SAMPLES / "s2_fire_G90292", SAMPLES / "s2_l1c_virginia_crop",
-                   "--out", out)
+    proc = run_cli(
+        "run", SAMPLES / "s2_fire_G90292", SAMPLES / "s2_l1c_virginia_crop", "--out", out
+    )
     assert proc.returncode == 0, proc.stderr
     assert "s2_fire_G90292: 12 fire ->" in proc.stdout
     assert str(out / "s2_fire_G90292" / "detections.geojson") in proc.stdout
@@ -33,15 +34,20 @@ def test_run_writes_geojson_and_run_json(tmp_path: Path) -> None:
         assert geom.is_valid
         lon, lat = geom.centroid.x, geom.centroid.y
         assert -123.4 < lon < -123.2 and 58.0 < lat < 58.1  # WGS84 lon/lat order
-        polys = f["geometry"]["coordinates"] if f["geometry"]["type"] == "MultiPolygon" \
+        polys = (
+            f["geometry"]["coordinates"]
+            if f["geometry"]["type"] == "MultiPolygon"
             else [f["geometry"]["coordinates"]]
+        )
         for poly in polys:
             assert _ccw(poly[0])  # RFC 7946: exterior rings counter-clockwise
     run = json.loads((out / "s2_fire_G90292" / "run.json").read_text())
     assert run["ok"] and run["counts"]["fire"] == 12
     assert run["input_bytes"] > 1_000_000
-    assert run["output_bytes"]["detections.geojson"] == (out / "s2_fire_G90292" /
-                                                         "detections.geojson").stat().st_size
+    assert (
+        run["output_bytes"]["detections.geojson"]
+        == (out / "s2_fire_G90292" / "detections.geojson").stat().st_size
+    )
     assert set(run["timings_s"]) >= {"ingest", "detect", "vectorise", "write", "total"}
     assert len(run["models"]["fire_swir"]["sha256"]) == 64
     assert run["tiles"] == {"total": 1, "failed": 0, "failures": []}
@@ -51,8 +57,13 @@ def test_run_writes_geojson_and_run_json(tmp_path: Path) -> None:
 
 
 def test_help_texts() -> None:
-    for args in (["--help"], ["run", "--help"], ["info", "--help"], ["models", "--help"],
-                 ["scenes", "generate", "--help"]):
+    for args in (
+        ["--help"],
+        ["run", "--help"],
+        ["info", "--help"],
+        ["models", "--help"],
+        ["scenes", "generate", "--help"],
+    ):
         proc = run_cli(*args)
         assert proc.returncode == 0 and "Usage:" in proc.stdout
 
@@ -67,8 +78,9 @@ def test_info_and_sensors() -> None:
 
 def test_scene_needing_missing_bands_fails_alone(tmp_path: Path) -> None:
     """A port scene without B12 cannot run the fire test: one line, exit 1, others still run."""
-    proc = run_cli("run", SAMPLES / "sen2ships_honolulu", SAMPLES / "s2_fire_G90292",
-                   "--out", tmp_path)
+    proc = run_cli(
+        "run", SAMPLES / "sen2ships_honolulu", SAMPLES / "s2_fire_G90292", "--out", tmp_path
+    )
     assert proc.returncode == 1
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("eotriage: error:")]
     assert len(errors) == 1 and "B12" in errors[0] and "sen2ships_honolulu" in errors[0]

@@ -24,16 +24,28 @@ def _reference_clusters(csv_path: Path) -> dict[int, set[tuple[int, int]]]:
 
 def _found_boxes(result: SceneResult) -> list[tuple[int, int, int, int, int]]:
     return sorted(
-        (int(d.measures["row_min"]), int(d.measures["col_min"]), int(d.measures["row_max"]),
-         int(d.measures["col_max"]), int(d.measures["pixel_count"]))
+        (
+            int(d.measures["row_min"]),
+            int(d.measures["col_min"]),
+            int(d.measures["row_max"]),
+            int(d.measures["col_max"]),
+            int(d.measures["pixel_count"]),
+        )
         for d in result.detections
     )
 
 
-def _reference_boxes(clusters: dict[int, set[tuple[int, int]]]) -> list[tuple[int, int, int, int, int]]:
+def _reference_boxes(
+    clusters: dict[int, set[tuple[int, int]]],
+) -> list[tuple[int, int, int, int, int]]:
     return sorted(
-        (min(r for r, _ in px), min(c for _, c in px), max(r for r, _ in px),
-         max(c for _, c in px), len(px))
+        (
+            min(r for r, _ in px),
+            min(c for _, c in px),
+            max(r for r, _ in px),
+            max(c for _, c in px),
+            len(px),
+        )
         for px in clusters.values()
     )
 
@@ -92,9 +104,14 @@ def test_synthetic_truth_recovered(synthetic_fires: tuple[Path, dict]) -> None:
     assert result.info["scaling_reason"].startswith("processing baseline 04.00")
     assert len(result.detections) == len(truth["fires"]) == 5
     for fire in truth["fires"]:
-        near = [d for d in result.detections
-                if _dist_m(d.measures["centroid_lon"], d.measures["centroid_lat"],
-                           fire["lon"], fire["lat"]) < 15.0]
+        near = [
+            d
+            for d in result.detections
+            if _dist_m(
+                d.measures["centroid_lon"], d.measures["centroid_lat"], fire["lon"], fire["lat"]
+            )
+            < 15.0
+        ]
         assert len(near) == 1, fire
         assert near[0].measures["pixel_count"] == fire["pixels_10m"]
         assert near[0].measures["area_m2"] == pytest.approx(fire["area_m2"], rel=1e-6)

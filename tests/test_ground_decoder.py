@@ -25,7 +25,11 @@ def test_imports_without_onboard_dependencies(tmp_path: Path) -> None:
     from pipeline import run_scene, write_scene
 
     written = write_scene(run_scene(REPO / "sample_scenes" / "s2_fire_G90292"), tmp_path)
-    proc = subprocess.run([sys.executable, "-c", BLOCKER, str(written.geojson)],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCKER, str(written.geojson)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "12"

@@ -14,12 +14,24 @@ from pipeline.tiling import tile_grid
 from .conftest import SAMPLES
 
 
-def _write(path: Path, data: np.ndarray, res: float = 10.0, nodata: float | None = None,
-           desc: str | None = None) -> None:
+def _write(
+    path: Path,
+    data: np.ndarray,
+    res: float = 10.0,
+    nodata: float | None = None,
+    desc: str | None = None,
+) -> None:
     with rasterio.open(
-        path, "w", driver="GTiff", width=data.shape[-1], height=data.shape[-2],
-        count=1 if data.ndim == 2 else data.shape[0], dtype=data.dtype, crs="EPSG:32633",
-        transform=Affine(res, 0, 500000, 0, -res, 5000000), nodata=nodata,
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[-1],
+        height=data.shape[-2],
+        count=1 if data.ndim == 2 else data.shape[0],
+        dtype=data.dtype,
+        crs="EPSG:32633",
+        transform=Affine(res, 0, 500000, 0, -res, 5000000),
+        nodata=nodata,
     ) as dst:
         dst.write(data if data.ndim == 3 else data[None])
         if desc:
@@ -43,7 +55,7 @@ def test_coarse_bands_resampled_nearest_on_real_scene() -> None:
         b02 = ds.read(1).astype(np.float32) * 1e-4
     np.testing.assert_allclose(data.bands["B11"], b11[np.ix_(rows // 2, cols // 2)], rtol=1e-6)
     np.testing.assert_allclose(data.bands["B01"], b01[np.ix_(rows // 6, cols // 6)], rtol=1e-6)
-    np.testing.assert_allclose(data.bands["B02"], b02[r0:r0 + h, c0:c0 + w], rtol=1e-6)
+    np.testing.assert_allclose(data.bands["B02"], b02[r0 : r0 + h, c0 : c0 + w], rtol=1e-6)
     assert data.valid.all()
 
 
@@ -78,13 +90,29 @@ def test_zero_fill_all_bands_for_sen2ships(tmp_path: Path) -> None:
     b03 = b02.copy()
     b02[0, 0] = 0  # clamped dark sample in one band: usable
     b02[1, 1] = b03[1, 1] = 0  # zero in every band: fill
-    with rasterio.open(d / "B02.tif", "w", driver="GTiff", width=4, height=4, count=1,
-                       dtype="uint16", crs="EPSG:3857",
-                       transform=Affine(10, 0, 0, 0, -10, 0)) as dst:
+    with rasterio.open(
+        d / "B02.tif",
+        "w",
+        driver="GTiff",
+        width=4,
+        height=4,
+        count=1,
+        dtype="uint16",
+        crs="EPSG:3857",
+        transform=Affine(10, 0, 0, 0, -10, 0),
+    ) as dst:
         dst.write(b02, 1)
-    with rasterio.open(d / "B03.tif", "w", driver="GTiff", width=4, height=4, count=1,
-                       dtype="uint16", crs="EPSG:3857",
-                       transform=Affine(10, 0, 0, 0, -10, 0)) as dst:
+    with rasterio.open(
+        d / "B03.tif",
+        "w",
+        driver="GTiff",
+        width=4,
+        height=4,
+        count=1,
+        dtype="uint16",
+        crs="EPSG:3857",
+        transform=Affine(10, 0, 0, 0, -10, 0),
+    ) as dst:
         dst.write(b03, 1)
     scene = open_scene(d)
     assert scene.profile.name == "sen2ships"

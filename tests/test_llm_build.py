@@ -32,8 +32,9 @@ print(json.dumps({"usage": out["usage"], "text": out["choices"][0]["text"]}))
 
 @pytest.mark.llm
 def test_llama_build_runs_long_prompt() -> None:
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, (
         f"llama-cpp-python crashed or failed (exit {proc.returncode}); an AMX-enabled build "
         f"segfaults here, rebuild with 'make clean install'. stderr tail: {proc.stderr[-800:]}"

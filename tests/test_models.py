@@ -27,8 +27,11 @@ def test_manifest_matches_files() -> None:
 
 def test_rebuild_is_reproducible(tmp_path: Path) -> None:
     """models/build_fire_model.py regenerates a byte-identical file and manifest entry."""
-    subprocess.run([sys.executable, str(MODELS / "build_fire_model.py"), str(tmp_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(MODELS / "build_fire_model.py"), str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     rebuilt = json.loads((tmp_path / "manifest.json").read_text())["models"]["fire_swir"]
     committed = json.loads((MODELS / "manifest.json").read_text())["models"]["fire_swir"]
     assert rebuilt == committed
@@ -55,8 +58,9 @@ def test_tampered_model_cli_message(tmp_path: Path) -> None:
     d = _tampered_models_dir(tmp_path)
     cfg = tmp_path / "s.toml"
     cfg.write_text(f'models_dir = "{d}"\n')
-    proc = run_cli("--config", cfg, "run", REPO / "sample_scenes" / "s2_fire_G90292",
-                   "--out", tmp_path / "out")
+    proc = run_cli(
+        "--config", cfg, "run", REPO / "sample_scenes" / "s2_fire_G90292", "--out", tmp_path / "out"
+    )
     assert proc.returncode == 1
     assert "sha256 mismatch" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("--config", cfg, "models", "verify")

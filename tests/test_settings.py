@@ -10,10 +10,17 @@ from pipeline.settings import Settings
 
 def test_from_toml(tmp_path: Path) -> None:
     p = tmp_path / "s.toml"
-    p.write_text('tile_size = 512\noverlap = 32\ndetectors = ["fire"]\n[fire]\nratio_min = 1.5\n'
-                 '[gdal]\nGDAL_CACHEMAX = 32\n')
+    p.write_text(
+        'tile_size = 512\noverlap = 32\ndetectors = ["fire"]\n[fire]\nratio_min = 1.5\n'
+        "[gdal]\nGDAL_CACHEMAX = 32\n"
+    )
     s = Settings.from_toml(p)
-    assert (s.tile_size, s.overlap, s.fire.ratio_min, s.gdal["GDAL_CACHEMAX"]) == (512, 32, 1.5, "32")
+    assert (s.tile_size, s.overlap, s.fire.ratio_min, s.gdal["GDAL_CACHEMAX"]) == (
+        512,
+        32,
+        1.5,
+        "32",
+    )
 
 
 @pytest.mark.parametrize(

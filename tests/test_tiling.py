@@ -14,14 +14,15 @@ from pipeline.tiling import count_tiles, tile_grid
     size=st.integers(64, 300),
     overlap=st.integers(0, 31),
 )
-def test_cores_partition_grid_and_reads_contain_cores(width: int, height: int, size: int,
-                                                      overlap: int) -> None:
+def test_cores_partition_grid_and_reads_contain_cores(
+    width: int, height: int, size: int, overlap: int
+) -> None:
     tiles = tile_grid(width, height, size, overlap)
     assert len(tiles) == count_tiles(width, height, size)
     cover = np.zeros((height, width), np.int32)
     for t in tiles:
         c, r = int(t.core.col_off), int(t.core.row_off)
-        cover[r:r + int(t.core.height), c:c + int(t.core.width)] += 1
+        cover[r : r + int(t.core.height), c : c + int(t.core.width)] += 1
         rr, cc = int(t.read.row_off), int(t.read.col_off)
         assert 0 <= rr <= r and 0 <= cc <= c
         assert rr + int(t.read.height) <= height and cc + int(t.read.width) <= width

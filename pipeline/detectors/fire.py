@@ -71,7 +71,10 @@ class FireDetector:
             "max_ratio": ratio,
         }
         reducers = {
-            "sum_score": SUM, "max_score": MAX, "max_swir22": MAX, "sum_ratio": SUM,
+            "sum_score": SUM,
+            "max_score": MAX,
+            "max_swir22": MAX,
+            "sum_ratio": SUM,
             "max_ratio": MAX,
         }
         core = data.tile.core
