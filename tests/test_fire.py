@@ -128,3 +128,30 @@ def _dist_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     dy = (lat1 - lat2) * 111_320.0
     dx = (lon1 - lon2) * 111_320.0 * math.cos(math.radians(lat1))
     return math.hypot(dx, dy)
+
+
+def test_landsat8_scene_detected_and_scaled(tmp_path: Path) -> None:
+    """A Landsat 8 OLI folder (LC08_..._B6/B7.TIF, 30 m) runs with C2 L1 scaling."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    d = tmp_path / "LC08_L1TP_044034_20230801"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    swir1 = 0.25 + rng.normal(0, 0.005, (120, 120))
+    swir2 = 0.15 + rng.normal(0, 0.005, (120, 120))
+    swir2[60:62, 40:43], swir1[60:62, 40:43] = 0.8, 0.3  # a 6-pixel fire
+    for name, refl in (("B6", swir1), ("B7", swir2)):
+        dn = np.round((refl + 0.1) / 2e-5).astype(np.uint16)  # C2 L1: refl = 2e-5 DN - 0.1
+        with rasterio.open(
+            d / f"{d.name}_{name}.TIF", "w", driver="GTiff", width=120, height=120, count=1,
+            dtype="uint16", crs="EPSG:32610", transform=Affine(30, 0, 400000, 0, -30, 4100000),
+        ) as dst:
+            dst.write(dn, 1)
+    scene = open_scene(d)
+    assert scene.profile.name == "landsat8-oli"
+    result = run_scene(scene)
+    assert [int(det.measures["pixel_count"]) for det in result.detections] == [6]
+    assert result.detections[0].measures["area_m2"] == pytest.approx(6 * 900.0)
+    assert result.detections[0].measures["max_swir22_reflectance"] == pytest.approx(0.8, abs=1e-3)
