@@ -38,3 +38,18 @@ class ModelError(EotriageError, RuntimeError):
 
 class PacketError(EotriageError, ValueError):
     """A downlink packet that is malformed or fails its checksum."""
+
+
+def cause_text(exc: BaseException, limit: int = 200) -> str:
+    """One line saying what went wrong, from the innermost cause of a library exception.
+
+    rasterio, for instance, raises "Read failed. See previous exception for details." with
+    GDAL's real message ("TIFFReadEncodedTile() failed", ...) as ``__cause__``.
+    """
+    inner: BaseException = exc
+    seen = {id(inner)}
+    while inner.__cause__ is not None and id(inner.__cause__) not in seen:
+        inner = inner.__cause__
+        seen.add(id(inner))
+    text = str(inner).strip() or type(inner).__name__
+    return " ".join(text.split())[:limit]

@@ -17,7 +17,7 @@ from affine import Affine
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from .errors import InputError, TileError
+from .errors import InputError, TileError, cause_text
 from .scene import BandSource, Scene
 from .tiling import Tile
 
@@ -92,7 +92,7 @@ class SceneReader:
             try:
                 ds = rasterio.open(band.path)
             except RasterioError as exc:
-                raise InputError(f"{band.path}: cannot open ({exc})") from None
+                raise InputError(f"{band.path}: cannot open ({cause_text(exc)})") from None
             self._open[key] = ds
         return ds
 
@@ -112,7 +112,9 @@ class SceneReader:
             src = Window(c0, r0, int(cols[-1]) - c0 + 1, int(rows[-1]) - r0 + 1)
             arr = ds.read(band.index, window=src)
         except (RasterioError, ValueError) as exc:
-            raise TileError(f"{band.path}: cannot read window ({_first_line(exc)})") from None
+            raise TileError(
+                f"{band.path}: cannot read window, file truncated or corrupt? ({cause_text(exc)})"
+            ) from None
         return arr[np.ix_(rows - r0, cols - c0)]
 
     def _index_map(self, band: BandSource, window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -166,8 +168,3 @@ class SceneReader:
                 invalid_in_core[name] += int(np.count_nonzero(all_zero[core]))
         transform = scene.grid.transform @ Affine.translation(window.col_off, window.row_off)
         return TileData(tile, bands, flags, transform, invalid_in_core)
-
-
-def _first_line(exc: BaseException) -> str:
-    s = str(exc).strip()
-    return s.splitlines()[0][:200] if s else type(exc).__name__

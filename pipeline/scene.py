@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.warp import transform as warp_transform
 
-from .errors import EmptySceneError, InputError
+from .errors import EmptySceneError, InputError, cause_text
 from .sensors import Scaling, SensorProfile, band_tokens, detect_sensor, get_profile
 
 log = logging.getLogger(__name__)
@@ -114,19 +115,16 @@ class _RawBand:
 
 def _open_checked(path: Path) -> rasterio.DatasetReader:
     try:
-        ds = rasterio.open(path)
+        with warnings.catch_warnings():  # a missing CRS is reported as an error below
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(path)
     except RasterioIOError as exc:
-        raise InputError(f"{path}: not a readable GeoTIFF ({_short(exc)})") from None
+        raise InputError(f"{path}: not a readable GeoTIFF ({cause_text(exc)})") from None
     if ds.driver != "GTiff":
         driver = ds.driver
         ds.close()
         raise InputError(f"{path}: not a GeoTIFF (GDAL reads it as {driver})")
     return ds
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
 
 
 def _scan_file(path: Path, single_file: bool) -> list[_RawBand]:

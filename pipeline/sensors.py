@@ -222,29 +222,42 @@ def detect_sensor(
     resolution_m: float,
     texts: Iterable[str] = (),
 ) -> Detection:
-    """Choose a profile from band tokens, CRS and resolution.
+    """Choose a profile from band names, metadata texts, CRS and resolution.
 
-    Rules, in order: Web-Mercator with Sentinel-2 band names -> ``sen2ships`` (ESA products are
-    never in EPSG:3857; Sentinel Hub exports are); ``B8A``, ``B12`` or zero-padded names ->
-    Sentinel-2 (``L2A`` in the metadata -> ``sentinel2-l2a``); one-digit names at >= 15 m ->
-    ``landsat8-oli``.
+    Rules, in order:
+
+    1. Sentinel-2 evidence (``B8A``, ``B12`` or zero-padded names such as ``B02``, or
+       "Sentinel" / ``PROCESSING_BASELINE`` / ``MSIL1C`` in the metadata): in EPSG:3857 this is
+       a Sentinel Hub export -> ``sen2ships`` (ESA products are never Web-Mercator); with
+       ``L2A`` in the metadata -> ``sentinel2-l2a``; otherwise ``sentinel2-l1c``.
+    2. Landsat evidence ("Landsat", ``LC08``/``LC09`` in names or metadata), or Landsat band
+       names at a Landsat resolution (15, 30, 100 m) -> ``landsat8-oli``.
+    3. Band names at a Sentinel-2 resolution (10, 20, 60 m) -> ``sentinel2-l1c``.
     """
     toks = {t.upper() for t in tokens}
     text = " ".join(texts).upper()
-    s2_like = bool(toks & {"B8A", "B12"}) or any(re.fullmatch(r"B0\d", t) for t in toks)
-    if s2_like and crs_epsg == 3857:
-        return Detection(
-            PROFILES["sen2ships"], "Sentinel-2 band names in EPSG:3857 (Sentinel Hub export)"
-        )
-    if s2_like:
+    s2_names = bool(toks & {"B8A", "B12"}) or any(re.fullmatch(r"B0\d", t) for t in toks)
+    s2_text = re.search(r"SENTINEL|PROCESSING_BASELINE|MSIL[12][AC]", text) is not None
+    landsat_text = re.search(r"LANDSAT|(?<![A-Z0-9])L[COTE]0[89]", text) is not None
+
+    def near(values: tuple[float, ...]) -> bool:
+        return any(abs(resolution_m - v) <= 0.05 * v for v in values)
+
+    if s2_names or (s2_text and not landsat_text):
+        why = "Sentinel-2 band names" if s2_names else "Sentinel-2 metadata"
+        if crs_epsg == 3857:
+            return Detection(PROFILES["sen2ships"], f"{why} in EPSG:3857 (Sentinel Hub export)")
         if "L2A" in text:
-            return Detection(PROFILES["sentinel2-l2a"], "Sentinel-2 band names, 'L2A' in metadata")
-        return Detection(PROFILES["sentinel2-l1c"], "Sentinel-2 band names (B8A/B12/B0x)")
+            return Detection(PROFILES["sentinel2-l2a"], f"{why}, 'L2A' in metadata")
+        return Detection(PROFILES["sentinel2-l1c"], why)
     landsat_names = {b.name for b in PROFILES["landsat8-oli"].bands}
-    if toks and toks <= landsat_names and resolution_m >= 14.0:
-        return Detection(PROFILES["landsat8-oli"], f"Landsat band names at {resolution_m:g} m")
-    if toks and resolution_m < 14.0:
-        return Detection(PROFILES["sentinel2-l1c"], f"band names at {resolution_m:g} m")
+    if toks and (landsat_text or (toks <= landsat_names and near((15.0, 30.0, 100.0)))):
+        why = "Landsat metadata" if landsat_text else f"Landsat band names at {resolution_m:g} m"
+        return Detection(PROFILES["landsat8-oli"], why)
+    if toks and near((10.0, 20.0, 60.0)):
+        return Detection(
+            PROFILES["sentinel2-l1c"], f"band names at {resolution_m:g} m (a Sentinel-2 grid)"
+        )
     raise InputError(
         f"cannot tell the sensor from bands {sorted(toks) or 'none'} at {resolution_m:g} m; "
         f"pass --sensor ({', '.join(sorted(PROFILES))})"

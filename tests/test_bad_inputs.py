@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import Affine, from_origin
+from rasterio.transform import Affine
 
 from pipeline.sensors import PROFILES
 from pipeline.synthetic import generate_scene
@@ -27,7 +27,7 @@ ERROR_PREFIX = "eotriage: error:"
 GOOD_NAME = "goodscene_ref"  # unique: no bad path or message contains it
 SMALL_TILES = ("--tile-size", "64", "--overlap", "16")
 #: 20 m grid of a Sentinel-2 tile in UTM 33N
-T20 = from_origin(500_000.0, 5_000_000.0, 20.0, 20.0)
+T20 = Affine(20.0, 0.0, 500_000.0, 0.0, -20.0, 5_000_000.0)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -37,12 +37,16 @@ def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``eotriage ARGS`` in a subprocess, as a user would run it."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=120, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
     )
 
 
-def run_with_good(bad: Path, good: Path, out: Path,
-                  *extra: str) -> subprocess.CompletedProcess[str]:
+def run_with_good(
+    bad: Path, good: Path, out: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
     """``eotriage run BAD GOOD --out OUT [EXTRA]``: the bad scene first, the good one after it."""
     return run_cli("run", bad, good, "--out", out, *extra, cwd=out.parent)
 
@@ -95,15 +99,17 @@ def assert_fires_found(features: list[dict], truth: list[dict]) -> None:
     """Every truth fire has a detected feature whose centroid is within ~10 m of it."""
     for fire in truth:
         near = [
-            f for f in features
+            f
+            for f in features
             if abs(f["properties"]["centroid_lon"] - fire["lon"]) < 1.5e-4
             and abs(f["properties"]["centroid_lat"] - fire["lat"]) < 1e-4
         ]
         assert len(near) == 1, f"fire {fire['id']} at {fire['lon']}, {fire['lat']}: {features}"
 
 
-def assert_good_completed(proc: subprocess.CompletedProcess[str], out: Path,
-                          good: tuple[Path, list[dict]]) -> None:
+def assert_good_completed(
+    proc: subprocess.CompletedProcess[str], out: Path, good: tuple[Path, list[dict]]
+) -> None:
     """The good scene still ran: its stdout line, its detections.geojson with all truth fires."""
     path, truth = good
     geojson = out / path.name / "detections.geojson"
@@ -118,14 +124,29 @@ def assert_good_completed(proc: subprocess.CompletedProcess[str], out: Path,
     assert summary["ok"] is True and summary["problems"] == [] and summary["tiles"]["failed"] == 0
 
 
-def write_tif(path: Path, arrays: list[np.ndarray], *, crs: str = "EPSG:32633",
-              transform: Affine = T20, descriptions: list[str] | None = None,
-              nodata: float | None = None) -> Path:
+def write_tif(
+    path: Path,
+    arrays: list[np.ndarray],
+    *,
+    crs: str = "EPSG:32633",
+    transform: Affine = T20,
+    descriptions: list[str] | None = None,
+    nodata: float | None = None,
+) -> Path:
     """A GeoTIFF with one band per array (dtype of the first array)."""
     h, w = arrays[0].shape
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=len(arrays),
-                       dtype=arrays[0].dtype.name, crs=crs, transform=transform,
-                       nodata=nodata) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=len(arrays),
+        dtype=arrays[0].dtype.name,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as dst:
         for i, a in enumerate(arrays, 1):
             dst.write(a, i)
             if descriptions:
@@ -162,17 +183,14 @@ def out(tmp_path: Path) -> Path:
     [
         pytest.param(None, id="13-band"),
         pytest.param(
-            ("B11", "B12"), id="swir-only",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG sensors.detect_sensor: a folder with only B11.tif at 20 m is taken "
-                "for Landsat (tir12), so the error asks for 'B7, B6' instead of B12",
-            ),
+            ("B11", "B12"),
+            id="swir-only",
         ),
     ],
 )
-def test_missing_band(tmp_path: Path, out: Path, good: tuple[Path, list[dict]],
-                      bands: tuple[str, ...] | None) -> None:
+def test_missing_band(
+    tmp_path: Path, out: Path, good: tuple[Path, list[dict]], bands: tuple[str, ...] | None
+) -> None:
     bad, _ = synthetic(tmp_path / "nob12", 128, n_fires=1, seed=5, bands=bands)
     (bad / "B12.tif").unlink()
     proc = run_with_good(bad, good[0], out)
@@ -188,8 +206,9 @@ def test_missing_band(tmp_path: Path, out: Path, good: tuple[Path, list[dict]],
 def truncated(tmp_path: Path) -> tuple[Path, list[dict]]:
     """Uncompressed B11/B12 scene, 300 x 300 px at 20 m (2 x 2 blocks of 256), B12.tif cut to 60 %:
     its first row of blocks is intact, the second is not."""
-    scene, truth = synthetic(tmp_path / "trunc", 600, n_fires=2, seed=2, compress=None,
-                             bands=("B11", "B12"))
+    scene, truth = synthetic(
+        tmp_path / "trunc", 600, n_fires=2, seed=2, compress=None, bands=("B11", "B12")
+    )
     b12 = scene / "B12.tif"
     os.truncate(b12, int(b12.stat().st_size * 0.6))
     return scene, truth
@@ -200,8 +219,9 @@ def _in_window(fire: dict, window: list[int]) -> bool:
     return col <= fire["col20"] < col + w and row <= fire["row20"] < row + h
 
 
-def test_truncated_band(truncated: tuple[Path, list[dict]], out: Path,
-                        good: tuple[Path, list[dict]]) -> None:
+def test_truncated_band(
+    truncated: tuple[Path, list[dict]], out: Path, good: tuple[Path, list[dict]]
+) -> None:
     bad, truth = truncated
     proc = run_with_good(bad, good[0], out, *SMALL_TILES)
     assert proc.returncode == 1, proc.stderr
@@ -227,13 +247,9 @@ def test_truncated_band(truncated: tuple[Path, list[dict]], out: Path,
     assert_good_completed(proc, out, good)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ingest.SceneReader._read_band (ingest.py:114-115): the GDAL cause is dropped; "
-    "the tile error says only 'Read failed. See previous exception for details.'",
-)
-def test_truncated_band_cause_is_reported(truncated: tuple[Path, list[dict]], out: Path,
-                                          good: tuple[Path, list[dict]]) -> None:
+def test_truncated_band_cause_is_reported(
+    truncated: tuple[Path, list[dict]], out: Path, good: tuple[Path, list[dict]]
+) -> None:
     bad, _ = truncated
     proc = run_with_good(bad, good[0], out, *SMALL_TILES)
     errors = bad_scene_errors(proc)
@@ -310,12 +326,18 @@ def test_empty_scene(tmp_path: Path, out: Path, good: tuple[Path, list[dict]], m
 
 @pytest.mark.parametrize("nodata", [None, float("nan")], ids=["no-nodata", "nodata-nan"])
 @pytest.mark.parametrize("tiles", [(), SMALL_TILES], ids=["one-tile", "4-tiles"])
-def test_nan_band(tmp_path: Path, out: Path, good: tuple[Path, list[dict]],
-                  nodata: float | None, tiles: tuple[str, ...]) -> None:
+def test_nan_band(
+    tmp_path: Path,
+    out: Path,
+    good: tuple[Path, list[dict]],
+    nodata: float | None,
+    tiles: tuple[str, ...],
+) -> None:
     b11 = np.full((128, 128), 2200.0, np.float32)
     b12 = np.full((128, 128), np.nan, np.float32)
-    bad = write_tif(tmp_path / "nanscene.tif", [b11, b12], descriptions=["B11", "B12"],
-                    nodata=nodata)
+    bad = write_tif(
+        tmp_path / "nanscene.tif", [b11, b12], descriptions=["B11", "B12"], nodata=nodata
+    )
     proc = run_with_good(bad, good[0], out, *tiles)
     line = single_scene_error(proc, "nanscene", "B12", "no valid samples")
     assert "B11" not in line

@@ -145,8 +145,15 @@ def test_landsat8_scene_detected_and_scaled(tmp_path: Path) -> None:
     for name, refl in (("B6", swir1), ("B7", swir2)):
         dn = np.round((refl + 0.1) / 2e-5).astype(np.uint16)  # C2 L1: refl = 2e-5 DN - 0.1
         with rasterio.open(
-            d / f"{d.name}_{name}.TIF", "w", driver="GTiff", width=120, height=120, count=1,
-            dtype="uint16", crs="EPSG:32610", transform=Affine(30, 0, 400000, 0, -30, 4100000),
+            d / f"{d.name}_{name}.TIF",
+            "w",
+            driver="GTiff",
+            width=120,
+            height=120,
+            count=1,
+            dtype="uint16",
+            crs="EPSG:32610",
+            transform=Affine(30, 0, 400000, 0, -30, 4100000),
         ) as dst:
             dst.write(dn, 1)
     scene = open_scene(d)
