@@ -20,7 +20,7 @@ from .ingest import SceneReader
 from .results import Detection, SceneResult, TileFailure
 from .scene import Scene, open_scene
 from .settings import Settings
-from .tiling import count_tiles, iter_tiles
+from .tiling import Tile, count_tiles, iter_tiles
 from .vectorise import Component, merge_components
 
 log = logging.getLogger(__name__)
@@ -175,10 +175,7 @@ def run_scene(
     )
 
 
-def _failure(tile: object, cause: str) -> TileFailure:
-    from .tiling import Tile
-
-    assert isinstance(tile, Tile)
+def _failure(tile: Tile, cause: str) -> TileFailure:
     w = tile.core
     return TileFailure(
         tile.id, (int(w.col_off), int(w.row_off), int(w.width), int(w.height)), cause
