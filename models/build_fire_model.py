@@ -13,11 +13,15 @@ Per pixel, with SWIR-2 (S2 B12 / L8 B7) = x and SWIR-1 (S2 B11 / L8 B6) = y, ref
   min_bg_count such pixels exist (Schroeder et al.'s contextual test against the background)
 * fire           candidate and (unambiguous or contextual)
 
+With the input ``context`` false, the contextual test is skipped (fire = candidate and
+unambiguous) and only the cheap per-pixel screen runs; the ``candidate`` output tells the caller
+where to run the full test.
+
 The window statistics are computed with integral images (CumSum in float64), so the cost is
-O(pixels) whatever the radius.  Outputs: ``fire`` (uint8 0/1) and ``score`` (0..1, 0 where no
-fire): 0.5 + 0.25 * ratio margin + 0.25 * brightness margin, each clipped to 0..1 between the
-candidate and unambiguous thresholds.  The score is a heuristic confidence, not a calibrated
-probability.
+O(pixels) whatever the radius.  Outputs: ``fire`` (uint8 0/1), ``candidate`` (uint8 0/1) and
+``score`` (0..1, 0 where no fire): 0.5 + 0.25 * ratio margin + 0.25 * brightness margin,
+each clipped to 0..1 between the candidate and unambiguous thresholds.  The score is a
+heuristic confidence, not a calibrated probability.
 
 Usage: ``python models/build_fire_model.py [OUT_DIR]`` (default: this folder); writes the
 ``.onnx`` file and its entry (with sha256) in ``OUT_DIR/manifest.json``.
@@ -35,7 +39,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 NAME = "fire_swir"
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 OPSET = 17
 THRESHOLDS = {
     "ratio_min": 1.3,
@@ -68,6 +72,7 @@ def build() -> onnx.ModelProto:
         helper.make_tensor_value_info("swir16", TensorProto.FLOAT, img),
         helper.make_tensor_value_info("valid", TensorProto.FLOAT, img),
         helper.make_tensor_value_info("radius", TensorProto.INT64, [1]),
+        helper.make_tensor_value_info("context", TensorProto.BOOL, [1]),
     ] + [helper.make_tensor_value_info(k, TensorProto.FLOAT, [1]) for k in THRESHOLDS]
 
     eps = const("eps", np.array([1e-6], np.float32))
@@ -89,18 +94,21 @@ def build() -> onnx.ModelProto:
     ratio = node("Div", ["swir22", s16], "ratio")
     c1 = node("Greater", [ratio, "ratio_min"], "c_ratio")
     c2 = node("Greater", ["swir22", "swir22_min"], "c_bright")
-    cand = node("And", [node("And", [c1, c2], "c_12"), valid_b], "candidate")
+    cand = node("And", [node("And", [c1, c2], "c_12"), valid_b], "candidate_b")
     u1 = node("Greater", [ratio, "unamb_ratio"], "u_ratio")
     u2 = node("Greater", ["swir22", "unamb_swir22"], "u_bright")
     unamb = node("And", [u1, u2], "unambiguous")
 
     # --- background statistics with integral images -------------------------------------
-    # Most tiles have no candidate at all: an If node skips the contextual test for them, so
-    # the cost is a few element-wise ops per pixel except where something is hot.
+    # The contextual test runs only when ``context`` is true and the input has a candidate
+    # (an If node); otherwise fire = candidate and unambiguous.  A caller screens a whole tile
+    # with context=false (a few element-wise ops per pixel) and runs context=true only on
+    # crops around the candidates.
     candf = node("Cast", [cand], "candidate_f", to=TensorProto.FLOAT)
     any_cand = node(
         "Greater", [node("ReduceMax", [candf], "cand_max", keepdims=0), zero], "any_cand"
     )
+    run_ctx = node("And", [any_cand, "context"], "run_context")
     target = ctx_nodes
     bg = node("Mul", ["valid", node("Sub", [one, candf], "not_cand")], "bg")
     xbg = node("Mul", ["swir22", bg], "x_bg")
@@ -158,12 +166,12 @@ def build() -> onnx.ModelProto:
     bool_out = [helper.make_tensor_value_info("fire_ctx", TensorProto.BOOL, None)]
     then_graph = helper.make_graph(ctx_nodes, "contextual_test", [], bool_out)
     else_graph = helper.make_graph(
-        [helper.make_node("Identity", [cand], ["fire_none"], name="fire_none")],
-        "no_candidates",
+        [helper.make_node("And", [cand, unamb], ["fire_none"], name="fire_none")],
+        "unambiguous_only",
         [],
         [helper.make_tensor_value_info("fire_none", TensorProto.BOOL, None)],
     )
-    fire_b = node("If", [any_cand], "fire_b", then_branch=then_graph, else_branch=else_graph)
+    fire_b = node("If", [run_ctx], "fire_b", then_branch=then_graph, else_branch=else_graph)
 
     # --- outputs ---------------------------------------------------------------------------
     nodes.append(helper.make_node("Cast", [fire_b], ["fire"], name="fire", to=TensorProto.UINT8))
@@ -183,9 +191,13 @@ def build() -> onnx.ModelProto:
     )
     nodes.append(helper.make_node("Mul", [raw_score, fire_f], ["score"], name="score"))
 
+    nodes.append(
+        helper.make_node("Cast", [cand], ["candidate"], name="cand_u8", to=TensorProto.UINT8)
+    )
     outputs = [
         helper.make_tensor_value_info("fire", TensorProto.UINT8, img),
         helper.make_tensor_value_info("score", TensorProto.FLOAT, img),
+        helper.make_tensor_value_info("candidate", TensorProto.UINT8, img),
     ]
     graph = helper.make_graph(nodes, NAME, inputs, outputs, inits)
     model = helper.make_model(
@@ -210,6 +222,12 @@ MANIFEST_ENTRY = {
         "swir16": "SWIR-1 reflectance (Sentinel-2 B11, Landsat 8 B6), N x 1 x H x W",
         "valid": "1 where the pixel is usable, 0 elsewhere",
         "radius": "background window radius in pixels",
+        "context": "true: full test; false: screen only (fire = candidate and unambiguous)",
+    },
+    "outputs": {
+        "fire": "uint8 0/1",
+        "score": "0..1 heuristic confidence where fire, else 0",
+        "candidate": "uint8 0/1, pixels that passed the per-pixel screen",
     },
     "bands": ["swir22", "swir16"],
     "resolution_m": "any: the background radius is set in metres and converted to pixels",

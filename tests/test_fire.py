@@ -162,3 +162,27 @@ def test_landsat8_scene_detected_and_scaled(tmp_path: Path) -> None:
     assert [int(det.measures["pixel_count"]) for det in result.detections] == [6]
     assert result.detections[0].measures["area_m2"] == pytest.approx(6 * 900.0)
     assert result.detections[0].measures["max_swir22_reflectance"] == pytest.approx(0.8, abs=1e-3)
+
+
+def test_crop_pass_equals_whole_array_pass(synthetic_fires: tuple[Path, dict]) -> None:
+    """The contextual test on crops around candidates gives the whole-array result."""
+    import numpy as np
+
+    from pipeline.detectors.fire import FireDetector
+    from pipeline.ingest import SceneReader
+    from pipeline.tiling import tile_grid
+
+    det = FireDetector(Settings())
+    for path in (SAMPLES / "s2_fire_G90292", synthetic_fires[0]):
+        scene = open_scene(path)
+        [tile] = tile_grid(scene.grid.width, scene.grid.height, 1024, 0)
+        with SceneReader(scene) as reader:
+            data = reader.read(tile, det.band_names(scene))
+        b22, b16 = (data.bands[n] for n in det.band_names(scene))
+        valid = data.valid.astype(np.float32)
+        radius = det.context_px(scene.grid)
+        fire, score = det.fire_mask(b22, b16, valid, radius)
+        whole_fire, whole_score, _ = det._run(b22, b16, valid, radius, context=True)
+        assert fire.any()
+        np.testing.assert_array_equal(fire, whole_fire[0, 0].astype(bool))
+        np.testing.assert_allclose(score, whole_score[0, 0], atol=1e-6)

@@ -87,11 +87,24 @@ def test_model_runs_the_physical_test() -> None:
     y = np.full((1, 1, 40, 40), 0.2, np.float32)
     x[0, 0, 20, 20], y[0, 0, 20, 20] = 0.4, 0.2  # ratio 2.0 > 1.3, contextual hot
     x[0, 0, 5, 5], y[0, 0, 5, 5] = 0.25, 0.1  # ratio 2.5 but too dark (< 0.3)
-    feeds = {"swir22": x, "swir16": y, "valid": np.ones_like(x), "radius": np.array([10])}
+    feeds = {
+        "swir22": x,
+        "swir16": y,
+        "valid": np.ones_like(x),
+        "radius": np.array([10]),
+        "context": np.array([True]),
+    }
     feeds.update({k: np.array([v], np.float32) for k, v in info.thresholds.items()})
-    fire, score = model.run(feeds)
+    fire, score, cand = model.run(feeds)
     assert fire.sum() == 1 and fire[0, 0, 20, 20] == 1
     assert 0.5 <= score[0, 0, 20, 20] <= 1.0 and score[0, 0, 5, 5] == 0.0
+    assert cand.sum() == 1 and cand[0, 0, 20, 20] == 1
+    # screen only: the candidate is reported, but it is not unambiguous (B12 0.4 < 0.5)
+    fire, _, cand = model.run({**feeds, "context": np.array([False])})
+    assert fire.sum() == 0 and cand[0, 0, 20, 20] == 1
+    x[0, 0, 20, 20] = 0.9  # ratio 4.5, B12 0.9: unambiguous, fires without context
+    fire, _, _ = model.run({**feeds, "context": np.array([False])})
+    assert fire[0, 0, 20, 20] == 1
     feeds["valid"] = np.zeros_like(x)
-    fire, _ = model.run(feeds)
-    assert fire.sum() == 0  # invalid pixels never fire
+    fire, _, cand = model.run(feeds)
+    assert fire.sum() == 0 and cand.sum() == 0  # invalid pixels never fire

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict
 
+import cv2
 import numpy as np
 
 from ..ingest import TileData
@@ -45,27 +46,78 @@ class FireDetector:
     def context_px(self, grid: Grid) -> int:
         return max(1, math.ceil(self.settings.fire.context_m / grid.ground_res_m))
 
+    def fire_mask(
+        self,
+        swir22: np.ndarray,
+        swir16: np.ndarray,
+        valid: np.ndarray,
+        radius: int,
+        region: tuple[slice, slice] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fire mask and score over 2-D reflectance arrays, in two passes of the ONNX model.
+
+        1. The whole array with ``context=false``: the per-pixel screen (a few element-wise
+           ops per pixel) gives the candidates.
+        2. The full test (``context=true``) only on crops around candidates inside ``region``
+           (default: everywhere): each crop is a candidate group grown by ``radius``, so every
+           candidate sees exactly the background window it would see in a whole-array run.
+        """
+        screen = self._run(swir22, swir16, valid, radius, context=False)
+        cand = screen[2][0, 0].astype(bool)
+        fire = np.zeros(cand.shape, bool)
+        score = np.zeros(cand.shape, np.float32)
+        if region is not None:
+            inside = np.zeros_like(cand)
+            inside[region] = cand[region]
+            cand = inside
+        if not cand.any():
+            return fire, score
+        k = 2 * radius + 1
+        grown = cv2.dilate(cand.astype(np.uint8), np.ones((k, k), np.uint8))
+        n, labels, boxes, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+        for i in range(1, n):
+            x, y, w, h = (int(v) for v in boxes[i, :4])
+            sl = (slice(y, y + h), slice(x, x + w))
+            f, sc, _ = self._run(swir22[sl], swir16[sl], valid[sl], radius, context=True)
+            own = labels[sl] == i
+            fire[sl][own] = f[0, 0][own].astype(bool)
+            score[sl][own] = sc[0, 0][own]
+        return fire, score
+
+    def _run(
+        self,
+        swir22: np.ndarray,
+        swir16: np.ndarray,
+        valid: np.ndarray,
+        radius: int,
+        context: bool,
+    ) -> list[np.ndarray]:
+        feeds: dict[str, np.ndarray] = {
+            "swir22": np.ascontiguousarray(swir22)[None, None],
+            "swir16": np.ascontiguousarray(swir16)[None, None],
+            "valid": np.ascontiguousarray(valid)[None, None],
+            "radius": np.array([radius], np.int64),
+            "context": np.array([context]),
+            **self._feeds,
+        }
+        return self.model.run(feeds)
+
     def detect(self, data: TileData, scene: Scene) -> list[Component]:
         swir22 = data.bands[scene.band_for_role("swir22").name]
         swir16 = data.bands[scene.band_for_role("swir16").name]
-        valid = data.valid.astype(np.float32)
-        feeds: dict[str, np.ndarray] = {
-            "swir22": swir22[None, None],
-            "swir16": swir16[None, None],
-            "valid": valid[None, None],
-            "radius": np.array([self.context_px(scene.grid)], np.int64),
-            **self._feeds,
-        }
-        fire, score = self.model.run(feeds)
         rs, cs = data.tile.core_in_read
-        mask = fire[0, 0][rs, cs].astype(bool)
+        fire, score_full = self.fire_mask(
+            swir22, swir16, data.valid.astype(np.float32), self.context_px(scene.grid), (rs, cs)
+        )
+        mask = fire[rs, cs]
         if not mask.any():
             return []
+        score = score_full[rs, cs]
         core22 = swir22[rs, cs]
         ratio = np.where(mask, core22 / np.maximum(swir16[rs, cs], 1e-6), 0.0)
         values = {
-            "sum_score": np.where(mask, score[0, 0][rs, cs], 0.0),
-            "max_score": np.where(mask, score[0, 0][rs, cs], 0.0),
+            "sum_score": np.where(mask, score, 0.0),
+            "max_score": np.where(mask, score, 0.0),
             "max_swir22": np.where(mask, core22, 0.0),
             "sum_ratio": ratio,
             "max_ratio": ratio,
