@@ -132,17 +132,18 @@ def centroid_lonlat(geom: BaseGeometry) -> tuple[float, float]:
 def stats_by_label(
     labels: np.ndarray, n: int, values: Mapping[str, np.ndarray], reducers: Mapping[str, str]
 ) -> dict[str, np.ndarray]:
-    """Per-label sums or maxima of pixel values (index 0 = background is dropped)."""
-    flat = labels.ravel()
+    """Per-label sums or maxima of pixel values over labelled pixels (labels 1..n)."""
+    sel = labels > 0
+    lab = labels[sel] - 1
     out: dict[str, np.ndarray] = {}
     for key, arr in values.items():
-        a = arr.ravel().astype(np.float64)
+        a = arr[sel].astype(np.float64)
         if reducers[key] == SUM:
-            out[key] = np.bincount(flat, weights=a, minlength=n + 1)[1:]
+            out[key] = np.bincount(lab, weights=a, minlength=n)
         else:
-            m = np.full(n + 1, -np.inf)
-            np.maximum.at(m, flat, a)
-            out[key] = m[1:]
+            m = np.full(n, -np.inf)
+            np.maximum.at(m, lab, a)
+            out[key] = m
     return out
 
 
@@ -158,21 +159,27 @@ def components_from_mask(
     """Connected components of ``mask`` (a tile core) with per-component statistics.
 
     ``values`` are pixel arrays of the mask's shape; ``reducers`` says per key whether pieces
-    sum or take the maximum.  ``n_pixels`` (sum) is always added.
+    sum or take the maximum.  ``n_pixels`` (sum) is always added.  Work is done on the
+    bounding box of the mask only (hot pixels are sparse).
     """
-    n, labels, cc = label_components(mask)
-    if n == 0:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
         return []
+    cols = np.flatnonzero(mask.any(axis=0))
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    box = (slice(r0, r1), slice(c0, c1))
+    n, labels, cc = label_components(mask[box])
     h, w = mask.shape
-    vals = dict(values)
-    vals["n_pixels"] = np.ones(mask.shape, np.float32)
+    vals = {k: v[box] for k, v in values.items()}
+    vals["n_pixels"] = np.ones(labels.shape, np.float32)
     red = {**reducers, "n_pixels": SUM}
     per = stats_by_label(labels, n, vals, red)
-    polys = component_polygons(labels, col_off, row_off)
+    polys = component_polygons(labels, col_off + c0, row_off + r0)
     out: list[Component] = []
     for i in range(n):
         st = {k: float(v[i]) for k, v in per.items()}
         x, y, bw, bh = (int(v) for v in cc[i + 1, :4])
+        x, y = x + c0, y + r0
         at_edge = x == 0 or y == 0 or x + bw == w or y + bh == h
         out.append(Component(cls, tile_id, polys[i + 1], st, red, at_edge))
     return out
