@@ -12,9 +12,11 @@ from rasterio.windows import Window
 class Tile:
     """One tile: a *core* window that it owns and a larger *read* window with context.
 
-    Core windows partition the grid exactly; read windows add ``overlap`` pixels on each side
-    (clipped at the grid edge).  Detections are kept only for core pixels, so nothing is counted
-    twice, and the overlap gives contextual tests their background.
+    Core windows partition the grid exactly; read windows add at least ``overlap`` pixels on
+    each side (less only at the grid edge) and all have the same size, so memory per tile does
+    not depend on where the tile lies or how big the scene is.  Detections are kept only for
+    core pixels, so nothing is counted twice, and the overlap gives contextual tests their
+    background.
     """
 
     row: int
@@ -39,13 +41,30 @@ def tile_grid(width: int, height: int, tile_size: int, overlap: int) -> list[Til
     return list(iter_tiles(width, height, tile_size, overlap))
 
 
+def _read_span(
+    start: int, length: int, tile_size: int, overlap: int, limit: int
+) -> tuple[int, int]:
+    """Read span for a core span: ``overlap`` on each side, and always the same length
+    (``tile_size + 2 * overlap`` or the whole axis): at the scene edge the window extends
+    further inwards instead of shrinking, so every tile has the same working-set size."""
+    want = min(limit, tile_size + 2 * overlap)
+    lo = max(0, start - overlap)
+    hi = min(limit, start + length + overlap)
+    extra = want - (hi - lo)
+    if extra > 0:
+        grow = min(extra, limit - hi)
+        hi += grow
+        lo = max(0, lo - (extra - grow))
+    return lo, hi
+
+
 def iter_tiles(width: int, height: int, tile_size: int, overlap: int) -> Iterator[Tile]:
     for ti, r0 in enumerate(range(0, height, tile_size)):
+        h = min(tile_size, height - r0)
+        rr0, rr1 = _read_span(r0, h, tile_size, overlap, height)
         for tj, c0 in enumerate(range(0, width, tile_size)):
-            h = min(tile_size, height - r0)
             w = min(tile_size, width - c0)
-            rr0, cc0 = max(0, r0 - overlap), max(0, c0 - overlap)
-            rr1, cc1 = min(height, r0 + h + overlap), min(width, c0 + w + overlap)
+            cc0, cc1 = _read_span(c0, w, tile_size, overlap, width)
             yield Tile(ti, tj, Window(c0, r0, w, h), Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
 
 

@@ -41,7 +41,7 @@ def _write(
 def test_coarse_bands_resampled_nearest_on_real_scene() -> None:
     scene = open_scene(SAMPLES / "s2_l1c_virginia_crop")
     assert (scene.grid.width, scene.grid.height, scene.grid.ground_res_m) == (512, 512, 10.0)
-    tile = tile_grid(512, 512, 256, 32)[3]  # bottom-right tile, read window 288..511
+    tile = tile_grid(512, 512, 256, 32)[3]  # bottom-right tile
     with SceneReader(scene) as reader:
         data = reader.read(tile, ["B02", "B11", "B01"])
     r0, c0 = int(tile.read.row_off), int(tile.read.col_off)

@@ -26,7 +26,16 @@ def test_cores_partition_grid_and_reads_contain_cores(
         rr, cc = int(t.read.row_off), int(t.read.col_off)
         assert 0 <= rr <= r and 0 <= cc <= c
         assert rr + int(t.read.height) <= height and cc + int(t.read.width) <= width
-        assert r - rr == min(overlap, r) and c - cc == min(overlap, c)
+        assert r - rr >= min(overlap, r) and c - cc >= min(overlap, c)
+        assert rr + int(t.read.height) - (r + int(t.core.height)) >= min(
+            overlap, height - r - int(t.core.height)
+        )
+        assert cc + int(t.read.width) - (c + int(t.core.width)) >= min(
+            overlap, width - c - int(t.core.width)
+        )
+        # every read window has the same shape
+        assert int(t.read.height) == min(height, size + 2 * overlap)
+        assert int(t.read.width) == min(width, size + 2 * overlap)
         rs, cs = t.core_in_read
         assert rs.stop - rs.start == int(t.core.height) and cs.stop - cs.start == int(t.core.width)
     assert (cover == 1).all()
