@@ -1,7 +1,7 @@
 """Peak memory does not grow with scene size (streaming ingest, bounded by one tile).
 
 Measured on real subprocess runs of ``eotriage run`` (os.wait4 gives the child's own peak RSS).
-A 9x larger scene must not need more than a few percent more memory.  The full-size
+A 4x larger scene must not need more memory (within 3 %).  The full-size
 10,980 x 10,980 figure is measured by benchmarks/bench_memory.py.
 """
 
@@ -37,11 +37,12 @@ def _peak_rss_mib(args: list[str]) -> float:
 
 @pytest.mark.slow
 def test_peak_memory_flat_with_scene_size(tmp_path: Path) -> None:
-    small = generate_scene(tmp_path / "small", 768, n_fires=2, seed=1, compress=None)
-    large = generate_scene(tmp_path / "large", 2304, n_fires=6, seed=2, compress=None)
-    # tile 256: both scenes have full interior tiles (the largest read window, 384 x 384 px)
-    common = ["--tile-size", "256", "--no-progress"]
+    # default 1024 px tiles: 2 x 2 tiles against 4 x 4 tiles.  Without the pinned glibc mmap
+    # threshold (Settings.malloc_mmap_threshold = 0) this measured 183 -> 206 MiB.
+    small = generate_scene(tmp_path / "small", 2000, n_fires=4, seed=1, compress=None)
+    large = generate_scene(tmp_path / "large", 4000, n_fires=8, seed=2, compress=None)
+    common = ["--no-progress"]
     rss_small = _peak_rss_mib(["run", str(small), "--out", str(tmp_path / "o1"), *common])
     rss_large = _peak_rss_mib(["run", str(large), "--out", str(tmp_path / "o2"), *common])
-    # 9x the pixels (and 9x the bytes on disk) for at most ~10 % more memory
-    assert rss_large <= rss_small * 1.10 + 20.0, (rss_small, rss_large)
+    # 4x the pixels (and 4x the bytes on disk) for the same peak memory (within 3 %)
+    assert rss_large <= rss_small * 1.03, (rss_small, rss_large)
