@@ -41,14 +41,12 @@ class TileData:
     bands: Mapping[str, np.ndarray]
     #: uint8 OR of FLAG_* over the bands, same shape
     flags: np.ndarray
+    #: bool, True where no band is nodata, NaN or zero fill (saturated samples stay valid)
+    valid: np.ndarray
     #: transform of the read window
     transform: Affine
     #: band name -> number of unusable samples in the tile's core
     invalid_in_core: Mapping[str, int] = field(default_factory=dict)
-
-    @property
-    def valid(self) -> np.ndarray:
-        return (self.flags & FLAGS_INVALID) == 0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -127,11 +125,13 @@ class SceneReader:
         return np.clip(src_r, 0, band.height - 1), np.clip(src_c, 0, band.width - 1)
 
     def read(self, tile: Tile, band_names: Iterable[str]) -> TileData:
-        """Read ``band_names`` over the tile's read window."""
+        """Read ``band_names`` over the tile's read window.
+
+        Written to allocate little per tile (in-place scaling, flags set with ``where=``):
+        tiles follow each other by the hundred, and allocation churn costs time and memory.
+        """
         scene = self.scene
         profile = scene.profile
-        scale = np.float32(scene.scaling.scale)
-        offset = np.float32(scene.scaling.offset)
         window = tile.read
         shape = (int(window.height), int(window.width))
         flags = np.zeros(shape, dtype=np.uint8)
@@ -142,29 +142,45 @@ class SceneReader:
         for name in band_names:
             src = scene.band(name)
             dn = self._read_band(src, window)
-            bad = np.zeros(shape, dtype=np.uint8)
+            refl = dn.astype(np.float32)
+            bad: np.ndarray | None = None  # unusable samples of this band
             if np.issubdtype(dn.dtype, np.floating):
-                nan = np.isnan(dn)
+                nan = np.isnan(refl)
                 if nan.any():
-                    bad[nan] |= FLAG_NAN
-                    dn = np.where(nan, 0, dn)
+                    _set_flag(flags, FLAG_NAN, nan)
+                    refl[nan] = 0.0
+                    bad = nan
             if src.nodata is not None and not np.isnan(src.nodata):
-                bad[dn == src.nodata] |= FLAG_NODATA
-            zero = dn == 0
+                nodata = dn == src.nodata
+                if nodata.any():
+                    _set_flag(flags, FLAG_NODATA, nodata)
+                    bad = nodata if bad is None else np.logical_or(bad, nodata, out=bad)
+            zero = refl == 0.0
             if all_zero is not None:
                 all_zero &= zero
+            elif zero.any():
+                _set_flag(flags, FLAG_ZERO, zero)
+                bad = zero if bad is None else np.logical_or(bad, zero, out=bad)
+            saturated = refl >= profile.saturated_dn
+            if saturated.any():
+                _set_flag(flags, FLAG_SATURATED, saturated)
+            refl += np.float32(scene.scaling.offset)
+            refl *= np.float32(scene.scaling.scale)
+            if bad is not None:
+                refl[bad] = 0.0
+                invalid_in_core[name] = int(np.count_nonzero(bad[core]))
             else:
-                bad[zero] |= FLAG_ZERO
-            flags |= bad
-            flags[dn >= profile.saturated_dn] |= FLAG_SATURATED
-            refl = (dn.astype(np.float32) + offset) * scale
-            refl[(bad & FLAGS_INVALID) != 0] = 0.0
+                invalid_in_core[name] = 0
             bands[name] = refl
-            invalid_in_core[name] = int(np.count_nonzero(bad[core]))
         if all_zero is not None and all_zero.any():
-            flags[all_zero] |= FLAG_ZERO
+            _set_flag(flags, FLAG_ZERO, all_zero)
             for name in bands:
                 bands[name][all_zero] = 0.0
                 invalid_in_core[name] += int(np.count_nonzero(all_zero[core]))
+        valid = (flags & FLAGS_INVALID) == 0
         transform = scene.grid.transform @ Affine.translation(window.col_off, window.row_off)
-        return TileData(tile, bands, flags, transform, invalid_in_core)
+        return TileData(tile, bands, flags, valid, transform, invalid_in_core)
+
+
+def _set_flag(flags: np.ndarray, flag: np.uint8, where: np.ndarray) -> None:
+    np.bitwise_or(flags, flag, out=flags, where=where)

@@ -66,9 +66,6 @@ class Settings:
     models_dir: Path | None = None
     fire: FireSettings = field(default_factory=FireSettings)
     #: GDAL configuration options applied while reading (a small block cache keeps memory flat).
-    #: Pin glibc's mmap threshold (bytes) so per-tile arrays go back to the OS and peak memory
-    #: does not creep up with the number of tiles; 0 leaves the allocator alone.
-    malloc_mmap_threshold: int = 128 * 1024
     #: GTIFF_SRS_SOURCE=EPSG: trust EPSG codes over odd GeoTIFF keys (Sentinel Hub exports).
     gdal: Mapping[str, str] = field(
         default_factory=lambda: {"GDAL_CACHEMAX": "64", "GTIFF_SRS_SOURCE": "EPSG"}

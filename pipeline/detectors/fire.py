@@ -64,12 +64,14 @@ class FireDetector:
         """
         screen = self._run(swir22, swir16, valid, radius, context=False)
         cand = screen[2][0, 0].astype(bool)
-        fire = np.zeros(cand.shape, bool)
-        score = np.zeros(cand.shape, np.float32)
         if region is not None:
+            if not cand[region].any():
+                return np.zeros(cand.shape, bool), np.zeros(cand.shape, np.float32)
             inside = np.zeros_like(cand)
             inside[region] = cand[region]
             cand = inside
+        fire = np.zeros(cand.shape, bool)
+        score = np.zeros(cand.shape, np.float32)
         if not cand.any():
             return fire, score
         k = 2 * radius + 1
