@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn
 
 import click
 
@@ -21,7 +21,6 @@ from .errors import ConfigError, EotriageError
 from .settings import KNOWN_DETECTORS, Settings
 
 log = logging.getLogger("pipeline.cli")
-F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_SCENE_FAILED = 1
 EXIT_USAGE = 2
@@ -43,7 +42,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logging.getLogger("rasterio").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
 
 
-def _fail(msg: str, code: int = EXIT_SCENE_FAILED) -> None:
+def _fail(msg: str, code: int = EXIT_SCENE_FAILED) -> NoReturn:
     click.echo(f"eotriage: error: {msg}", err=True)
     raise SystemExit(code)
 
@@ -232,17 +231,20 @@ def models() -> None:
     """Inspect and verify the ONNX models."""
 
 
+def _manifest(settings: Settings) -> dict[str, Any]:
+    from .onnx_models import load_manifest
+
+    try:
+        return dict(load_manifest(settings.models_dir))
+    except EotriageError as exc:
+        _fail(str(exc))
+
+
 @models.command("list")
 @click.pass_obj
 def models_list(settings: Settings) -> None:
     """List the models in the manifest."""
-    from .onnx_models import load_manifest
-
-    try:
-        manifest = load_manifest(settings.models_dir)
-    except EotriageError as exc:
-        _fail(str(exc))
-    for m in manifest.values():
+    for m in _manifest(settings).values():
         click.echo(
             f"{m.name} {m.version} {m.path.name} sha256:{m.sha256[:16]} bands: {','.join(m.bands)}"
         )
@@ -252,14 +254,10 @@ def models_list(settings: Settings) -> None:
 @click.pass_obj
 def models_verify(settings: Settings) -> None:
     """Check every model file against its sha256 and load it in onnxruntime."""
-    from .onnx_models import OnnxModel, load_manifest
+    from .onnx_models import OnnxModel
 
-    try:
-        manifest = load_manifest(settings.models_dir)
-    except EotriageError as exc:
-        _fail(str(exc))
     bad = 0
-    for m in manifest.values():
+    for m in _manifest(settings).values():
         try:
             model = OnnxModel(m, threads=1, providers=settings.providers)
             click.echo(f"ok   {m.name} {m.version} ({', '.join(model.providers)})")

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
+from affine import Affine
 
 from pipeline.synthetic import generate_scene
 
@@ -38,12 +41,47 @@ def synthetic_fires(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
     return out, json.loads((out / "truth.json").read_text())
 
 
-def run_cli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run ``eotriage`` as a user would, in a subprocess."""
+def run_cli(
+    *args: str | Path, cwd: Path = REPO, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``eotriage ARGS`` as a user would, in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=REPO,
+        cwd=cwd,
     )
+
+
+T20 = Affine(20.0, 0.0, 500_000.0, 0.0, -20.0, 5_000_000.0)
+
+
+def write_tif(
+    path: Path,
+    arrays: list[np.ndarray],
+    *,
+    crs: str = "EPSG:32633",
+    transform: Affine = T20,
+    descriptions: list[str] | None = None,
+    nodata: float | None = None,
+) -> Path:
+    """A GeoTIFF with one band per array (dtype of the first array)."""
+    h, w = arrays[0].shape
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=len(arrays),
+        dtype=arrays[0].dtype.name,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as dst:
+        for i, a in enumerate(arrays, 1):
+            dst.write(a, i)
+            if descriptions:
+                dst.set_band_description(i, descriptions[i - 1])
+    return path

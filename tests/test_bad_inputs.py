@@ -11,37 +11,23 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import rasterio
-from rasterio.transform import Affine
 
 from pipeline.sensors import PROFILES
 from pipeline.synthetic import generate_scene
 
+from .conftest import run_cli, write_tif
+
 ERROR_PREFIX = "eotriage: error:"
 GOOD_NAME = "goodscene_ref"  # unique: no bad path or message contains it
 SMALL_TILES = ("--tile-size", "64", "--overlap", "16")
-#: 20 m grid of a Sentinel-2 tile in UTM 33N
-T20 = Affine(20.0, 0.0, 500_000.0, 0.0, -20.0, 5_000_000.0)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``eotriage ARGS`` in a subprocess, as a user would run it."""
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
 
 
 def run_with_good(
@@ -122,36 +108,6 @@ def assert_good_completed(
     assert_fires_found(features, truth)
     summary = json.loads((out / path.name / "run.json").read_text())
     assert summary["ok"] is True and summary["problems"] == [] and summary["tiles"]["failed"] == 0
-
-
-def write_tif(
-    path: Path,
-    arrays: list[np.ndarray],
-    *,
-    crs: str = "EPSG:32633",
-    transform: Affine = T20,
-    descriptions: list[str] | None = None,
-    nodata: float | None = None,
-) -> Path:
-    """A GeoTIFF with one band per array (dtype of the first array)."""
-    h, w = arrays[0].shape
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=w,
-        height=h,
-        count=len(arrays),
-        dtype=arrays[0].dtype.name,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-    ) as dst:
-        for i, a in enumerate(arrays, 1):
-            dst.write(a, i)
-            if descriptions:
-                dst.set_band_description(i, descriptions[i - 1])
-    return path
 
 
 def synthetic(dest: Path, size: int, **kwargs: object) -> tuple[Path, list[dict]]:

@@ -11,7 +11,7 @@ import pytest
 from pipeline import Settings, open_scene, run_scene
 from pipeline.results import SceneResult
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, write_tif
 
 
 def _reference_clusters(csv_path: Path) -> dict[int, set[tuple[int, int]]]:
@@ -133,7 +133,6 @@ def _dist_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 def test_landsat8_scene_detected_and_scaled(tmp_path: Path) -> None:
     """A Landsat 8 OLI folder (LC08_..._B6/B7.TIF, 30 m) runs with C2 L1 scaling."""
     import numpy as np
-    import rasterio
     from affine import Affine
 
     d = tmp_path / "LC08_L1TP_044034_20230801"
@@ -142,20 +141,10 @@ def test_landsat8_scene_detected_and_scaled(tmp_path: Path) -> None:
     swir1 = 0.25 + rng.normal(0, 0.005, (120, 120))
     swir2 = 0.15 + rng.normal(0, 0.005, (120, 120))
     swir2[60:62, 40:43], swir1[60:62, 40:43] = 0.8, 0.3  # a 6-pixel fire
+    t30 = Affine(30, 0, 400000, 0, -30, 4100000)
     for name, refl in (("B6", swir1), ("B7", swir2)):
         dn = np.round((refl + 0.1) / 2e-5).astype(np.uint16)  # C2 L1: refl = 2e-5 DN - 0.1
-        with rasterio.open(
-            d / f"{d.name}_{name}.TIF",
-            "w",
-            driver="GTiff",
-            width=120,
-            height=120,
-            count=1,
-            dtype="uint16",
-            crs="EPSG:32610",
-            transform=Affine(30, 0, 400000, 0, -30, 4100000),
-        ) as dst:
-            dst.write(dn, 1)
+        write_tif(d / f"{d.name}_{name}.TIF", [dn], crs="EPSG:32610", transform=t30)
     scene = open_scene(d)
     assert scene.profile.name == "landsat8-oli"
     result = run_scene(scene)

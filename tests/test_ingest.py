@@ -11,31 +11,7 @@ from pipeline.ingest import FLAG_NAN, FLAG_NODATA, FLAG_SATURATED, FLAG_ZERO, Sc
 from pipeline.scene import open_scene
 from pipeline.tiling import tile_grid
 
-from .conftest import SAMPLES
-
-
-def _write(
-    path: Path,
-    data: np.ndarray,
-    res: float = 10.0,
-    nodata: float | None = None,
-    desc: str | None = None,
-) -> None:
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[-1],
-        height=data.shape[-2],
-        count=1 if data.ndim == 2 else data.shape[0],
-        dtype=data.dtype,
-        crs="EPSG:32633",
-        transform=Affine(res, 0, 500000, 0, -res, 5000000),
-        nodata=nodata,
-    ) as dst:
-        dst.write(data if data.ndim == 3 else data[None])
-        if desc:
-            dst.set_band_description(1, desc)
+from .conftest import SAMPLES, write_tif
 
 
 def test_coarse_bands_resampled_nearest_on_real_scene() -> None:
@@ -68,8 +44,8 @@ def test_validity_flags(tmp_path: Path) -> None:
     b12[2, 2] = 65535.0
     b11 = np.full((8, 8), 2000, np.uint16)
     b11[3, 3] = 9999  # declared nodata
-    _write(scene_dir / "B12.tif", b12, res=20.0)
-    _write(scene_dir / "B11.tif", b11, res=20.0, nodata=9999)
+    write_tif(scene_dir / "B12.tif", [b12])
+    write_tif(scene_dir / "B11.tif", [b11], nodata=9999)
     scene = open_scene(scene_dir, sensor="sentinel2-l1c")
     [tile] = tile_grid(8, 8, 64, 0)
     with SceneReader(scene) as reader:
@@ -90,30 +66,9 @@ def test_zero_fill_all_bands_for_sen2ships(tmp_path: Path) -> None:
     b03 = b02.copy()
     b02[0, 0] = 0  # clamped dark sample in one band: usable
     b02[1, 1] = b03[1, 1] = 0  # zero in every band: fill
-    with rasterio.open(
-        d / "B02.tif",
-        "w",
-        driver="GTiff",
-        width=4,
-        height=4,
-        count=1,
-        dtype="uint16",
-        crs="EPSG:3857",
-        transform=Affine(10, 0, 0, 0, -10, 0),
-    ) as dst:
-        dst.write(b02, 1)
-    with rasterio.open(
-        d / "B03.tif",
-        "w",
-        driver="GTiff",
-        width=4,
-        height=4,
-        count=1,
-        dtype="uint16",
-        crs="EPSG:3857",
-        transform=Affine(10, 0, 0, 0, -10, 0),
-    ) as dst:
-        dst.write(b03, 1)
+    t10 = Affine(10, 0, 0, 0, -10, 0)
+    write_tif(d / "B02.tif", [b02], crs="EPSG:3857", transform=t10)
+    write_tif(d / "B03.tif", [b03], crs="EPSG:3857", transform=t10)
     scene = open_scene(d)
     assert scene.profile.name == "sen2ships"
     [tile] = tile_grid(4, 4, 64, 0)
