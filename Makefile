@@ -52,6 +52,7 @@ lint: install-test
 
 bench: install
 	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/bench_fire.py
 
 clean:
 	rm -rf $(VENV) $(WHEELS) demo_out build *.egg-info .pytest_cache

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import math
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -45,10 +43,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-if str(REPO) not in sys.path:  # run as a plain script from anywhere
-    sys.path.insert(0, str(REPO))
+from results_io import (
+    BENCH_DIR,
+    REPO,
+    RESULTS_MD,
+    code_fingerprint,
+    command_line,
+    machine_facts,
+    section_header,
+    software_facts,
+    write_results_md,
+)
 
 DEFAULT_SIZES = (1000, 2000, 4000, 10980)
 QUICK_SIZES = (500, 1000, 2000)
@@ -58,7 +63,6 @@ REFERENCE_SIZE = 2000
 S2_MPX_PER_S = 19.3
 MATCH_RADIUS_M = 30.0
 SECTION = "## Memory and throughput vs scene size"
-RESULTS_MD = BENCH_DIR / "RESULTS.md"
 RESULTS_JSON = BENCH_DIR / "results_memory.json"
 WORK = BENCH_DIR / "_work"
 STAGES = ("load_models", "ingest", "detect", "vectorise", "write", "total")
@@ -415,101 +419,15 @@ def bench_size(size: int, seed: int, tile_size: int, regenerate: bool) -> SizeRe
 # --------------------------------------------------------------------------- report
 
 
-def machine_facts() -> dict[str, Any]:
-    cpu = "unknown"
-    mem_kib = 0
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-                break
-    except OSError:
-        pass
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "nproc": nproc,
-        "cpu_model": cpu,
-        "ram_total_gib": round(mem_kib / 1024 / 1024, 1),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-    }
-
-
-def code_fingerprint() -> str:
-    """sha256 over pipeline/ and models/ sources, to notice code edited during the benchmark."""
-    h = hashlib.sha256()
-    files = sorted(
-        p
-        for d in ("pipeline", "models")
-        for p in (REPO / d).rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts
-    )
-    for p in files:
-        h.update(str(p.relative_to(REPO)).encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def software_facts() -> dict[str, str]:
-    import numpy
-    import onnxruntime
-    import rasterio
-
-    import pipeline
-
-    facts = {
-        "eotriage": pipeline.__version__,
-        "numpy": numpy.__version__,
-        "rasterio": rasterio.__version__,
-        "gdal": rasterio.__gdal_version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            text=True,
-            capture_output=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "pipeline", "models"],
-            cwd=REPO,
-            text=True,
-            capture_output=True,
-            check=True,
-        ).stdout.strip()
-        facts["git"] = head + (", pipeline/ or models/ modified" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        facts["git"] = "unknown"
-    facts["code_sha256"] = code_fingerprint()
-    return facts
-
-
 def reference_size(results: Sequence[SizeResult]) -> int:
     sizes = [r.size for r in results]
     return REFERENCE_SIZE if REFERENCE_SIZE in sizes else min(sizes)
 
 
 def render_section(doc: dict[str, Any], results: Sequence[SizeResult]) -> str:
-    m = doc["machine"]
-    sw = doc["software"]
     ratio = doc["peak_rss_ratio"]
     lines = [
-        SECTION,
-        "",
-        f"Command: `{doc['command']}`  ",
-        f"Date: {doc['date_utc']}  ",
-        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_total_gib']} GiB RAM, "
-        f"{m['os']}, Python {m['python']}, no GPU used  ",
-        f"Software: eotriage {sw['eotriage']} (git {sw['git']}; pipeline/+models/ sha256 "
-        f"{sw['code_sha256']}), models {doc['models']}, rasterio {sw['rasterio']} "
-        f"(GDAL {sw['gdal']}), onnxruntime {sw['onnxruntime']}, numpy {sw['numpy']}",
-        "",
+        *section_header(doc, SECTION),
         "Each scene is a synthetic 13-band Sentinel-2 L1C scene "
         "(`pipeline.synthetic.generate_scene`, uncompressed tiled GeoTIFFs, bands at native "
         f"10/20/60 m), run as `eotriage run SCENE --out OUT --no-progress --tile-size "
@@ -556,42 +474,6 @@ def render_section(doc: dict[str, Any], results: Sequence[SizeResult]) -> str:
         )
     lines.append("")
     return "\n".join(lines)
-
-
-def write_results_md(section: str) -> None:
-    """Replace (or append) the section in RESULTS.md, keeping every other section."""
-    if RESULTS_MD.is_file():
-        text = RESULTS_MD.read_text()
-    else:
-        text = (
-            "# eotriage benchmark results\n\nMeasured figures, each with the command that "
-            "produced it.  Re-run the scripts in `benchmarks/` to refresh them.\n"
-        )
-    lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == SECTION), None)
-    if start is None:
-        body = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        before = "\n".join(lines[:start]).rstrip("\n")
-        after = "\n".join(lines[end:]).strip("\n")
-        body = (before + "\n\n" if before else "") + section
-        if after:
-            body = body.rstrip("\n") + "\n\n" + after + "\n"
-    RESULTS_MD.write_text(body.rstrip("\n") + "\n")
-
-
-def command_line(argv: Sequence[str]) -> str:
-    """The command as typed, with paths under the current directory made relative."""
-
-    def short(p: Path) -> str:
-        p = p.absolute()
-        return os.path.relpath(p) if p.is_relative_to(Path.cwd()) else str(p)
-
-    script = short(Path(argv[0])) if argv else "benchmarks/bench_memory.py"
-    return shlex.join([short(Path(sys.executable)), script, *argv[1:]])
 
 
 # --------------------------------------------------------------------------- main
@@ -663,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     big = max(results, key=lambda r: r.size)
     doc: dict[str, Any] = {
         "benchmark": "memory and throughput vs scene size",
-        "command": command_line(argv),
+        "command": command_line(argv, "benchmarks/bench_memory.py"),
         "date_utc": date,
         "machine": machine_facts(),
         "software": software,
@@ -701,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {e}", file=sys.stderr)
         return 1
     section = render_section(doc, results)
-    write_results_md(section)
+    write_results_md(section, SECTION, RESULTS_MD)
     RESULTS_JSON.write_text(json.dumps(doc, indent=2) + "\n")
     print("\n" + section)
     print(

@@ -1,0 +1,157 @@
+"""Helpers shared by the benchmark scripts: machine/software facts and ``RESULTS.md`` sections.
+
+``benchmarks/`` is not a package; the scripts run as ``python benchmarks/X.py``, which puts this
+folder on ``sys.path``, so they import this module as ``from results_io import ...``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+if str(REPO) not in sys.path:  # run as a plain script from anywhere
+    sys.path.insert(0, str(REPO))
+
+RESULTS_MD = BENCH_DIR / "RESULTS.md"
+
+
+def machine_facts() -> dict[str, Any]:
+    cpu = "unknown"
+    mem_kib = 0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+                break
+    except OSError:
+        pass
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "nproc": nproc,
+        "cpu_model": cpu,
+        "ram_total_gib": round(mem_kib / 1024 / 1024, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def code_fingerprint() -> str:
+    """sha256 over pipeline/ and models/ sources, to notice code edited during the benchmark."""
+    h = hashlib.sha256()
+    files = sorted(
+        p
+        for d in ("pipeline", "models")
+        for p in (REPO / d).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )
+    for p in files:
+        h.update(str(p.relative_to(REPO)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def software_facts() -> dict[str, str]:
+    import numpy
+    import onnxruntime
+    import rasterio
+
+    import pipeline
+
+    facts = {
+        "eotriage": pipeline.__version__,
+        "numpy": numpy.__version__,
+        "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "pipeline", "models"],
+            cwd=REPO,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+        facts["git"] = head + (", pipeline/ or models/ modified" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        facts["git"] = "unknown"
+    facts["code_sha256"] = code_fingerprint()
+    return facts
+
+
+def write_results_md(section: str, title: str, path: Path = RESULTS_MD) -> None:
+    """Replace (or append) the section headed ``title`` in RESULTS.md, keeping every other
+    section.  ``section`` is the whole section text, its first line being ``title``."""
+    if path.is_file():
+        text = path.read_text()
+    else:
+        text = (
+            "# eotriage benchmark results\n\nMeasured figures, each with the command that "
+            "produced it.  Re-run the scripts in `benchmarks/` to refresh them.\n"
+        )
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == title), None)
+    if start is None:
+        body = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        before = "\n".join(lines[:start]).rstrip("\n")
+        after = "\n".join(lines[end:]).strip("\n")
+        body = (before + "\n\n" if before else "") + section
+        if after:
+            body = body.rstrip("\n") + "\n\n" + after + "\n"
+    path.write_text(body.rstrip("\n") + "\n")
+
+
+def command_line(argv: Sequence[str], default_script: str) -> str:
+    """The command as typed, with paths under the current directory made relative.
+
+    ``default_script`` stands in for ``argv[0]`` when ``argv`` is empty.
+    """
+
+    def short(p: Path) -> str:
+        p = p.absolute()
+        return os.path.relpath(p) if p.is_relative_to(Path.cwd()) else str(p)
+
+    script = short(Path(argv[0])) if argv else default_script
+    return shlex.join([short(Path(sys.executable)), script, *argv[1:]])
+
+
+def section_header(doc: dict[str, Any], section: str) -> list[str]:
+    """Title, command, date, machine and software lines that open every results section."""
+    m = doc["machine"]
+    sw = doc["software"]
+    return [
+        section,
+        "",
+        f"Command: `{doc['command']}`  ",
+        f"Date: {doc['date_utc']}  ",
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_total_gib']} GiB RAM, "
+        f"{m['os']}, Python {m['python']}, no GPU used  ",
+        f"Software: eotriage {sw['eotriage']} (git {sw['git']}; pipeline/+models/ sha256 "
+        f"{sw['code_sha256']}), models {doc['models']}, rasterio {sw['rasterio']} "
+        f"(GDAL {sw['gdal']}), onnxruntime {sw['onnxruntime']}, numpy {sw['numpy']}",
+        "",
+    ]
