@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import json
 import math
 import os
 import sys
@@ -59,13 +58,12 @@ from typing import Any
 from results_io import (
     BENCH_DIR,
     REPO,
-    RESULTS_MD,
     code_fingerprint,
     command_line,
     machine_facts,
+    publish,
     section_header,
     software_facts,
-    write_results_md,
 )
 
 SECTION = "## Active fire on real scenes"
@@ -652,25 +650,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if errors:
         doc["errors"] = errors
-        failed = WORK / "last_failed_fire.json"
-        failed.write_text(json.dumps(doc, indent=2) + "\n")
-        print(
-            "\nFAILED (RESULTS.md and results_fire.json left untouched; partial figures in "
-            f"{failed.relative_to(REPO)}):",
-            file=sys.stderr,
-        )
-        for e in errors:
-            print(f"  {e}", file=sys.stderr)
-        return 1
-    section = render_section(doc, rows)
-    write_results_md(section, SECTION, RESULTS_MD)
-    RESULTS_JSON.write_text(json.dumps(doc, indent=2) + "\n")
-    print("\n" + section)
-    print(
-        f"wrote {RESULTS_MD.relative_to(REPO)} and {RESULTS_JSON.relative_to(REPO)} "
-        f"(benchmark took {doc['total_benchmark_s']:.1f} s)"
+    return publish(
+        doc,
+        lambda: render_section(doc, rows),
+        SECTION,
+        RESULTS_JSON,
+        WORK / "last_failed_fire.json",
     )
-    return 0
 
 
 if __name__ == "__main__":

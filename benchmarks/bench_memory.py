@@ -46,13 +46,12 @@ from typing import Any
 from results_io import (
     BENCH_DIR,
     REPO,
-    RESULTS_MD,
     code_fingerprint,
     command_line,
     machine_facts,
+    publish,
     section_header,
     software_facts,
-    write_results_md,
 )
 
 DEFAULT_SIZES = (1000, 2000, 4000, 10980)
@@ -572,25 +571,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if errors or doc["peak_rss_ratio"]["ratio"] is None:
         doc["errors"] = errors or ["peak RSS of the reference size is zero"]
-        failed = WORK / "last_failed.json"
-        failed.write_text(json.dumps(doc, indent=2) + "\n")
-        print(
-            "\nFAILED (RESULTS.md and results_memory.json left untouched; partial figures in "
-            f"{failed.relative_to(REPO)}):",
-            file=sys.stderr,
-        )
-        for e in doc["errors"]:
-            print(f"  {e}", file=sys.stderr)
-        return 1
-    section = render_section(doc, results)
-    write_results_md(section, SECTION, RESULTS_MD)
-    RESULTS_JSON.write_text(json.dumps(doc, indent=2) + "\n")
-    print("\n" + section)
-    print(
-        f"wrote {RESULTS_MD.relative_to(REPO)} and {RESULTS_JSON.relative_to(REPO)} "
-        f"(benchmark took {doc['total_benchmark_s']:.0f} s)"
+    return publish(
+        doc,
+        lambda: render_section(doc, results),
+        SECTION,
+        RESULTS_JSON,
+        WORK / "last_failed.json",
     )
-    return 0
 
 
 if __name__ == "__main__":

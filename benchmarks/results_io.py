@@ -7,12 +7,13 @@ folder on ``sys.path``, so they import this module as ``from results_io import .
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,38 @@ def section_header(doc: dict[str, Any], section: str) -> list[str]:
         f"(GDAL {sw['gdal']}), onnxruntime {sw['onnxruntime']}, numpy {sw['numpy']}",
         "",
     ]
+
+
+def publish(
+    doc: dict[str, Any],
+    render: Callable[[], str],
+    title: str,
+    results_json: Path,
+    failed_json: Path,
+) -> int:
+    """Write a benchmark's results, or on ``doc["errors"]`` leave them untouched.
+
+    Success: the rendered section replaces ``title`` in RESULTS.md and ``doc`` goes to
+    ``results_json``; returns 0.  Failure: ``doc`` (with its partial figures) goes to
+    ``failed_json``, the errors to stderr; returns 1.
+    """
+    if doc.get("errors"):
+        failed_json.parent.mkdir(parents=True, exist_ok=True)
+        failed_json.write_text(json.dumps(doc, indent=2) + "\n")
+        print(
+            f"\nFAILED (RESULTS.md and {results_json.name} left untouched; partial figures in "
+            f"{failed_json.relative_to(REPO)}):",
+            file=sys.stderr,
+        )
+        for e in doc["errors"]:
+            print(f"  {e}", file=sys.stderr)
+        return 1
+    section = render()
+    write_results_md(section, title, RESULTS_MD)
+    results_json.write_text(json.dumps(doc, indent=2) + "\n")
+    print("\n" + section)
+    print(
+        f"wrote {RESULTS_MD.relative_to(REPO)} and {results_json.relative_to(REPO)} "
+        f"(benchmark took {doc['total_benchmark_s']:.1f} s)"
+    )
+    return 0
