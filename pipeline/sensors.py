@@ -121,7 +121,7 @@ def _sentinel2_offset(scale: float, texts: list[str]) -> Scaling:
     return Scaling(scale, 0.0, "no baseline, offset or date in metadata: assuming no offset")
 
 
-def _s2_bands(names: Iterable[str] | None = None) -> tuple[BandSpec, ...]:
+def _s2_bands() -> tuple[BandSpec, ...]:
     table = [
         ("B01", "coastal", 60, 443),
         ("B02", "blue", 10, 490),
@@ -137,10 +137,7 @@ def _s2_bands(names: Iterable[str] | None = None) -> tuple[BandSpec, ...]:
         ("B11", "swir16", 20, 1610),
         ("B12", "swir22", 20, 2190),
     ]
-    keep = set(names) if names is not None else None
-    return tuple(
-        BandSpec(n, r, float(res), wl) for n, r, res, wl in table if keep is None or n in keep
-    )
+    return tuple(BandSpec(n, r, float(res), wl) for n, r, res, wl in table)
 
 
 PROFILES: dict[str, SensorProfile] = {
