@@ -8,51 +8,75 @@ Typical use::
     result = pipeline.run_scene(scene)
     for det in result.detections:
         print(det.cls, det.score, det.measures["area_m2"])
+
+Names are imported lazily, so light submodules (``pipeline.errors``, the downlink codec) can be
+imported without loading rasterio, onnxruntime or llama-cpp.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .engine import run_scene  # noqa: E402
-from .errors import (  # noqa: E402
-    ConfigError,
-    EmptySceneError,
-    EotriageError,
-    InputError,
-    ModelError,
-    PacketError,
-    TileError,
-    UnknownSensorError,
-)
-from .outputs import write_scene  # noqa: E402
-from .results import Detection, SceneResult, TileFailure  # noqa: E402
-from .scene import Scene, open_scene  # noqa: E402
-from .sensors import PROFILES  # noqa: E402
-from .settings import FireSettings, Settings  # noqa: E402
-
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = [
-    "PROFILES",
-    "ConfigError",
-    "Detection",
-    "EmptySceneError",
-    "EotriageError",
-    "FireSettings",
-    "InputError",
-    "ModelError",
-    "PacketError",
-    "Scene",
-    "SceneResult",
-    "Settings",
-    "TileError",
-    "TileFailure",
-    "UnknownSensorError",
-    "__version__",
-    "open_scene",
-    "run_scene",
-    "write_scene",
-]
+#: public name -> submodule that defines it
+_EXPORTS = {
+    "run_scene": "engine",
+    "ConfigError": "errors",
+    "EmptySceneError": "errors",
+    "EotriageError": "errors",
+    "InputError": "errors",
+    "ModelError": "errors",
+    "PacketError": "errors",
+    "TileError": "errors",
+    "UnknownSensorError": "errors",
+    "write_scene": "outputs",
+    "Detection": "results",
+    "SceneResult": "results",
+    "TileFailure": "results",
+    "Scene": "scene",
+    "open_scene": "scene",
+    "PROFILES": "sensors",
+    "CropSettings": "settings",
+    "FireSettings": "settings",
+    "Settings": "settings",
+    "ShipSettings": "settings",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from .engine import run_scene
+    from .errors import (
+        ConfigError,
+        EmptySceneError,
+        EotriageError,
+        InputError,
+        ModelError,
+        PacketError,
+        TileError,
+        UnknownSensorError,
+    )
+    from .outputs import write_scene
+    from .results import Detection, SceneResult, TileFailure
+    from .scene import Scene, open_scene
+    from .sensors import PROFILES
+    from .settings import CropSettings, FireSettings, Settings, ShipSettings

@@ -314,6 +314,9 @@ def scenes_generate(
     click.echo(f"wrote {out} ({size} x {size} px, truth in {out / 'truth.json'})")
 
 
+# --- subcommands defined in their own modules: one import + add_command line each ---
+
+
 def main() -> None:
     try:
         cli.main(prog_name="eotriage", standalone_mode=True)

