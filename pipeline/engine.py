@@ -18,6 +18,7 @@ from .detectors.base import Detector
 from .env import Env
 from .errors import EotriageError, InputError
 from .ingest import SceneReader
+from .prefetch import read_tiles
 from .results import Detection, SceneResult, TileFailure
 from .scene import Scene, open_scene
 from .settings import Settings
@@ -103,13 +104,16 @@ def run_scene(
         invalid: dict[str, int] = dict.fromkeys(band_names, 0)
         read_px = 0
         done = 0
+        tiles = list(iter_tiles(grid.width, grid.height, settings.tile_size, overlap))
         with SceneReader(scene) as reader:
-            for tile in iter_tiles(grid.width, grid.height, settings.tile_size, overlap):
+            for item in read_tiles(reader, tiles, band_names, ahead=settings.prefetch):
+                tile = item.tile
                 try:
                     t0 = time.perf_counter()
-                    data = reader.read(tile, band_names)
+                    data, read_s = item.data()
                     t1 = time.perf_counter()
-                    timings["ingest"] += t1 - t0
+                    timings["ingest"] += read_s
+                    timings["ingest_wait"] += t1 - t0
                     for det in detectors:
                         t2 = time.perf_counter()
                         components[det.name].extend(det.detect(data, scene))

@@ -8,6 +8,7 @@ from types import TracebackType
 import cv2
 import rasterio
 
+from .allocator import keep_tile_buffers
 from .settings import Settings
 
 
@@ -15,7 +16,9 @@ class Env:
     """Apply a run's native settings while inside the ``with`` block.
 
     * GDAL options (a small ``GDAL_CACHEMAX`` keeps memory flat on big scenes),
-    * OpenCV's thread count (onnxruntime threads are set per session from the same settings).
+    * OpenCV's thread count (onnxruntime threads are set per session from the same settings),
+    * glibc malloc keeps tile-sized buffers for reuse (``Settings.reuse_buffers``; see
+      :mod:`pipeline.allocator`; process-wide and left in place on exit).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -27,6 +30,8 @@ class Env:
         options = {k: int(v) if v.isdigit() else v for k, v in self.settings.gdal.items()}
         self._stack.enter_context(rasterio.Env(**options))
         cv2.setNumThreads(self.settings.threads)
+        if self.settings.reuse_buffers:
+            keep_tile_buffers()
         return self
 
     def __exit__(

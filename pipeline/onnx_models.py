@@ -121,6 +121,9 @@ class OnnxModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # No busy-waiting between ops: the spinning threads would take the core that reads
+        # the next tile (pipeline.prefetch) and the other detectors' sessions.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         # Every tile has the same read-window shape (pipeline.tiling), so onnxruntime's arena
         # settles at one tile's working set and is reused; memory patterns are off because

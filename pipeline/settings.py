@@ -68,6 +68,16 @@ class CropSettings:
     """
 
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    #: Optional uplinked cropland mask (GeoTIFF, any CRS/grid; non-zero = cropland).  ``None``:
+    #: the spectral rule decides (vegetated land: not water, not bare soil or built-up).
+    cropland_mask: str | None = None
+    #: Optional baseline raster of expected NDVI per pixel (any CRS/grid); where it has a value
+    #: stress is a drop against it, elsewhere the low-value test.
+    baseline_ndvi: str | None = None
+    #: Working resolution of the test in metres (20: the red-edge and SWIR bands' own grid).
+    grid_m: float = 20.0
+    #: Stressed areas smaller than this (after merging across tiles) are dropped.
+    min_area_m2: float = 5000.0
 
 
 @dataclass(frozen=True)
@@ -103,8 +113,8 @@ class ReportSettings:
             raise ConfigError(f"report max_features must be >= 0, got {self.max_features}")
         if not 40 <= self.max_chars <= 2000:
             raise ConfigError(f"report max_chars must be in 40..2000, got {self.max_chars}")
-        if self.max_tokens < 8 or self.headline_tokens < 0 or self.n_ctx < 512:
-            raise ConfigError("report max_tokens >= 8, headline_tokens >= 0, n_ctx >= 512")
+        if self.max_tokens < 8 or self.headline_tokens < 1 or self.n_ctx < 512:
+            raise ConfigError("report max_tokens >= 8, headline_tokens >= 1, n_ctx >= 512")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"report threads must be >= 1, got {self.threads}")
 
@@ -137,6 +147,11 @@ class Settings:
     ships: ShipSettings = field(default_factory=ShipSettings)
     crop: CropSettings = field(default_factory=CropSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+    #: Let glibc malloc keep tile-sized buffers between tiles (fewer page faults; see
+    #: pipeline.allocator).  Process-wide; off leaves the C allocator untouched.
+    reuse_buffers: bool = True
+    #: Read the next tile in a background thread while the detectors run (one tile ahead).
+    prefetch: bool = True
     #: GDAL configuration options applied while reading (a small block cache keeps memory flat).
     #: GTIFF_SRS_SOURCE=EPSG: trust EPSG codes over odd GeoTIFF keys (Sentinel Hub exports).
     gdal: Mapping[str, str] = field(
