@@ -15,7 +15,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-test install-gpu lint bench clean llama-wheel
+.PHONY: demo test install install-test install-bench install-gpu lint bench clean llama-wheel
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ install: llama-wheel
 install-test: llama-wheel
 	$(PIP) install --quiet -e ".[test]"
 
+install-bench: llama-wheel
+	$(PIP) install --quiet -e ".[bench]"
+
 # onnxruntime-gpu replaces the CPU package (both install the same 'onnxruntime' module).
 install-gpu: install
 	$(PIP) uninstall --quiet -y onnxruntime onnxruntime-gpu
@@ -50,9 +53,9 @@ lint: install-test
 	$(VENV)/bin/ruff check pipeline ground_decoder models benchmarks tests
 	$(VENV)/bin/mypy pipeline ground_decoder
 
-bench: install
-	$(PY) benchmarks/bench_memory.py
-	$(PY) benchmarks/bench_fire.py
+# every benchmark in one run: benchmarks/RESULTS.md, results.json, plots/ (see benchmarks/README.md)
+bench: install-bench
+	$(VENV)/bin/eotriage bench
 
 clean:
 	rm -rf $(VENV) $(WHEELS) demo_out build *.egg-info .pytest_cache

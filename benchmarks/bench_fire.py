@@ -602,6 +602,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="folder of the shared real data (default: $EOTRIAGE_SHARED_DATA or ../shared/data)",
     )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="accepted for `eotriage bench --quick`; this benchmark is already quick (seconds)",
+    )
     args = ap.parse_args(argv[1:])
     shared: Path = args.shared_data or default_shared()
     WORK.mkdir(parents=True, exist_ok=True)

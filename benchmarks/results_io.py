@@ -23,6 +23,23 @@ if str(REPO) not in sys.path:  # run as a plain script from anywhere
     sys.path.insert(0, str(REPO))
 
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
+#: Environment variable that redirects RESULTS.md and the results_*.json files to another folder
+#: (``eotriage bench --quick`` uses it so CI never overwrites the recorded figures).
+OUT_ENV = "EOTRIAGE_BENCH_OUT"
+
+
+def results_dir() -> Path:
+    """Where RESULTS.md and results_*.json go: ``$EOTRIAGE_BENCH_OUT`` or ``benchmarks/``."""
+    env = os.environ.get(OUT_ENV)
+    out = Path(env) if env else BENCH_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def shown(path: Path) -> str:
+    """A path relative to the repository when inside it."""
+    p = path.resolve()
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
 
 
 def machine_facts() -> dict[str, Any]:
@@ -171,23 +188,28 @@ def publish(
     ``results_json``; returns 0.  Failure: ``doc`` (with its partial figures) goes to
     ``failed_json``, the errors to stderr; returns 1.
     """
+    out = results_dir()
+    results_json = out / results_json.name
+    results_md = out / RESULTS_MD.name
+    if out != BENCH_DIR and not results_md.exists() and RESULTS_MD.is_file():
+        results_md.write_text(RESULTS_MD.read_text())  # keep the other sections around
     if doc.get("errors"):
         failed_json.parent.mkdir(parents=True, exist_ok=True)
         failed_json.write_text(json.dumps(doc, indent=2) + "\n")
         print(
-            f"\nFAILED (RESULTS.md and {results_json.name} left untouched; partial figures in "
-            f"{failed_json.relative_to(REPO)}):",
+            f"\nFAILED ({results_md.name} and {results_json.name} left untouched; partial "
+            f"figures in {shown(failed_json)}):",
             file=sys.stderr,
         )
         for e in doc["errors"]:
             print(f"  {e}", file=sys.stderr)
         return 1
     section = render()
-    write_results_md(section, title, RESULTS_MD)
+    write_results_md(section, title, results_md)
     results_json.write_text(json.dumps(doc, indent=2) + "\n")
     print("\n" + section)
     print(
-        f"wrote {RESULTS_MD.relative_to(REPO)} and {results_json.relative_to(REPO)} "
+        f"wrote {shown(results_md)} and {shown(results_json)} "
         f"(benchmark took {doc['total_benchmark_s']:.1f} s)"
     )
     return 0

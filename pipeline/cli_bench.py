@@ -1,0 +1,45 @@
+"""``eotriage bench``: run the benchmark harness (benchmarks/run_all.py) of a source checkout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+HARNESS = Path(__file__).resolve().parent.parent / "benchmarks" / "run_all.py"
+
+
+@click.command("bench")
+@click.option("--quick", is_flag=True, help="Quick mode of every benchmark (small scenes; CI).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (default: benchmarks/, or benchmarks/_work/quick with --quick).",
+)
+@click.option("--only", help="Comma-separated subset of benchmarks (e.g. fire,memory).")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+def bench_cmd(quick: bool, out: Path | None, only: str | None, no_plots: bool) -> None:
+    """Measure downlink saving, throughput, memory, scaling and report latency.
+
+    Writes RESULTS.md, results.json and plots/*.png (into benchmarks/ for a full run).  Exit 1
+    when a benchmark fails or its results are missing or malformed; timings never fail it.
+    A full run generates a 10,980 x 10,980 px scene (~1.4 GB, cached in benchmarks/_work/).
+    """
+    if not HARNESS.is_file():
+        click.echo(
+            f"eotriage: error: {HARNESS} not found; `eotriage bench` runs from a source checkout",
+            err=True,
+        )
+        raise SystemExit(2)
+    cmd = [sys.executable, str(HARNESS)]
+    if quick:
+        cmd.append("--quick")
+    if out is not None:
+        cmd += ["--out", str(out.resolve())]
+    if only:
+        cmd += ["--only", only]
+    if no_plots:
+        cmd.append("--no-plots")
+    raise SystemExit(subprocess.call(cmd, cwd=HARNESS.parent.parent))
