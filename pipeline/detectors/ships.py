@@ -1,0 +1,530 @@
+"""Ship detector: an ONNX screen over the whole tile, then a learned classifier on candidate chips.
+
+1. ``models/ship_screen.onnx`` (per pixel, a few cheap passes): water mask from NDWI, NIR mean
+   and spread of the water pixels in a ~0.5 km window (block statistics aligned to the scene
+   grid, so the result does not depend on the tiling), and a CFAR-style contrast test ->
+   candidate pixels.
+2. On small chips around the candidates only: land is removed (the morphological opening of
+   the non-water mask by a square wider than any hull keeps land masses, quays and wide piers
+   and drops free-floating objects), each remaining candidate grows into a vessel footprint
+   (hysteresis: pixels above a lower contrast threshold connected to a candidate), footprints
+   longer than ``max_length_m`` (breakwaters, bridges) or smaller than ``min_pixels`` are
+   dropped, and its surroundings and contrast become a feature vector (:data:`FEATURES`).
+3. ``models/ship_classifier.onnx`` (a logistic regression trained by
+   ``models/train_ship_classifier.py``) scores each footprint; footprints below ``min_score``
+   are dropped.  It was trained on harbour clutter (coast fragments, piers, quays); clouds,
+   wakes and surf had no labelled examples and are not specifically modelled.
+
+One feature per vessel: the footprint polygon, length and width from the pixel moments (which
+sum across tile edges, so a vessel cut by a tile edge is measured after merging), the axis
+heading when the footprint is elongated enough, contrast and classifier score.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import ModelError
+from ..ingest import TileData
+from ..onnx_models import OnnxModel, get_model
+from ..results import Detection
+from ..scene import Grid, Scene
+from ..settings import Settings
+from ..vectorise import MAX, SUM, Component, centroid_lonlat, components_from_mask, pixel_to_wgs84
+
+log = logging.getLogger(__name__)
+
+SCREEN_MODEL = "ship_screen"
+CLASSIFIER_MODEL = "ship_classifier"
+ROLES = ("green", "nir")
+#: Screen block edge in pixels; must match models/build_ship_model.py (checked against the
+#: manifest at load time).
+BLOCK = 8
+#: Context of the screen's window on each side, in blocks (7 x 7 blocks centred on a block).
+CONTEXT_BLOCKS = 3
+#: Ring around a footprint used for its surroundings features, in pixels.
+RING_PX = 3
+#: Candidates are grown into footprints within this margin, in pixels.
+GROW_PX = 6
+#: Floor of the background spread in the contrast z-score (reflectance).
+STD_FLOOR = 0.002
+
+#: Classifier input, in this order (models/train_ship_classifier.py trains on exactly these):
+#: how bright the footprint's surroundings are against the sea background, how much of the
+#: footprint passed the strict screen, and how much of its surroundings is land or water.
+#: Chosen by forward selection on leave-one-port-out ROC AUC over the three sen2ships ports
+#: (so the *choice* of features has seen every port; weights and thresholds are fitted on
+#: busan only).  Colour ratios, absolute levels, size and shape were tried and dropped: they
+#: separate vessels from clutter in one port only.
+FEATURES = (
+    "ring_contrast",
+    "strong_frac",
+    "ring_land",
+    "ring_water",
+)
+
+#: Thresholds used by this module (not graph inputs); defaults, overridden by the classifier's
+#: manifest entry and then by ``ShipSettings.thresholds``.
+CHIP_DEFAULTS = {
+    "min_score": 0.5,
+    "grow_k": 1.5,
+    "grow_delta": 0.01,
+    "min_pixels": 10.0,
+    "land_open_px": 15.0,
+    "land_grow_px": 0.0,
+    "land_close_px": 1.0,
+    "max_length_m": 400.0,
+}
+
+
+def chip_thresholds(*layers: Mapping[str, float]) -> dict[str, float]:
+    """:data:`CHIP_DEFAULTS` updated by each mapping in turn (manifest entries, settings)."""
+    th: dict[str, float] = {**CHIP_DEFAULTS}
+    for layer in layers:
+        th.update({k: float(v) for k, v in layer.items()})
+    return th
+
+
+@dataclass(frozen=True)
+class ShipCandidate:
+    """One grown candidate footprint in a tile's read window (before the classifier)."""
+
+    rows: np.ndarray  # int64 read-window rows of its pixels
+    cols: np.ndarray  # int64 read-window columns
+    contrast: np.ndarray  # float32 NIR minus local sea background, per pixel
+    strong: int  # pixels that passed the screen
+    length_px: float  # major-axis length from the pixel moments
+    features: np.ndarray  # float32, len(FEATURES)
+    #: every computed chip measure by name (the classifier uses :data:`FEATURES` of them)
+    measures: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class ScreenMaps:
+    """Screen outputs for one read window (padding removed from ``candidate``)."""
+
+    candidate: np.ndarray  # bool, read-window shape
+    bg_mean: np.ndarray  # block grid (padded origin: see ``pad``)
+    bg_std: np.ndarray
+    sea_frac: np.ndarray
+    pad: tuple[int, int]  # (top, left) pixels of padding before the read window
+
+    def block_values(self, arr: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Block-grid values at read-window pixels."""
+        return arr[(rows + self.pad[0]) // BLOCK, (cols + self.pad[1]) // BLOCK]
+
+    def block_box(self, arr: np.ndarray, y: int, x: int, bh: int, bw: int) -> np.ndarray:
+        """Block-grid values over the read-window box (y, x, bh, bw), by repetition."""
+        py, px = y + self.pad[0], x + self.pad[1]
+        by0, bx0 = py // BLOCK, px // BLOCK
+        by1, bx1 = (py + bh - 1) // BLOCK + 1, (px + bw - 1) // BLOCK + 1
+        a = np.repeat(np.repeat(arr[by0:by1, bx0:bx1], BLOCK, axis=0), BLOCK, axis=1)
+        oy, ox = py - by0 * BLOCK, px - bx0 * BLOCK
+        return a[oy : oy + bh, ox : ox + bw]
+
+
+def water_mask(
+    green: np.ndarray, nir: np.ndarray, valid: np.ndarray, ndwi_min: float
+) -> np.ndarray:
+    """NDWI water test as in the screen graph: green - nir > ndwi_min * (green + nir)."""
+    return ((green - nir) > np.float32(ndwi_min) * (green + nir)) & valid
+
+
+class ShipScreen:
+    """The ONNX screen plus footprint growth and chip features (no classifier)."""
+
+    def __init__(self, model: OnnxModel, thresholds: Mapping[str, float]) -> None:
+        self.model = model
+        block = int(model.info.raw.get("block_px", BLOCK))
+        ctx = int(model.info.raw.get("context_blocks", 2 * CONTEXT_BLOCKS + 1))
+        if block != BLOCK or ctx != 2 * CONTEXT_BLOCKS + 1:
+            raise ModelError(
+                f"{model.info.path}: screen block {block} px / context {ctx} blocks, this code "
+                f"expects {BLOCK} / {2 * CONTEXT_BLOCKS + 1}; rebuild the screen "
+                "(models/build_ship_model.py)"
+            )
+        self.thresholds = dict(thresholds)
+        self._feeds = {
+            k: np.array([v], np.float32)
+            for k, v in self.thresholds.items()
+            if k in model.input_names
+        }
+
+    def run(
+        self, green: np.ndarray, nir: np.ndarray, valid: np.ndarray, origin: tuple[int, int]
+    ) -> ScreenMaps:
+        """Screen a read window whose top-left pixel is ``origin`` (row, col) in the scene.
+
+        The window is padded so that its blocks line up with the scene's block grid.
+        """
+        h, w = nir.shape
+        top, left = origin[0] % BLOCK, origin[1] % BLOCK
+        bottom = -(h + top) % BLOCK
+        right = -(w + left) % BLOCK
+        validf = valid.astype(np.float32)
+        if top or left or bottom or right:
+            pads = ((top, bottom), (left, right))
+            green, nir, validf = (np.pad(a, pads) for a in (green, nir, validf))
+        feeds = {
+            "green": np.ascontiguousarray(green, np.float32)[None, None],
+            "nir": np.ascontiguousarray(nir, np.float32)[None, None],
+            "valid": validf[None, None],
+            **self._feeds,
+        }
+        cand, mean, std, sea, _ = self.model.run(feeds)
+        return ScreenMaps(
+            cand[0, 0, top : top + h, left : left + w].astype(bool),
+            mean[0, 0],
+            std[0, 0],
+            sea[0, 0],
+            (top, left),
+        )
+
+    def candidates(
+        self,
+        bands: Mapping[str, np.ndarray],
+        valid: np.ndarray,
+        origin: tuple[int, int],
+        core: tuple[slice, slice] | None = None,
+    ) -> list[ShipCandidate]:
+        """Footprints grown from the screen's candidates, with their features.
+
+        ``bands`` maps roles (:data:`ROLES`) to reflectance arrays of the read window.  Only
+        footprints with a pixel inside ``core`` (default: everywhere) are returned.
+        """
+        nir, green = bands["nir"], bands["green"]
+        maps = self.run(green, nir, valid, origin)
+        cand = maps.candidate
+        if not cand.any():
+            return []
+        th = self.thresholds
+        h, w = cand.shape
+        # Group candidates on the block grid (64x fewer cells; aligned to the scene, so the
+        # groups do not depend on the tiling): blocks with a candidate, grown by one block.
+        pt, pl = maps.pad
+        nby, nbx = maps.bg_mean.shape
+        padded = np.zeros((nby * BLOCK, nbx * BLOCK), bool)
+        padded[pt : pt + h, pl : pl + w] = cand
+        blk = np.asarray(padded.reshape(nby, BLOCK, nbx, BLOCK).any(axis=(1, 3)), np.uint8)
+        blk_grown: np.ndarray = cv2.dilate(blk, np.ones((3, 3), np.uint8))
+        n, blabels, bboxes, _ = cv2.connectedComponentsWithStats(blk_grown, connectivity=8)
+        in_core = np.zeros((h, w), bool)
+        if core is None:
+            in_core[:] = True
+        else:
+            in_core[core] = True
+        out: list[ShipCandidate] = []
+        for i in range(1, n):
+            bx, by, bbw, bbh = (int(v) for v in bboxes[i, :4])
+            py0, px0 = by * BLOCK - pt, bx * BLOCK - pl  # block box in read-window pixels
+            y, x = max(0, py0), max(0, px0)
+            y_end, x_end = min(h, py0 + bbh * BLOCK), min(w, px0 + bbw * BLOCK)
+            if y >= y_end or x >= x_end:
+                continue
+            bh, bw = y_end - y, x_end - x
+            gb = blabels[by : by + bbh, bx : bx + bbw] == i
+            group = np.repeat(np.repeat(gb, BLOCK, axis=0), BLOCK, axis=1)[
+                y - py0 : y - py0 + bh, x - px0 : x - px0 + bw
+            ]
+            sl = (slice(y, y + bh), slice(x, x + bw))
+            mu = maps.block_box(maps.bg_mean, y, x, bh, bw)
+            sd = maps.block_box(maps.bg_std, y, x, bh, bw)
+            thr = mu + np.maximum(th["grow_k"] * sd, th["grow_delta"])
+            ly, lx = max(0, y - RING_PX), max(0, x - RING_PX)
+            lbox = (ly, lx, min(h, y + bh + RING_PX) - ly, min(w, x + bw + RING_PX) - lx)
+            land_box = self._land(bands, valid, lbox, h, w)
+            land = land_box[y - ly : y - ly + bh, x - lx : x - lx + bw]
+            strong = cand[sl] & group & ~land
+            if not strong.any():
+                continue
+            weak = ((nir[sl] > thr) & valid[sl] & group & ~land) | strong
+            m, lab = cv2.connectedComponents(weak.astype(np.uint8), connectivity=8)
+            keep = np.unique(lab[strong])
+            for j in keep[keep > 0]:
+                obj = lab == j
+                r, c = np.nonzero(obj)
+                r = r + y
+                c = c + x
+                if not in_core[r, c].any():
+                    continue
+                out.append(self._candidate(bands, valid, maps, cand, r, c, (land_box, ly, lx)))
+        return out
+
+    def _land(
+        self,
+        bands: Mapping[str, np.ndarray],
+        valid: np.ndarray,
+        box: tuple[int, int, int, int],
+        h: int,
+        w: int,
+    ) -> np.ndarray:
+        """Land over ``box`` (y, x, height, width): the opening of the non-water mask by a
+        square wider than any hull, so land masses, quays and piers wider than the square stay
+        and free-floating objects go.  Computed on the box plus a margin of twice the square
+        (the opening of the box's pixels is then exact)."""
+        k = int(self.thresholds["land_open_px"])
+        y, x, bh, bw = box
+        m = 2 * k
+        y0, y1, x0, x1 = max(0, y - m), min(h, y + bh + m), max(0, x - m), min(w, x + bw + m)
+        wm = water_mask(
+            bands["green"][y0:y1, x0:x1],
+            bands["nir"][y0:y1, x0:x1],
+            valid[y0:y1, x0:x1],
+            self.thresholds["ndwi_min"],
+        )
+        nonwater: np.ndarray = (~wm).astype(np.uint8)
+        c = int(self.thresholds["land_close_px"])
+        if c > 1:  # fill speckle of water-like pixels inside land and shallows
+            nonwater = cv2.morphologyEx(nonwater, cv2.MORPH_CLOSE, np.ones((c, c), np.uint8))
+        opened: np.ndarray = cv2.morphologyEx(nonwater, cv2.MORPH_OPEN, np.ones((k, k), np.uint8))
+        g = int(self.thresholds["land_grow_px"])
+        if g > 0:  # the jagged non-water fringe along the coast belongs to the land too
+            opened = cv2.dilate(opened, np.ones((2 * g + 1, 2 * g + 1), np.uint8)) & nonwater
+        return opened[y - y0 : y - y0 + bh, x - x0 : x - x0 + bw] > 0
+
+    def _candidate(
+        self,
+        bands: Mapping[str, np.ndarray],
+        valid: np.ndarray,
+        maps: ScreenMaps,
+        cand: np.ndarray,
+        r: np.ndarray,
+        c: np.ndarray,
+        land: tuple[np.ndarray, int, int],
+    ) -> ShipCandidate:
+        nir = bands["nir"]
+        h, w = nir.shape
+        r0, r1 = max(0, int(r.min()) - RING_PX), min(h, int(r.max()) + RING_PX + 1)
+        c0, c1 = max(0, int(c.min()) - RING_PX), min(w, int(c.max()) + RING_PX + 1)
+        obj = np.zeros((r1 - r0, c1 - c0), np.uint8)
+        obj[r - r0, c - c0] = 1
+        k = 2 * RING_PX + 1
+        ring = (cv2.dilate(obj, np.ones((k, k), np.uint8)) > 0) & (obj == 0)
+        ring &= valid[r0:r1, c0:c1]
+        mu = maps.block_values(maps.bg_mean, r, c).astype(np.float64)
+        sd = maps.block_values(maps.bg_std, r, c).astype(np.float64)
+        sea = maps.block_values(maps.sea_frac, r, c).astype(np.float64)
+        contrast = nir[r, c].astype(np.float64) - mu
+        n = r.size
+        strong = int(cand[r, c].sum())
+        # shape from second moments
+        if n > 1:
+            cov = np.cov(np.vstack([r, c]).astype(np.float64), bias=True)
+            ev = np.linalg.eigvalsh(cov)
+            lam_small, lam_big = max(float(ev[0]), 0.0), max(float(ev[1]), 0.0)
+        else:
+            lam_small = lam_big = 0.0
+        length = math.sqrt(12.0 * lam_big + 1.0)
+        width = math.sqrt(12.0 * lam_small + 1.0)
+
+        def ring_mean(role: str) -> float:
+            a = bands[role][r0:r1, c0:c1][ring]
+            return float(a.mean()) if a.size else 0.0
+
+        gr, nr = bands["green"][r0:r1, c0:c1], nir[r0:r1, c0:c1]
+        ring_w = water_mask(gr, nr, valid[r0:r1, c0:c1], self.thresholds["ndwi_min"])[ring]
+        ring_water = float(ring_w.mean()) if ring_w.size else 0.0
+        land_box, ly, lx = land
+        ring_l = land_box[r0 - ly : r1 - ly, c0 - lx : c1 - lx][ring]
+        ring_land = float(ring_l.mean()) if ring_l.size else 0.0
+        mu_bar = float(mu.mean())
+        sd_bar = float(sd.mean())
+        z = float(contrast.max()) / max(sd_bar, STD_FLOOR)
+        feats = {
+            "log_max_z": math.log1p(max(z, 0.0)),
+            "ring_water": ring_water,
+            "ring_land": ring_land,
+            "ring_contrast": ring_mean("nir") - mu_bar,
+            "sea_frac": float(sea.mean()),
+            "log_pixels": math.log(n),
+            "width_px": width,
+            "length_px": length,
+            "elongation": length / width,
+            "fill": n
+            / float((int(r.max()) - int(r.min()) + 1) * (int(c.max()) - int(c.min()) + 1)),
+            "strong_frac": strong / n,
+            "log_contrast": math.log(max(float(contrast.max()), 1e-4)),
+            "mean_z": float(contrast.mean()) / max(sd_bar, STD_FLOOR),
+        }
+        return ShipCandidate(
+            r.astype(np.int64),
+            c.astype(np.int64),
+            contrast.astype(np.float32),
+            strong,
+            length,
+            np.asarray([feats[f] for f in FEATURES], np.float32),
+            feats,
+        )
+
+
+def role_bands(data: TileData, scene: Scene) -> dict[str, np.ndarray]:
+    """Role -> reflectance array of the tile's read window."""
+    return {role: data.bands[scene.band_for_role(role).name] for role in ROLES}
+
+
+class ShipDetector:
+    """Per tile: ONNX screen -> grown footprints -> ONNX chip classifier -> vessel components."""
+
+    name = "ships"
+    cls = "ship"
+    roles = ROLES
+
+    def __init__(
+        self,
+        settings: Settings,
+        screen_model: OnnxModel | None = None,
+        classifier_model: OnnxModel | None = None,
+    ) -> None:
+        self.settings = settings
+        load = (settings.models_dir, settings.threads, settings.providers)
+        self.screen_model = screen_model or get_model(SCREEN_MODEL, *load)
+        self.classifier_model = classifier_model or get_model(CLASSIFIER_MODEL, *load)
+        feats = tuple(self.classifier_model.info.raw.get("features", ()))
+        if feats != FEATURES:
+            raise ModelError(
+                f"{self.classifier_model.info.path}: classifier features {list(feats)} differ "
+                f"from this code's {list(FEATURES)}; retrain with models/train_ship_classifier.py"
+            )
+        th = chip_thresholds(
+            self.screen_model.info.thresholds, self.classifier_model.info.thresholds
+        )
+        unknown = sorted(set(settings.ships.thresholds) - set(th))
+        if unknown:
+            raise ModelError(
+                f"unknown ship threshold(s) {', '.join(unknown)} (known: {', '.join(sorted(th))})"
+            )
+        self.thresholds = chip_thresholds(th, settings.ships.thresholds)
+        self.screen = ShipScreen(self.screen_model, th)
+
+    @property
+    def models(self) -> tuple[OnnxModel, ...]:
+        return (self.screen_model, self.classifier_model)
+
+    def band_names(self, scene: Scene) -> list[str]:
+        return [scene.band_for_role(r).name for r in self.roles]
+
+    def context_px(self, grid: Grid) -> int:
+        # screen window (block-aligned) + growth margin + footprint ring
+        return BLOCK * (CONTEXT_BLOCKS + 1) + GROW_PX + RING_PX + 7
+
+    def score(self, candidates: list[ShipCandidate]) -> np.ndarray:
+        """Classifier probability of 'vessel' for each candidate."""
+        if not candidates:
+            return np.zeros(0, np.float32)
+        x = np.stack([c.features for c in candidates]).astype(np.float32)
+        out = self.classifier_model.run({"features": x})
+        prob = np.asarray(out[1], np.float32)
+        return prob[:, 1] if prob.ndim == 2 else prob
+
+    def detect(self, data: TileData, scene: Scene) -> list[Component]:
+        tile = data.tile
+        rs, cs = tile.core_in_read
+        origin = (int(tile.read.row_off), int(tile.read.col_off))
+        cands = self.screen.candidates(role_bands(data, scene), data.valid, origin, (rs, cs))
+        if not cands:
+            return []
+        th = self.thresholds
+        max_len = th["max_length_m"] / scene.grid.ground_res_m
+        # longer than any vessel: breakwaters, bridges, piers
+        cands = [c for c in cands if c.length_px <= max_len and c.rows.size >= th["min_pixels"]]
+        scores = self.score(cands)
+        keep = [(c, float(s)) for c, s in zip(cands, scores, strict=True) if s >= th["min_score"]]
+        if not keep:
+            return []
+        core = tile.core
+        r_lo, c_lo = rs.start, cs.start
+        r_hi, c_hi = rs.stop, cs.stop
+        out: list[Component] = []
+        for c, s in keep:
+            inside = (c.rows >= r_lo) & (c.rows < r_hi) & (c.cols >= c_lo) & (c.cols < c_hi)
+            if not inside.any():
+                continue
+            r, q = c.rows[inside], c.cols[inside]
+            # the object's own box inside the core (objects never touch each other)
+            y0, x0 = int(r.min()), int(q.min())
+            bh, bw = int(r.max()) - y0 + 1, int(q.max()) - x0 + 1
+            mask = np.zeros((bh, bw), bool)
+            mask[r - y0, q - x0] = True
+            contrast = np.zeros((bh, bw), np.float32)
+            contrast[r - y0, q - x0] = c.contrast[inside]
+            rr, cc = np.mgrid[y0 : y0 + bh, x0 : x0 + bw].astype(np.float64)
+            rr += origin[0] + 0.5  # scene pixel-centre coordinates
+            cc += origin[1] + 0.5
+            values = {
+                "max_score": np.full((bh, bw), s, np.float32),
+                "sum_contrast": contrast,
+                "max_contrast": contrast,
+                "sum_r": rr,
+                "sum_c": cc,
+                "sum_rr": rr * rr,
+                "sum_cc": cc * cc,
+                "sum_rc": rr * cc,
+            }
+            reducers = {k: (MAX if k.startswith("max_") else SUM) for k in values}
+            pieces = components_from_mask(
+                self.cls,
+                tile.id,
+                mask,
+                x0 - c_lo + int(core.col_off),
+                y0 - r_lo + int(core.row_off),
+                values,
+                reducers,
+            )
+            # at_edge must refer to the tile core, not to the object's box
+            for p in pieces:
+                edge = y0 == r_lo or x0 == c_lo or y0 + bh == r_hi or x0 + bw == c_hi
+                out.append(dataclasses.replace(p, at_edge=edge))
+        return out
+
+    def finalise(self, comp: Component, scene: Scene) -> Detection | None:
+        """Merged component -> WGS84 vessel with length, width, heading and score."""
+        st = comp.stats
+        n = int(st["n_pixels"])
+        if n < self.thresholds["min_pixels"]:
+            return None
+        res = scene.grid.ground_res_m
+        mr, mc = st["sum_r"] / n, st["sum_c"] / n
+        vrr = max(st["sum_rr"] / n - mr * mr, 0.0)
+        vcc = max(st["sum_cc"] / n - mc * mc, 0.0)
+        vrc = st["sum_rc"] / n - mr * mc
+        half_tr = (vrr + vcc) / 2.0
+        disc = math.sqrt(max(((vrr - vcc) / 2.0) ** 2 + vrc * vrc, 0.0))
+        lam_big, lam_small = half_tr + disc, max(half_tr - disc, 0.0)
+        length_px = math.sqrt(12.0 * lam_big + 1.0)
+        width_px = math.sqrt(12.0 * lam_small + 1.0)
+        heading: float | None = None
+        if length_px >= 3.0 and length_px / width_px >= 1.5:
+            # major axis direction: rows grow southwards, columns eastwards
+            theta = 0.5 * math.atan2(2.0 * vrc, vcc - vrr)  # angle from +col towards +row
+            east, north = math.cos(theta), -math.sin(theta)
+            heading = round(math.degrees(math.atan2(east, north)) % 180.0, 1)
+        geom = pixel_to_wgs84(comp.geometry, scene.grid)
+        lon, lat = centroid_lonlat(geom)
+        minx, miny, maxx, maxy = comp.geometry.bounds
+        measures: dict[str, Any] = {
+            "length_m": round(length_px * res, 1),
+            "width_m": round(width_px * res, 1),
+            "heading_deg": heading,
+            "pixel_count": n,
+            "area_m2": round(n * scene.grid.pixel_area_m2, 1),
+            "mean_contrast": round(st["sum_contrast"] / n, 4),
+            "max_contrast": round(st["max_contrast"], 4),
+            "classifier_score": round(st["max_score"], 4),
+            "centroid_lon": round(lon, 6),
+            "centroid_lat": round(lat, 6),
+            "row_min": int(miny),
+            "col_min": int(minx),
+            "row_max": int(maxy) - 1,
+            "col_max": int(maxx) - 1,
+            "tiles": comp.tile_id,
+        }
+        score = min(1.0, max(0.0, float(st["max_score"])))
+        return Detection(self.cls, score, geom, measures)

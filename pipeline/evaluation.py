@@ -1,0 +1,384 @@
+"""Scoring detections against labels: ships against labelled vessels, fire against a reference
+hot-pixel list.
+
+Ships: a detection and a labelled vessel can match when the detection's centroid lies within
+``tolerance_m`` (ground metres) of the vessel's box (or of its centroid when the label has no
+box).  Pairs are matched greedily, closest centroids first, each vessel and each detection at
+most once (a vessel found as two pieces gives one true positive and one false alarm; two vessels
+merged into one detection give one true positive and one miss).  False alarms are also given
+per 10 km2 of sea, with the sea area from the ship detector's water mask (NDWI).
+
+Fire: a reference cluster is found when the pixel box of a fire detection contains one of its
+pixels; a detection whose box contains no reference pixel is a false cluster (the logic of
+``benchmarks/bench_fire.py``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .results import Detection, SceneResult
+from .settings import Settings
+
+#: default matching tolerance between a detection centroid and a vessel box, ground metres
+SHIP_TOLERANCE_M = 30.0
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LON_EQ = 111_320.0
+
+
+@dataclass(frozen=True)
+class Vessel:
+    """One labelled vessel: centroid and optional box, WGS84 lon/lat."""
+
+    id: int
+    lon: float
+    lat: float
+    #: (lon_min, lat_min, lon_max, lat_max) or None
+    box: tuple[float, float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class ShipMatch:
+    vessel_id: int
+    detection: int  # index into the scored detections
+    distance_m: float  # centroid to centroid
+
+
+@dataclass(frozen=True)
+class ShipScore:
+    """Per-scene ship scores."""
+
+    scene: str
+    labels: int
+    detections: int
+    tp: int
+    fp: int
+    fn: int
+    sea_km2: float
+    tolerance_m: float
+    matches: tuple[ShipMatch, ...] = ()
+    missed: tuple[int, ...] = ()
+    false_alarms: tuple[int, ...] = ()
+
+    @property
+    def precision(self) -> float | None:
+        return self.tp / self.detections if self.detections else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.tp / self.labels if self.labels else None
+
+    @property
+    def f1(self) -> float | None:
+        d = 2 * self.tp + self.fp + self.fn
+        return 2 * self.tp / d if d else None
+
+    @property
+    def false_alarms_per_10km2(self) -> float | None:
+        return 10.0 * self.fp / self.sea_km2 if self.sea_km2 > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scene": self.scene,
+            "labels": self.labels,
+            "detections": self.detections,
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "precision": _r(self.precision),
+            "recall": _r(self.recall),
+            "f1": _r(self.f1),
+            "sea_km2": round(self.sea_km2, 3),
+            "false_alarms_per_10km2": _r(self.false_alarms_per_10km2),
+            "tolerance_m": self.tolerance_m,
+            "missed_vessel_ids": list(self.missed),
+            "false_alarm_detections": list(self.false_alarms),
+            "matches": [
+                {
+                    "vessel": m.vessel_id,
+                    "detection": m.detection,
+                    "distance_m": round(m.distance_m, 1),
+                }
+                for m in self.matches
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class FireScore:
+    """Per-scene fire cluster scores against a reference hot-pixel list."""
+
+    scene: str
+    reference_clusters: int
+    reference_pixels: int
+    detections: int
+    found: int
+    false_clusters: int
+    missed: tuple[int, ...] = field(default_factory=tuple)
+
+    @property
+    def precision(self) -> float | None:
+        return (
+            (self.detections - self.false_clusters) / self.detections if self.detections else None
+        )
+
+    @property
+    def recall(self) -> float | None:
+        return self.found / self.reference_clusters if self.reference_clusters else None
+
+    @property
+    def f1(self) -> float | None:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p is not None and r is not None and p + r > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scene": self.scene,
+            "reference_clusters": self.reference_clusters,
+            "reference_pixels": self.reference_pixels,
+            "detections": self.detections,
+            "found": self.found,
+            "missed_clusters": list(self.missed),
+            "false_clusters": self.false_clusters,
+            "precision": _r(self.precision),
+            "recall": _r(self.recall),
+            "f1": _r(self.f1),
+        }
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 4)
+
+
+# ------------------------------------------------------------------------------ ships
+
+
+def load_vessel_labels(path: str | Path) -> list[Vessel]:
+    """Vessels from a labels JSON: the sen2ships form (``vessels`` with ``centroid_lonlat`` and
+    ``bbox_crs_xyxy`` in ``image.crs``) or plain ``{"vessels": [{"lon": .., "lat": ..}]}``."""
+    from rasterio.warp import transform as warp_transform
+
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{p}: labels file not found") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{p}: unreadable labels ({exc})") from None
+    items = doc.get("vessels") if isinstance(doc, Mapping) else None
+    if not isinstance(items, list):
+        raise InputError(f"{p}: no 'vessels' list in labels")
+    crs = (doc.get("image") or {}).get("crs") if isinstance(doc.get("image"), Mapping) else None
+    out: list[Vessel] = []
+    for i, v in enumerate(items):
+        try:
+            if "centroid_lonlat" in v:
+                lon, lat = (float(a) for a in v["centroid_lonlat"])
+            else:
+                lon, lat = float(v["lon"]), float(v["lat"])
+            box = None
+            if crs and "bbox_crs_xyxy" in v:
+                x0, y0, x1, y1 = (float(a) for a in v["bbox_crs_xyxy"])
+                lons, lats = warp_transform(crs, "EPSG:4326", [x0, x1, x0, x1], [y0, y0, y1, y1])
+                box = (min(lons), min(lats), max(lons), max(lats))
+            vid = int(v.get("instance_id", v.get("id", i + 1)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{p}: vessel {i}: malformed label ({exc!r})") from None
+        out.append(Vessel(vid, lon, lat, box))
+    return out
+
+
+def _metres(lon: float, lat: float, lon0: float, lat0: float) -> tuple[float, float]:
+    return (
+        (lon - lon0) * _M_PER_DEG_LON_EQ * math.cos(math.radians(lat0)),
+        (lat - lat0) * _M_PER_DEG_LAT,
+    )
+
+
+def _box_distance_m(lon: float, lat: float, v: Vessel) -> float:
+    if v.box is None:
+        return math.hypot(*_metres(lon, lat, v.lon, v.lat))
+    x0, y0 = _metres(v.box[0], v.box[1], v.lon, v.lat)
+    x1, y1 = _metres(v.box[2], v.box[3], v.lon, v.lat)
+    x, y = _metres(lon, lat, v.lon, v.lat)
+    dx = max(x0 - x, 0.0, x - x1)
+    dy = max(y0 - y, 0.0, y - y1)
+    return math.hypot(dx, dy)
+
+
+def detection_lonlat(d: Detection) -> tuple[float, float]:
+    m = d.measures
+    if "centroid_lon" in m and "centroid_lat" in m:
+        return float(m["centroid_lon"]), float(m["centroid_lat"])
+    c = d.geometry.centroid
+    return float(c.x), float(c.y)
+
+
+def match_ships(
+    detections: Sequence[Detection],
+    vessels: Sequence[Vessel],
+    tolerance_m: float = SHIP_TOLERANCE_M,
+) -> tuple[list[ShipMatch], list[int], list[int]]:
+    """Greedy one-to-one matching; returns (matches, missed vessel ids, false detection idx)."""
+    pts = [detection_lonlat(d) for d in detections]
+    pairs: list[tuple[float, int, int]] = []
+    for j, v in enumerate(vessels):
+        for i, (lon, lat) in enumerate(pts):
+            if _box_distance_m(lon, lat, v) <= tolerance_m:
+                pairs.append((math.hypot(*_metres(lon, lat, v.lon, v.lat)), j, i))
+    pairs.sort()
+    used_v: set[int] = set()
+    used_d: set[int] = set()
+    matches: list[ShipMatch] = []
+    for dist, j, i in pairs:
+        if j in used_v or i in used_d:
+            continue
+        used_v.add(j)
+        used_d.add(i)
+        matches.append(ShipMatch(vessels[j].id, i, dist))
+    missed = [v.id for j, v in enumerate(vessels) if j not in used_v]
+    false = [i for i in range(len(detections)) if i not in used_d]
+    return matches, missed, false
+
+
+def sea_area_km2(scene_path: str | Path, settings: Settings | None = None) -> float:
+    """Water area of a scene by the ship detector's NDWI water mask, km2 (tile by tile)."""
+    from .detectors.ships import ShipDetector, water_mask
+    from .ingest import SceneReader
+    from .scene import open_scene
+    from .tiling import iter_tiles
+
+    settings = settings or Settings(detectors=("ships",))
+    scene = open_scene(scene_path, sensor=settings.sensor)
+    det = ShipDetector(settings)
+    ndwi_min = det.thresholds["ndwi_min"]
+    names = [scene.band_for_role("green").name, scene.band_for_role("nir").name]
+    g = scene.grid
+    n = 0
+    with SceneReader(scene) as reader:
+        for tile in iter_tiles(g.width, g.height, settings.tile_size, 0):
+            data = reader.read(tile, names)
+            wm = water_mask(data.bands[names[0]], data.bands[names[1]], data.valid, ndwi_min)
+            n += int(np.count_nonzero(wm[tile.core_in_read]))
+    return n * g.pixel_area_m2 / 1e6
+
+
+def score_ships(
+    result: SceneResult,
+    vessels: Sequence[Vessel],
+    sea_km2: float,
+    tolerance_m: float = SHIP_TOLERANCE_M,
+) -> ShipScore:
+    dets = [d for d in result.detections if d.cls == "ship"]
+    matches, missed, false = match_ships(dets, vessels, tolerance_m)
+    return ShipScore(
+        scene=result.scene,
+        labels=len(vessels),
+        detections=len(dets),
+        tp=len(matches),
+        fp=len(false),
+        fn=len(missed),
+        sea_km2=sea_km2,
+        tolerance_m=tolerance_m,
+        matches=tuple(matches),
+        missed=tuple(missed),
+        false_alarms=tuple(false),
+    )
+
+
+def evaluate_ships(
+    scene_path: str | Path,
+    labels: str | Path | None = None,
+    settings: Settings | None = None,
+    tolerance_m: float = SHIP_TOLERANCE_M,
+) -> tuple[ShipScore, SceneResult]:
+    """Run the ship detector on a scene and score it against its labels
+    (default ``SCENE/labels.json``)."""
+    from .engine import run_scene
+
+    scene_path = Path(scene_path)
+    settings = (settings or Settings()).replace(detectors=("ships",))
+    vessels = load_vessel_labels(labels or scene_path / "labels.json")
+    result = run_scene(scene_path, settings)
+    if result.failures or result.problems:
+        causes = [f.cause for f in result.failures[:2]] + list(result.problems[:2])
+        raise InputError(f"{scene_path}: ship run incomplete: {'; '.join(causes)}")
+    sea = sea_area_km2(scene_path, settings)
+    return score_ships(result, vessels, sea, tolerance_m), result
+
+
+# ------------------------------------------------------------------------------- fire
+
+
+def read_fire_reference(path: str | Path) -> dict[int, set[tuple[int, int]]]:
+    """cluster id -> {(row, col)} from a CSV with ``row``, ``col`` and ``cluster`` columns."""
+    p = Path(path)
+    clusters: dict[int, set[tuple[int, int]]] = {}
+    try:
+        with p.open(newline="") as fh:
+            for i, row in enumerate(csv.DictReader(fh), start=2):
+                try:
+                    key = int(row["cluster"])
+                    px = (int(row["row"]), int(row["col"]))
+                except (KeyError, TypeError, ValueError):
+                    raise InputError(f"{p} line {i}: bad row/col/cluster") from None
+                clusters.setdefault(key, set()).add(px)
+    except FileNotFoundError:
+        raise InputError(f"{p}: reference file not found") from None
+    except OSError as exc:
+        raise InputError(f"{p}: unreadable reference ({exc.strerror or exc})") from None
+    if not clusters:
+        raise InputError(f"{p}: no reference pixels")
+    return clusters
+
+
+def _box(d: Detection) -> tuple[int, int, int, int]:
+    m = d.measures
+    try:
+        return (int(m["row_min"]), int(m["col_min"]), int(m["row_max"]), int(m["col_max"]))
+    except (KeyError, TypeError, ValueError):
+        raise InputError("fire detection without row/col box measures") from None
+
+
+def score_fire(result: SceneResult, ref: Mapping[int, set[tuple[int, int]]]) -> FireScore:
+    boxes = [_box(d) for d in result.detections if d.cls == "fire"]
+
+    def inside(px: tuple[int, int], b: tuple[int, int, int, int]) -> bool:
+        return b[0] <= px[0] <= b[2] and b[1] <= px[1] <= b[3]
+
+    found = [k for k, pxs in ref.items() if any(inside(p, b) for b in boxes for p in pxs)]
+    all_ref = set().union(*ref.values())
+    false = sum(1 for b in boxes if not any(inside(p, b) for p in all_ref))
+    return FireScore(
+        scene=result.scene,
+        reference_clusters=len(ref),
+        reference_pixels=len(all_ref),
+        detections=len(boxes),
+        found=len(found),
+        false_clusters=false,
+        missed=tuple(sorted(set(ref) - set(found))),
+    )
+
+
+def evaluate_fire(
+    scene_path: str | Path, reference: str | Path, settings: Settings | None = None
+) -> tuple[FireScore, SceneResult]:
+    """Run the fire detector on a scene and score its clusters against a reference CSV."""
+    from .engine import run_scene
+
+    ref = read_fire_reference(reference)
+    settings = (settings or Settings()).replace(detectors=("fire",))
+    result = run_scene(scene_path, settings)
+    if result.failures or result.problems:
+        causes = [f.cause for f in result.failures[:2]] + list(result.problems[:2])
+        raise InputError(f"{scene_path}: fire run incomplete: {'; '.join(causes)}")
+    return score_fire(result, ref), result

@@ -1,0 +1,337 @@
+"""Ship detector: real ONNX sessions on real rasters (sample ports, shared ports) and on a
+synthetic sea scene with known vessels, including vessels cut by tile edges."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+import pipeline
+from pipeline.detectors.ships import FEATURES, ShipDetector, ShipScreen, chip_thresholds
+from pipeline.errors import ModelError
+from pipeline.onnx_models import OnnxModel, load_manifest
+from pipeline.settings import Settings, ShipSettings
+
+from .conftest import REPO, SAMPLES
+
+MODELS = REPO / "models"
+SHIP_BANDS = ("B02", "B03", "B04", "B08", "B11")
+#: sen2ships-like reflectances: (harbour water, land, hull)
+WATER = {"B02": 0.07, "B03": 0.063, "B04": 0.05, "B08": 0.045, "B11": 0.03}
+LAND = {"B02": 0.09, "B03": 0.08, "B04": 0.07, "B08": 0.27, "B11": 0.22}
+HULL = {"B02": 0.17, "B03": 0.18, "B04": 0.19, "B08": 0.24, "B11": 0.2}
+
+
+@dataclass(frozen=True)
+class SynShip:
+    row: float  # centre, pixels
+    col: float
+    length_px: float
+    width_px: float
+    heading_deg: float  # axis, clockwise from north
+
+
+def ship_polygon(s: SynShip) -> np.ndarray:
+    """Corners (x=col, y=row) of the hull rectangle."""
+    t = math.radians(s.heading_deg)
+    ax = np.array([math.sin(t), -math.cos(t)])  # along the axis: east, south components
+    px = np.array([math.cos(t), math.sin(t)])
+    c = np.array([s.col, s.row])
+    hl, hw = s.length_px / 2, s.width_px / 2
+    return np.array(
+        [c + a * hl * ax + b * hw * px for a, b in ((1, 1), (1, -1), (-1, -1), (-1, 1))]
+    )
+
+
+def write_ship_scene(
+    out: Path,
+    width: int,
+    height: int,
+    ships: Sequence[SynShip],
+    land_cols: int = 0,
+    seed: int = 0,
+) -> Path:
+    """A 5-band sen2ships-style scene (EPSG:3857, uint16 DN/65535) with known vessels and
+    ``labels.json``; land (if any) is the western ``land_cols`` columns."""
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    transform = Affine(10.0, 0.0, 14_362_150.0, 0.0, -10.0, 4_181_750.0)
+    hull = np.zeros((height, width), np.uint8)
+    inst = np.zeros((height, width), np.uint16)
+    for i, s in enumerate(ships, 1):
+        poly = np.round(ship_polygon(s) * 16).astype(np.int32)
+        one = np.zeros_like(hull)
+        cv2.fillPoly(one, [poly], 1, lineType=cv2.LINE_8, shift=4)
+        hull |= one
+        inst[one > 0] = i
+    for band in SHIP_BANDS:
+        refl = np.full((height, width), WATER[band], np.float64)
+        refl += rng.normal(0.0, 0.002, refl.shape)
+        if land_cols:
+            refl[:, :land_cols] = LAND[band] + rng.normal(0.0, 0.01, (height, land_cols))
+        refl[hull > 0] = HULL[band] + rng.normal(0.0, 0.01, int(hull.sum()))
+        dn = np.clip(np.round(refl * 65535.0), 1, 65535).astype(np.uint16)
+        with rasterio.open(
+            out / f"{band}.tif",
+            "w",
+            driver="GTiff",
+            width=width,
+            height=height,
+            count=1,
+            dtype="uint16",
+            crs="EPSG:3857",
+            transform=transform,
+        ) as dst:
+            dst.write(dn, 1)
+    vessels = []
+    for i in range(1, len(ships) + 1):
+        r, c = np.nonzero(inst == i)
+        x0, y0 = transform @ (float(c.min()), float(r.max() + 1))
+        x1, y1 = transform @ (float(c.max() + 1), float(r.min()))
+        cx, cy = transform @ (float(c.mean() + 0.5), float(r.mean() + 0.5))
+        lon, lat = (v[0] for v in rasterio.warp.transform("EPSG:3857", "EPSG:4326", [cx], [cy]))
+        vessels.append(
+            {
+                "instance_id": i,
+                "centroid_lonlat": [lon, lat],
+                "bbox_crs_xyxy": [x0, y0, x1, y1],
+                "area_px": int(r.size),
+            }
+        )
+    labels = {"image": {"crs": "EPSG:3857", "width": width, "height": height}, "vessels": vessels}
+    (out / "labels.json").write_text(json.dumps(labels, indent=2))
+    return out
+
+
+#: Vessels of the synthetic scene; with tile_size 128 several sit on tile edges (row or col
+#: 128 / 256) and one on a tile corner.
+SYN_SHIPS = (
+    SynShip(60, 200, 14, 4, 30),
+    SynShip(128, 160, 16, 4, 0),  # across the row-128 edge
+    SynShip(200, 256, 18, 5, 90),  # across the col-256 edge
+    SynShip(256, 128, 12, 4, 45),  # on the tile corner (256, 128)
+    SynShip(300, 330, 22, 5, 120),
+    SynShip(90, 300, 9, 3, 70),
+)
+
+
+@pytest.fixture(scope="module")
+def ship_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_ship_scene(
+        tmp_path_factory.mktemp("ships") / "syn_ships", 400, 360, SYN_SHIPS, land_cols=40, seed=5
+    )
+
+
+def ship_boxes(result: pipeline.SceneResult) -> list[tuple[int, ...]]:
+    return sorted(
+        (
+            int(d.measures["row_min"]),
+            int(d.measures["col_min"]),
+            int(d.measures["row_max"]),
+            int(d.measures["col_max"]),
+            int(d.measures["pixel_count"]),
+        )
+        for d in result.detections
+        if d.cls == "ship"
+    )
+
+
+def run_ships(path: Path, **kw: object) -> pipeline.SceneResult:
+    return pipeline.run_scene(path, Settings(detectors=("ships",), **kw))  # type: ignore[arg-type]
+
+
+def test_synthetic_vessels_found_with_measures(ship_scene: Path) -> None:
+    from pipeline.evaluation import load_vessel_labels, match_ships
+
+    result = run_ships(ship_scene)
+    assert result.ok, (result.failures, result.problems)
+    ships = [d for d in result.detections if d.cls == "ship"]
+    vessels = load_vessel_labels(ship_scene / "labels.json")
+    matches, missed, false = match_ships(ships, vessels, 20.0)
+    assert not missed and not false, (missed, [ships[i].measures for i in false])
+    res = pipeline.open_scene(ship_scene).grid.ground_res_m
+    by_id = {m.vessel_id: ships[m.detection] for m in matches}
+    for i, s in enumerate(SYN_SHIPS, 1):
+        m = by_id[i].measures
+        assert m["length_m"] == pytest.approx(s.length_px * res, rel=0.3)
+        assert float(m["width_m"]) < float(m["length_m"])
+        heading = m["heading_deg"]
+        assert heading is not None
+        diff = abs((float(heading) - s.heading_deg + 90) % 180 - 90)
+        assert diff < 15, (i, heading, s.heading_deg)
+        assert 0.0 < by_id[i].score <= 1.0
+        assert m["classifier_score"] == pytest.approx(by_id[i].score, abs=1e-3)
+        assert by_id[i].geometry.geom_type in ("Polygon", "MultiPolygon")
+
+
+def test_tiling_invariance_and_edge_merge(ship_scene: Path) -> None:
+    """Vessels cut by tile edges merge into one feature each; same result at every tiling."""
+    ref = run_ships(ship_scene, tile_size=1024)
+    boxes = ship_boxes(ref)
+    assert len(boxes) == len(SYN_SHIPS)
+    for ts in (128, 160):
+        r = run_ships(ship_scene, tile_size=ts)
+        assert r.tiles_total > 4
+        assert ship_boxes(r) == boxes, ts
+        multi = [d for d in r.detections if "," in str(d.measures["tiles"])]
+        assert multi, "expected vessels merged across tiles"
+        lengths = sorted(float(d.measures["length_m"]) for d in r.detections)
+        assert lengths == pytest.approx(
+            sorted(float(d.measures["length_m"]) for d in ref.detections), abs=0.2
+        )
+
+
+def test_no_ships_on_empty_sea_and_land(tmp_path: Path) -> None:
+    scene = write_ship_scene(tmp_path / "empty", 256, 256, (), land_cols=100, seed=1)
+    result = run_ships(scene)
+    assert result.ok
+    assert result.counts()["ship"] == 0
+
+
+def test_screen_candidates_independent_of_window_origin(ship_scene: Path) -> None:
+    """The block grid is aligned to the scene: a window shifted by a few pixels gives the same
+    candidate pixels where both windows have full context."""
+    from pipeline.ingest import SceneReader
+    from pipeline.onnx_models import get_model
+    from pipeline.tiling import Tile
+
+    scene = pipeline.open_scene(ship_scene)
+    model = get_model("ship_screen", threads=1)
+    screen = ShipScreen(model, chip_thresholds(model.info.thresholds))
+    names = [scene.band_for_role(r).name for r in ("green", "nir")]
+    w = rasterio.windows.Window
+    masks = {}
+    with SceneReader(scene) as reader:
+        for off in (0, 3, 5):
+            win = w(off, off, 300, 300)
+            data = reader.read(Tile(0, 0, win, win), names)
+            g, n = (data.bands[k] for k in names)
+            masks[off] = screen.run(g, n, data.valid, (off, off)).candidate
+    a = masks[0][60:260, 60:260]
+    for off in (3, 5):
+        b = masks[off][60 - off : 260 - off, 60 - off : 260 - off]
+        assert np.array_equal(a, b), off
+    assert a.any()
+
+
+def test_sample_ports_run_and_features_are_well_formed() -> None:
+    for name in ("sen2ships_honolulu", "sen2ships_casablanca"):
+        result = run_ships(SAMPLES / name)
+        assert result.ok, (name, result.failures, result.problems)
+        assert result.detectors["ships"] == "ran"
+        for d in result.detections:
+            m = d.measures
+            for key in (
+                "length_m",
+                "width_m",
+                "pixel_count",
+                "centroid_lon",
+                "centroid_lat",
+                "mean_contrast",
+                "classifier_score",
+                "row_min",
+                "col_max",
+            ):
+                assert key in m, key
+            assert float(m["length_m"]) >= float(m["width_m"]) > 0
+
+
+def test_shared_busan_tuned_port(shared_data: Path) -> None:
+    """Regression guard on the port the thresholds and classifier were tuned on (measured
+    2026-11-28: recall 0.48, precision 0.37; far from the issue's targets, see
+    benchmarks/RESULTS.md).  The held-out ports are reported by benchmarks/bench_ships.py."""
+    from pipeline.evaluation import evaluate_ships
+
+    score, result = evaluate_ships(shared_data / "sen2ships" / "busan")
+    assert result.ok
+    assert score.recall is not None and score.recall >= 0.42
+    assert score.precision is not None and score.precision >= 0.3
+
+
+def test_tampered_ship_model_rejected(tmp_path: Path) -> None:
+    d = tmp_path / "models"
+    shutil.copytree(MODELS, d, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    data = bytearray((d / "ship_classifier.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (d / "ship_classifier.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        ShipDetector(Settings(detectors=("ships",), models_dir=d))
+
+
+def test_classifier_features_must_match(tmp_path: Path) -> None:
+    manifest = load_manifest(MODELS)
+    screen = OnnxModel(manifest["ship_screen"])
+    info = manifest["ship_classifier"]
+    raw = dict(info.raw)
+    raw["features"] = list(FEATURES[:-1])
+    bad = OnnxModel(type(info)(**{**info.__dict__, "raw": raw}))
+    with pytest.raises(ModelError, match="retrain"):
+        ShipDetector(Settings(detectors=("ships",)), screen, bad)
+
+
+def test_unknown_threshold_override_rejected() -> None:
+    s = Settings(detectors=("ships",), ships=ShipSettings(thresholds={"no_such": 1.0}))
+    with pytest.raises(ModelError, match="unknown ship threshold"):
+        ShipDetector(s)
+
+
+def test_threshold_override_applies(ship_scene: Path) -> None:
+    """min_score above every classifier score drops everything."""
+    s = ShipSettings(thresholds={"min_score": 1.01})
+    result = pipeline.run_scene(ship_scene, Settings(detectors=("ships",), ships=s))
+    assert result.counts()["ship"] == 0
+    assert result.info["thresholds"]["ships"]["min_score"] == pytest.approx(1.01)
+
+
+def test_screen_model_rebuild_is_identical() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bsm", MODELS / "build_ship_model.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.serialise() == (MODELS / "ship_screen.onnx").read_bytes()
+
+
+def test_classifier_retrain_reproduces_committed_model(shared_data: Path, tmp_path: Path) -> None:
+    """Quick retrain check: training on busan again gives the committed ONNX file."""
+    pytest.importorskip("sklearn", reason="training extra (scikit-learn) not installed")
+    pytest.importorskip("skl2onnx", reason="training extra (skl2onnx) not installed")
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(MODELS))
+    try:
+        spec = importlib.util.spec_from_file_location("tsc", MODELS / "train_ship_classifier.py")
+        assert spec and spec.loader
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["tsc"] = mod  # dataclasses look their module up
+        spec.loader.exec_module(mod)
+        data, entry = mod.train(("busan",), shared_data, MODELS)
+    finally:
+        sys.path.remove(str(MODELS))
+        sys.modules.pop("tsc", None)
+    assert data == (MODELS / "ship_classifier.onnx").read_bytes()
+    assert entry["features"] == list(FEATURES)
+
+
+def test_shared_port_tiling_invariance(shared_data: Path) -> None:
+    """On a real port, tiles of 256 px give the same vessels as one 1024 px tile."""
+    port = shared_data / "sen2ships" / "busan"
+    ref = run_ships(port, tile_size=1024)
+    small = run_ships(port, tile_size=256)
+    assert small.tiles_total > ref.tiles_total
+    assert ship_boxes(small) == ship_boxes(ref)
+    assert sorted(d.score for d in small.detections) == pytest.approx(
+        sorted(d.score for d in ref.detections), abs=1e-3
+    )
