@@ -1,0 +1,120 @@
+"""Compact GeoJSON for the downlink: ~1 m coordinates, operator properties, a feature budget."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from shapely.geometry import mapping
+
+from ..results import DETECTION_CLASSES, Detection, SceneResult
+
+#: 5 decimals of a degree: ~1.1 m at the equator
+COMPACT_DECIMALS = 5
+#: per class, the measures an operator needs (beside class and score), and their decimals
+CLASS_PROPERTIES: dict[str, tuple[tuple[str, int], ...]] = {
+    "fire": (("area_m2", 0), ("pixel_count", 0), ("max_swir22_reflectance", 3)),
+    "ship": (("length_m", 0), ("heading_deg", 0)),
+    "crop_stress": (("area_km2", 3), ("severity", 2)),
+}
+
+
+def _q(v: float) -> float:
+    r = round(float(v), COMPACT_DECIMALS)
+    return 0.0 if r == 0 else r  # no "-0.0"
+
+
+def _ring(coords: Any) -> list[list[float]]:
+    out: list[list[float]] = []
+    for x, y, *_ in coords:
+        pt = [_q(x), _q(y)]
+        if not out or out[-1] != pt:
+            out.append(pt)
+    return out
+
+
+def _geometry(d: Detection) -> dict[str, Any]:
+    """WGS84 geometry with quantised coordinates; a polygon that collapses at 1 m becomes its
+    centroid point."""
+    g = d.geometry
+    if g.is_empty:
+        lon = d.measures.get("centroid_lon", 0.0)
+        lat = d.measures.get("centroid_lat", 0.0)
+        return {"type": "Point", "coordinates": [_q(float(lon)), _q(float(lat))]}
+    if g.geom_type == "Point":
+        return {"type": "Point", "coordinates": [_q(g.x), _q(g.y)]}
+    polys = (
+        list(g.geoms) if g.geom_type == "MultiPolygon" else [g] if g.geom_type == "Polygon" else []
+    )
+    if not polys:
+        geo = mapping(g)
+        return _round_any(geo)
+    out_polys: list[list[list[list[float]]]] = []
+    for p in polys:
+        rings = [_ring(p.exterior.coords)] + [_ring(r.coords) for r in p.interiors]
+        if len(rings[0]) < 4:
+            continue
+        out_polys.append([r for r in rings if len(r) >= 4])
+    if not out_polys:
+        c = g.centroid
+        return {"type": "Point", "coordinates": [_q(c.x), _q(c.y)]}
+    if len(out_polys) == 1:
+        return {"type": "Polygon", "coordinates": out_polys[0]}
+    return {"type": "MultiPolygon", "coordinates": out_polys}
+
+
+def _round_any(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _round_any(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_round_any(v) for v in obj]
+    if isinstance(obj, float):
+        return _q(obj)
+    return obj
+
+
+def _properties(d: Detection) -> dict[str, Any]:
+    props: dict[str, Any] = {"class": d.cls, "score": round(float(d.score), 2)}
+    for key, nd in CLASS_PROPERTIES.get(d.cls, ()):
+        v = d.measures.get(key)
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, int | float):
+            f = float(v)
+            if not math.isfinite(f):
+                continue
+            props[key] = int(round(f)) if nd == 0 else round(f, nd)
+        elif isinstance(v, str):
+            props[key] = v
+    return props
+
+
+def compact_geojson(result: SceneResult, max_features: int = 50) -> dict[str, Any]:
+    """FeatureCollection of at most ``max_features`` detections, highest score first.
+
+    The member ``"eotriage"`` holds the scene name, the counts of all detections per class and
+    how many per class the budget left out.  Deterministic and JSON-serialisable.
+    """
+    if max_features < 0:
+        raise ValueError(f"max_features must be >= 0, got {max_features}")
+    order = sorted(range(len(result.detections)), key=lambda i: (-result.detections[i].score, i))
+    kept = order[:max_features]
+    counts = {c: 0 for c in DETECTION_CLASSES}
+    omitted = {c: 0 for c in DETECTION_CLASSES}
+    for d in result.detections:
+        counts[d.cls] += 1
+    for i in order[max_features:]:
+        omitted[result.detections[i].cls] += 1
+    features = [
+        {
+            "type": "Feature",
+            "geometry": _geometry(result.detections[i]),
+            "properties": _properties(result.detections[i]),
+        }
+        for i in kept
+    ]
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "eotriage": {"scene": result.scene, "counts": counts, "omitted": omitted},
+    }
