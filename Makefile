@@ -36,15 +36,20 @@ install-test: llama-wheel
 	$(PIP) install --quiet -e ".[test]"
 
 install-bench: llama-wheel
-	$(PIP) install --quiet -e ".[bench]"
+	$(PIP) install --quiet -e ".[bench,cluster]"
 
 # onnxruntime-gpu replaces the CPU package (both install the same 'onnxruntime' module).
 install-gpu: install
 	$(PIP) uninstall --quiet -y onnxruntime onnxruntime-gpu
 	$(PIP) install --quiet "onnxruntime-gpu>=1.17"
 
+DEMO_SCENES := sample_scenes/s2_fire_G90292 sample_scenes/s2_l1c_virginia_crop \
+	sample_scenes/sen2ships_honolulu sample_scenes/sen2ships_casablanca
+
+# onboard: detect, report, pack; then on the ground: decode the fire scene's packets
 demo: install
-	$(VENV)/bin/eotriage run sample_scenes/s2_fire_G90292 sample_scenes/s2_l1c_virginia_crop --out demo_out
+	$(VENV)/bin/eotriage run $(DEMO_SCENES) --out demo_out
+	$(VENV)/bin/eotriage decode demo_out/s2_fire_G90292/downlink.bin --out demo_out/ground/s2_fire_G90292
 
 test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -102,7 +102,9 @@ def plot_downlink(doc: dict[str, Any], path: Path) -> Path:
         xs = [i + j * width for i in range(len(rows))]
         ax.bar(xs, [max(1, r[key]) for r in rows], width, label=key.replace("_", " "))
     ax.set_xticks([i + width * (len(keys) - 1) / 2 for i in range(len(rows))])
-    ax.set_xticklabels([str(r.get("scene", i)) for i, r in enumerate(rows)], rotation=20, ha="right")
+    ax.set_xticklabels(
+        [str(r.get("scene", i)) for i, r in enumerate(rows)], rotation=20, ha="right"
+    )
     ax.set_yscale("log")
     ax.set_ylabel("bytes (log)")
     ax.set_title("What goes down: raw bands vs compressed bands vs report packets")

@@ -42,12 +42,46 @@ _EXPORTS = {
     "open_scene": "scene",
     "PROFILES": "sensors",
     "CropSettings": "settings",
+    "DownlinkSettings": "settings",
+    "ReportSettings": "settings",
     "FireSettings": "settings",
     "Settings": "settings",
     "ShipSettings": "settings",
+    "ReportWriter": "report.writer",
+    "compact_geojson": "report.compact",
+    "Triage": "stream",
+    "StripLayout": "stream",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "ConfigError",
+    "CropSettings",
+    "Detection",
+    "DownlinkSettings",
+    "EmptySceneError",
+    "EotriageError",
+    "FireSettings",
+    "InputError",
+    "ModelError",
+    "PROFILES",
+    "PacketError",
+    "ReportSettings",
+    "ReportWriter",
+    "Scene",
+    "SceneResult",
+    "Settings",
+    "ShipSettings",
+    "StripLayout",
+    "TileError",
+    "TileFailure",
+    "Triage",
+    "UnknownSensorError",
+    "__version__",
+    "compact_geojson",
+    "open_scene",
+    "run_scene",
+    "write_scene",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -76,7 +110,17 @@ if TYPE_CHECKING:
         UnknownSensorError,
     )
     from .outputs import write_scene
+    from .report.compact import compact_geojson
+    from .report.writer import ReportWriter
     from .results import Detection, SceneResult, TileFailure
     from .scene import Scene, open_scene
     from .sensors import PROFILES
-    from .settings import CropSettings, FireSettings, Settings, ShipSettings
+    from .settings import (
+        CropSettings,
+        DownlinkSettings,
+        FireSettings,
+        ReportSettings,
+        Settings,
+        ShipSettings,
+    )
+    from .stream import StripLayout, Triage

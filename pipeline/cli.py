@@ -60,16 +60,20 @@ def _fail(msg: str, code: int = EXIT_SCENE_FAILED) -> NoReturn:
 def cli(ctx: click.Context, verbose: int, quiet: bool, config: Path | None) -> None:
     """eotriage: onboard Earth-observation triage.
 
-    Reads multispectral scenes tile by tile, runs ONNX detectors (active fire today; ships and
-    crop stress to come) and writes compact GeoJSON products with a run summary.
+    Reads multispectral scenes tile by tile, runs ONNX detectors (active fire, ships, crop
+    stress), writes GeoJSON, a short text report (small onboard LLM, fact-checked) and
+    downlink packets that `eotriage decode` turns back into maps and text on the ground.
 
     \b
     Examples:
       eotriage run sample_scenes/s2_fire_G90292 --out out/
       eotriage run SCENE_DIR --sensor sentinel2-l1c --tile-size 512 --out out/
-      eotriage sensors
-      eotriage models verify
+      eotriage decode out/s2_fire_G90292/downlink.bin --out ground/
+      eotriage eval ships sample_scenes/sen2ships_honolulu
+      eotriage stream sample_scenes/s2_fire_G90292 --rate 664
+      eotriage ask "How many vessels?" --bbox -158,21.3,-157.9,21.4 --out q.bin
       eotriage scenes generate /tmp/syn --size 2000 --fires 5
+      eotriage bench --quick
     """
     _setup_logging(verbose, quiet)
     try:
@@ -105,6 +109,25 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, config: Path | None) -> N
     default=None,
     help="Progress bar on stderr (default: when stderr is a terminal).",
 )
+@click.option("--no-llm", is_flag=True, help="Write the text report with the template only.")
+@click.option(
+    "--max-features",
+    type=click.IntRange(min=0),
+    help="Features in compact.geojson, highest score first (default 50).",
+)
+@click.option(
+    "--llm-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds the LLM may take per report before the template is used (default 5).",
+)
+@click.option(
+    "--downlink-budget",
+    type=int,
+    help="Bytes of downlink.bin for this pass (default: no limit); the rest waits, in priority "
+    "order (report, detections by score, extras).",
+)
+@click.option("--chips", is_flag=True, help="Add 64 px image chips around detections (extras).")
+@click.option("--quicklook", is_flag=True, help="Add a 256 px quicklook of the scene (extras).")
 @click.pass_obj
 def run(
     settings: Settings,
@@ -116,8 +139,16 @@ def run(
     threads: int | None,
     detectors: str | None,
     progress: bool | None,
+    no_llm: bool,
+    max_features: int | None,
+    llm_timeout: float | None,
+    downlink_budget: int | None,
+    chips: bool,
+    quicklook: bool,
 ) -> None:
-    """Run the detectors on SCENES and write OUT/<scene>/detections.geojson and run.json.
+    """Run the detectors on SCENES and write OUT/<scene>/detections.geojson and run.json,
+    with the text report (report.txt, report.json), compact.geojson and downlink.bin (the
+    packets for the ground: decode with `eotriage decode`) beside them.
 
     A SCENE is a multi-band GeoTIFF whose band descriptions name the bands, or a folder of
     single-band GeoTIFFs named after their bands (B02.tif, ..._B8A.tif, B11.tif).  A scene
@@ -126,6 +157,7 @@ def run(
     from .engine import run_scene
     from .env import Env
     from .outputs import write_scene
+    from .report.writer import ReportWriter
     from .scene import open_scene
     from .sensors import get_profile
 
@@ -140,7 +172,25 @@ def run(
             changes[key] = value
     if detectors:
         changes["detectors"] = tuple(d.strip() for d in detectors.split(",") if d.strip())
+    report_changes: dict[str, Any] = {}
+    if no_llm:
+        report_changes["use_llm"] = False
+    if max_features is not None:
+        report_changes["max_features"] = max_features
+    if llm_timeout is not None:
+        report_changes["timeout_s"] = llm_timeout
+    downlink_changes: dict[str, Any] = {}
+    if downlink_budget is not None:
+        downlink_changes["budget_bytes"] = downlink_budget
+    if chips:
+        downlink_changes["chips"] = True
+    if quicklook:
+        downlink_changes["quicklook"] = True
     try:
+        if report_changes:
+            changes["report"] = dataclasses.replace(settings.report, **report_changes)
+        if downlink_changes:
+            changes["downlink"] = dataclasses.replace(settings.downlink, **downlink_changes)
         settings = settings.replace(**changes)
         if settings.sensor:
             get_profile(settings.sensor)
@@ -149,29 +199,38 @@ def run(
     show_bar = sys.stderr.isatty() if progress is None else progress
     failed = 0
     names_seen: set[str] = set()
-    for path in scenes:
-        try:
-            with Env(settings):
-                scene = open_scene(path, sensor=settings.sensor)
-            if scene.name in names_seen:  # two inputs with one name must not share an output folder
-                scene = dataclasses.replace(scene, name=f"{scene.name}_{len(names_seen)}")
-            names_seen.add(scene.name)
-            result = _run_with_progress(run_scene, scene, settings, show_bar)
-            written = write_scene(result, out_dir)
-        except EotriageError as exc:
-            failed += 1
-            click.echo(f"eotriage: error: {exc}", err=True)
-            continue
-        counts = ", ".join(f"{n} {c}" for c, n in result.counts().items() if n) or "no detections"
-        click.echo(
-            f"{scene.name}: {counts} -> {written.geojson} ({result.timings_s['total']:.1f} s)"
-        )
-        for f in result.failures:
-            click.echo(f"eotriage: error: {scene.name} tile {f.tile_id}: {f.cause}", err=True)
-        for p in result.problems:
-            click.echo(f"eotriage: error: {scene.name}: {p}", err=True)
-        if not result.ok:
-            failed += 1
+    with ReportWriter(settings.report, threads=settings.threads) as reports:
+        for path in scenes:
+            try:
+                with Env(settings):
+                    scene = open_scene(path, sensor=settings.sensor)
+                if scene.name in names_seen:  # two inputs with one name: separate output folders
+                    scene = dataclasses.replace(scene, name=f"{scene.name}_{len(names_seen)}")
+                names_seen.add(scene.name)
+                result = _run_with_progress(run_scene, scene, settings, show_bar)
+                written = write_scene(result, out_dir, reports, settings.downlink)
+            except EotriageError as exc:
+                failed += 1
+                click.echo(f"eotriage: error: {exc}", err=True)
+                continue
+            counts = (
+                ", ".join(f"{n} {c}" for c, n in result.counts().items() if n) or "no detections"
+            )
+            click.echo(
+                f"{scene.name}: {counts} -> {written.geojson} ({result.timings_s['total']:.1f} s)"
+            )
+            if written.report is not None and written.report.report.fallback_reason:
+                log.info(
+                    "%s: template report (%s)",
+                    scene.name,
+                    written.report.report.fallback_reason,
+                )
+            for f in result.failures:
+                click.echo(f"eotriage: error: {scene.name} tile {f.tile_id}: {f.cause}", err=True)
+            for p in result.problems:
+                click.echo(f"eotriage: error: {scene.name}: {p}", err=True)
+            if not result.ok:
+                failed += 1
     if failed:
         raise SystemExit(EXIT_SCENE_FAILED)
 
@@ -314,7 +373,44 @@ def scenes_generate(
     click.echo(f"wrote {out} ({size} x {size} px, truth in {out / 'truth.json'})")
 
 
-# --- subcommands defined in their own modules: one import + add_command line each ---
+@scenes.command("generate-crops")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--size", type=int, default=1000, show_default=True, help="Edge in 10 m pixels.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def scenes_generate_crops(out: Path, size: int, seed: int) -> None:
+    """Write a synthetic Sentinel-2 L1C scene with healthy and stressed fields to OUT.
+
+    truth.json lists each field's state and the stressed area; baseline_ndvi.tif is an
+    expected-NDVI baseline for the drop test.  Score a run with `eotriage eval crop OUT`.
+    """
+    from .synthetic_crops import generate_crop_scene
+
+    if size < 200:
+        _fail("--size must be >= 200 for fields to fit", EXIT_USAGE)
+    generate_crop_scene(out, width=size, seed=seed)
+    click.echo(f"wrote {out} ({size} x {size} px, truth in {out / 'truth.json'})")
+
+
+# --- subcommands defined in their own modules (each imports its heavy parts lazily) ---
+from .cli_ask import answer_cmd, ask_cmd, store_group  # noqa: E402
+from .cli_bench import bench_cmd  # noqa: E402
+from .cli_decode import decode_cmd  # noqa: E402
+from .cli_eval import eval_group  # noqa: E402
+from .cli_ground import batch_cmd, simulate_cmd  # noqa: E402
+from .cli_stream import stream_cmd  # noqa: E402
+
+for _command in (
+    eval_group,
+    decode_cmd,
+    stream_cmd,
+    ask_cmd,
+    answer_cmd,
+    store_group,
+    batch_cmd,
+    simulate_cmd,
+    bench_cmd,
+):
+    cli.add_command(_command)
 
 
 def main() -> None:

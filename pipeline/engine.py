@@ -7,11 +7,11 @@ records per-tile failures and goes on.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-import importlib
 from pathlib import Path
 
 from .detectors.base import Detector

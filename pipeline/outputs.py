@@ -1,4 +1,4 @@
-"""Write a scene's products: ``detections.geojson`` and ``run.json``."""
+"""Write a scene's products: ``detections.geojson``, the report files and ``run.json``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .results import SceneResult
+
+if TYPE_CHECKING:
+    from .downlink.plan import DownlinkPlan
+    from .report.writer import ReportWriter, WrittenReport
+    from .settings import DownlinkSettings
 
 
 @dataclass(frozen=True)
@@ -22,15 +27,24 @@ class WrittenScene:
     geojson: Path
     run_json: Path
     geojson_bytes: int
+    #: report.txt, report.json and compact.geojson (``None`` when not written)
+    report: WrittenReport | None = None
+    #: the scene's packets for the ground (report + compact GeoJSON + extras)
+    downlink: Path | None = None
+    plan: DownlinkPlan | None = None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+_atomic_write = atomic_write
 
 
 def run_summary(result: SceneResult, geojson_bytes: int, write_s: float) -> dict[str, Any]:
@@ -58,8 +72,23 @@ def run_summary(result: SceneResult, geojson_bytes: int, write_s: float) -> dict
     }
 
 
-def write_scene(result: SceneResult, out_dir: str | Path) -> WrittenScene:
-    """Write ``OUT/<scene>/detections.geojson`` and ``OUT/<scene>/run.json`` atomically."""
+def write_scene(
+    result: SceneResult,
+    out_dir: str | Path,
+    reports: ReportWriter | None = None,
+    downlink: DownlinkSettings | None = None,
+) -> WrittenScene:
+    """Write ``OUT/<scene>/detections.geojson``, the report files (``report.txt``,
+    ``report.json``, ``compact.geojson``), ``downlink.bin`` and ``OUT/<scene>/run.json``,
+    each atomically.
+
+    ``reports`` writes the text report (LLM or template, loaded once and reused across
+    scenes); ``None`` uses the template writer only.  ``downlink`` sets the pass budget and
+    the optional extras (default: no budget, no extras).  ``run.json`` is written last.
+    """
+    from .report.writer import ReportWriter
+    from .settings import DownlinkSettings, ReportSettings
+
     d = Path(out_dir) / result.scene
     d.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -67,7 +96,44 @@ def write_scene(result: SceneResult, out_dir: str | Path) -> WrittenScene:
     gj_path = d / "detections.geojson"
     _atomic_write(gj_path, gj)
     write_s = time.perf_counter() - t0
+    writer = reports if reports is not None else ReportWriter(ReportSettings(use_llm=False))
+    written_report = writer.write(result, d)
     run_path = d / "run.json"
     summary = run_summary(result, len(gj), write_s)
+    summary["output_bytes"].update(written_report.bytes)
+    summary["report"] = written_report.report.run_section()
+    plan = _write_downlink(result, d, written_report, downlink or DownlinkSettings())
+    summary["output_bytes"]["downlink.bin"] = len(plan.packets)
+    summary["downlink"] = plan.summary()
     _atomic_write(run_path, (json.dumps(summary, indent=2) + "\n").encode())
-    return WrittenScene(d, gj_path, run_path, len(gj))
+    return WrittenScene(d, gj_path, run_path, len(gj), written_report, d / "downlink.bin", plan)
+
+
+def _write_downlink(
+    result: SceneResult, d: Path, written: WrittenReport, settings: DownlinkSettings
+) -> DownlinkPlan:
+    """Pack report.json + compact.geojson (+ extras) into ``downlink.bin``."""
+    from .downlink import encode_scene
+
+    report = json.loads(written.report_json.read_text())
+    compact = json.loads(written.compact_geojson.read_text())
+    extras = None
+    if settings.chips or settings.quicklook:
+        from .downlink import make_extras
+        from .scene import open_scene
+
+        scene = open_scene(result.info["path"], sensor=result.info.get("sensor"))
+        extras = make_extras(
+            scene,
+            compact,
+            chips=settings.chips,
+            chip_size=settings.chip_size,
+            max_chips=settings.max_chips,
+            quicklook=settings.quicklook,
+            quicklook_width=settings.quicklook_width,
+        )
+    plan = encode_scene(
+        report, compact, extras=extras, budget_bytes=settings.budget_bytes, scene=result.scene
+    )
+    _atomic_write(d / "downlink.bin", plan.packets)
+    return plan

@@ -147,12 +147,25 @@ def out(tmp_path: Path) -> Path:
 def test_missing_band(
     tmp_path: Path, out: Path, good: tuple[Path, list[dict]], bands: tuple[str, ...] | None
 ) -> None:
+    """Asked for the fire detector only, a scene without B12 is a one-line error."""
     bad, _ = synthetic(tmp_path / "nob12", 128, n_fires=1, seed=5, bands=bands)
     (bad / "B12.tif").unlink()
-    proc = run_with_good(bad, good[0], out)
+    proc = run_with_good(bad, good[0], out, "--detectors", "fire")
     single_scene_error(proc, str(bad), "B12", "missing")
     assert not (out / "nob12").exists()
     assert_good_completed(proc, out, good)
+
+
+def test_missing_band_skips_only_that_detector(tmp_path: Path, out: Path) -> None:
+    """With every detector enabled (the default), a 13-band scene without B12 still gets the
+    ship and crop detectors; run.json says why fire was skipped."""
+    bad, _ = synthetic(tmp_path / "nob12", 128, n_fires=1, seed=5)
+    (bad / "B12.tif").unlink()
+    proc = run_cli("run", bad, "--out", out, cwd=out.parent)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "nob12" / "run.json").read_text())
+    assert summary["detectors"]["fire"] == "skipped: needs band(s) B12"
+    assert summary["detectors"]["ships"] == "ran" and summary["detectors"]["crop"] == "ran"
 
 
 # --------------------------------------------------------------------------- truncated band

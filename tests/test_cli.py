@@ -53,7 +53,12 @@ def test_run_writes_geojson_and_run_json(tmp_path: Path) -> None:
     assert run["tiles"] == {"total": 1, "failed": 0, "failures": []}
     assert run["input"]["scaling_reason"].startswith("acquisition date 2023-05-14")
     virginia = json.loads((out / "s2_l1c_virginia_crop" / "detections.geojson").read_text())
-    assert virginia["features"] == []
+    assert [f for f in virginia["features"] if f["properties"]["class"] == "fire"] == []
+    assert json.loads((out / "s2_l1c_virginia_crop" / "run.json").read_text())["detectors"] == {
+        "fire": "ran",
+        "ships": "ran",
+        "crop": "ran",
+    }
 
 
 def test_help_texts() -> None:
@@ -77,9 +82,15 @@ def test_info_and_sensors() -> None:
 
 
 def test_scene_needing_missing_bands_fails_alone(tmp_path: Path) -> None:
-    """A port scene without B12 cannot run the fire test: one line, exit 1, others still run."""
+    """Asked for fire only, a port scene without B12 fails alone: one line, exit 1."""
     proc = run_cli(
-        "run", SAMPLES / "sen2ships_honolulu", SAMPLES / "s2_fire_G90292", "--out", tmp_path
+        "run",
+        SAMPLES / "sen2ships_honolulu",
+        SAMPLES / "s2_fire_G90292",
+        "--out",
+        tmp_path,
+        "--detectors",
+        "fire",
     )
     assert proc.returncode == 1
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("eotriage: error:")]
@@ -96,4 +107,5 @@ def test_generate_then_run(tmp_path: Path) -> None:
     proc = run_cli("run", scene, "--out", tmp_path / "out", "--tile-size", "128")
     assert proc.returncode == 0, proc.stderr
     gj = json.loads((tmp_path / "out" / "gen" / "detections.geojson").read_text())
-    assert len(gj["features"]) == len(truth["fires"]) == 2
+    fires = [f for f in gj["features"] if f["properties"]["class"] == "fire"]
+    assert len(fires) == len(truth["fires"]) == 2

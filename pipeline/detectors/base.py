@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..onnx_models import OnnxModel
     from ..results import Detection
     from ..scene import Grid, Scene
+    from ..settings import Settings
     from ..vectorise import Component
 
 
@@ -28,6 +29,10 @@ class Detector(Protocol):
     roles: tuple[str, ...]
     #: effective thresholds (manifest values with settings overrides applied)
     thresholds: Mapping[str, float]
+
+    def __init__(self, settings: Settings) -> None:
+        """Load the model(s) once; thresholds = manifest values with settings overrides."""
+        ...
 
     @property
     def models(self) -> Sequence[OnnxModel]:
