@@ -232,7 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--shared-data", type=Path, default=None)
+    ap.add_argument("--quick", action="store_true", help="2 seeds, 5 timing repeats (CI)")
     args = ap.parse_args(argv[1:])
+    if args.quick:
+        args.seeds, args.repeats = min(args.seeds, 2), min(args.repeats, 5)
     shared = args.shared_data or Path(
         os.environ.get("EOTRIAGE_SHARED_DATA", REPO.parent / "shared" / "data")
     )

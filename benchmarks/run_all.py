@@ -54,7 +54,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("memory", "bench_memory.py", "results_memory.json", ("results", "peak_rss_ratio")),
     Bench("scaling", "bench_scaling.py", "results_scaling.json", ("results", "thread_speedup")),
     Bench("stream", "bench_stream.py", "results_stream.json", ("results",)),
-    Bench("report", "bench_report.py", "results_report.json", ("results",)),
+    Bench("report", "bench_report.py", "results_report.json", ("load", "main")),
     Bench("downlink", "bench_downlink.py", "results_downlink.json", ("results",)),
     Bench("ask", "bench_ask.py", "results_ask.json", ("results", "summary")),
     Bench("ground", "bench_ground.py", "results_ground.json", ("batch", "simulation")),
