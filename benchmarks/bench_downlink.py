@@ -55,7 +55,6 @@ BLOCK_ROWS = 1024
 RAW_TARGET = 10_000
 ZSTD_TARGET = 1_000
 SMALL_RAW_FLOOR = 1_000
-REPORT_WRITER_LABEL = "bench-stand-in"
 
 
 @dataclass
@@ -111,25 +110,27 @@ def zstd_band_bytes(scene: Any) -> tuple[int, float]:
     return total, time.perf_counter() - t0
 
 
-def stand_in_report(geojson: dict[str, Any]) -> dict[str, Any]:
-    """A report.json-shaped dict built from the counts (until the report writer is wired)."""
-    meta = geojson.get("eotriage", {})
-    counts = {c: n for c, n in meta.get("counts", {}).items() if n}
-    scores = [f["properties"].get("score", 0.0) for f in geojson["features"]]
-    parts = ", ".join(f"{n} {c.replace('_', ' ')}" for c, n in sorted(counts.items()))
-    summary = (
-        f"{meta.get('scene', 'scene')}: {parts or 'no detections'}"
-        + (f"; highest score {max(scores):.2f}" if scores else "")
-        + "."
-    )[:280]
-    priority = "high" if counts.get("fire") else "medium" if counts else "low"
-    return {
-        "summary": summary,
-        "priority": priority,
-        "writer": REPORT_WRITER_LABEL,
-        "model": None,
-        "latency_s": 0.0,
-    }
+_WRITER: Any = None
+#: writer of each report ("llm" or "template" with its fallback reason)
+_WRITERS_USED: list[str] = []
+
+
+def real_report(result: Any, geojson: dict[str, Any]) -> dict[str, Any]:
+    """report.json exactly as `eotriage run` writes it (the onboard LLM writer, default
+    settings, model loaded once per benchmark), or the template dict when no detector ran."""
+    global _WRITER
+    from pipeline.report.writer import ReportWriter
+    from pipeline.settings import ReportSettings
+
+    if _WRITER is None:
+        _WRITER = ReportWriter(ReportSettings())
+    if result is None:
+        return {"summary": f"{geojson['eotriage']['scene']}: no detector ran", "priority": "low"}
+    # as read back from report.json (JSON types: lists, not tuples)
+    report = json.loads(json.dumps(_WRITER.report(result).to_dict()))
+    reason = report.get("fallback_reason")
+    _WRITERS_USED.append(f"{report.get('writer')}" + (f" ({reason})" if reason else ""))
+    return report
 
 
 def _round5(v: Any) -> Any:
@@ -195,7 +196,7 @@ def measure(path: Path, kind: str, detectors: tuple[str, ...]) -> tuple[SceneFig
             "eotriage": {"scene": scene.name, "counts": {}, "omitted": {}},
         }
         form, n_det = "empty (no detector ran)", 0
-    report = stand_in_report(geojson)
+    report = real_report(result, geojson)
     plan = encode_scene(report, geojson, scene=scene.name)
     decoded = ground_decoder.decode_stream(plan.packets)
     ok = decoded.ok and decoded.geojson == geojson and decoded.report == report
@@ -257,11 +258,8 @@ def render_section(doc: dict[str, Any], rows: list[SceneFigures]) -> str:
         "all core packet bytes / features sent.  Each stream was decoded "
         "with `ground_decoder.decode_stream` and gave back the same GeoJSON and report.",
         "",
-        f"**The report is a stand-in** (writer `{REPORT_WRITER_LABEL}`): a deterministic "
-        "one-sentence summary made from the detection counts, with the report.json keys "
-        "(summary, priority, writer, model, latency_s); the "
-        "LLM report writer is not wired into these figures yet, and its longer summary will "
-        "add up to ~280 bytes before compression.  GeoJSON form: "
+        "The report is report.json as `eotriage run` writes it (the onboard LLM writer, "
+        f"default settings: {doc['report_writer']}).  GeoJSON form: "
         f"{doc['geojson_forms']}.",
         "",
         "| scene | size (px) | bands | detections (sent) | raw bands | zstd bands | GeoJSON "
@@ -366,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "zstandard": zstandard.__version__,
         "zstd_level": ZSTD_LEVEL,
         "detectors": list(detectors),
-        "report_writer": REPORT_WRITER_LABEL,
+        "report_writer": "reports written by: "
+        + ", ".join(f"{w} x{_WRITERS_USED.count(w)}" for w in sorted(set(_WRITERS_USED))),
         "geojson_forms": ", ".join(sorted({r.geojson_form for r in rows})),
         "targets": {"raw": RAW_TARGET, "zstd": ZSTD_TARGET, "small_raw_floor": SMALL_RAW_FLOOR},
         "results": [asdict(r) for r in rows],

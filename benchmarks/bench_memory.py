@@ -440,7 +440,8 @@ def render_section(doc: dict[str, Any], results: Sequence[SizeResult]) -> str:
         "three detectors (fire, ships, crop stress) and the report written by the onboard LLM "
         "(gemma3-270m, loaded in the process), then compact.geojson and downlink.bin.  Peak RSS "
         "is that process's `ru_maxrss` from `os.wait4`, so it includes the LLM; wall time is the "
-        "whole process (start-up, imports, ONNX and LLM load, run, report, writing); Mpx/s = size² / 10⁶ / wall.  Real-time factor = Mpx/s / "
+        "whole process (start-up, imports, ONNX and LLM load, run, report, writing); "
+        "Mpx/s = size² / 10⁶ / wall.  Real-time factor = Mpx/s / "
         f"{S2_MPX_PER_S} (Sentinel-2 acquisition rate of one 10 m band).  Fires: detections "
         f"/ truth fires, every truth fire matched by centroid within {MATCH_RADIUS_M:.0f} m.  "
         "Scene files are in the page cache (just generated or re-read), so ingest is not "
@@ -499,8 +500,7 @@ def render_section(doc: dict[str, Any], results: Sequence[SizeResult]) -> str:
             lines.append(f"| {k} | {v:.2f} | {rate:.1f} | {rate / S2_MPX_PER_S:.2f} |")
         rate = mpx / det_total if det_total > 0 else float("inf")
         lines.append(
-            f"| all detectors together | {det_total:.2f} | {rate:.1f} | "
-            f"{rate / S2_MPX_PER_S:.2f} |"
+            f"| all detectors together | {det_total:.2f} | {rate:.1f} | {rate / S2_MPX_PER_S:.2f} |"
         )
         total = big.timings_s.get("total", 0.0)
         if total > 0:

@@ -29,7 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from results_io import BENCH_DIR, OUT_ENV, REPO, machine_facts, shown, software_facts
+from results_io import (
+    BENCH_DIR,
+    OUT_ENV,
+    REPO,
+    machine_facts,
+    shown,
+    software_facts,
+    write_results_md,
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,19 @@ def run_bench(bench: Bench, quick: bool, out: Path, log: Callable[[str], None]) 
     }
 
 
+def existing(bench: Bench, out: Path) -> dict[str, Any]:
+    """The record of a benchmark from its results file (``--summarise-only``)."""
+    path = out / bench.results
+    problems = check_results(bench, path)
+    return {
+        "script": f"benchmarks/{bench.script}",
+        "exit_code": 0 if not problems else None,
+        "wall_s": None,
+        "problems": problems,
+        "results": json.loads(path.read_text()) if not problems else None,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(
@@ -125,6 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = [b.name for b in BENCHES]
     ap.add_argument("--only", help=f"comma-separated subset of: {', '.join(names)}")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    ap.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="run nothing: rebuild results.json, the summary and the plots from the results "
+        "files already in the output folder",
+    )
     args = ap.parse_args(argv)
     out = (args.out or (BENCH_DIR / "_work" / "quick" if args.quick else BENCH_DIR)).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -141,7 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(msg, flush=True)
 
     t0 = time.perf_counter()
-    records = {b.name: run_bench(b, args.quick, out, log) for b in chosen}
+    if args.summarise_only:
+        records = {b.name: existing(b, out) for b in chosen}
+    else:
+        records = {b.name: run_bench(b, args.quick, out, log) for b in chosen}
     problems = [p for r in records.values() for p in r["problems"]]
     combined: dict[str, Any] = {
         "harness": "benchmarks/run_all.py",
@@ -154,6 +184,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "problems": problems,
         "total_s": round(time.perf_counter() - t0, 1),
     }
+    try:
+        from summary import SECTION, render
+
+        write_results_md(
+            render(records, combined["command"], combined["date_utc"]),
+            SECTION,
+            out / "RESULTS.md",
+        )
+    except Exception as exc:  # a summary that cannot be built is a malformed result
+        problems.append(f"summary: {type(exc).__name__}: {exc}")
     if not args.no_plots:
         from plots import make_plots
 

@@ -1,0 +1,227 @@
+"""The "## Summary" section of RESULTS.md: every target beside its measured figure, and the
+downlink saving beside the detection quality it was bought at (from one `eotriage bench` run)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+SECTION = "## Summary: targets and measured figures"
+S2_MPX_PER_S = 19.3
+
+
+def _doc(records: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    rec = records.get(name)
+    doc = rec.get("results") if rec else None
+    return doc if isinstance(doc, dict) else None
+
+
+def _row(what: str, target: str, measured: str, met: bool | None) -> str:
+    mark = "–" if met is None else ("yes" if met else "**no**")
+    return f"| {what} | {target} | {measured} | {mark} |"
+
+
+def targets(records: Mapping[str, Any]) -> list[str]:
+    rows: list[str] = []
+    mem = _doc(records, "memory")
+    if mem:
+        big = max(mem["results"], key=lambda r: r["size"])
+        t = big["timings_s"]
+        dets = [k for k in t if k.startswith("detect_")]
+        det_s = sum(t[k] for k in dets) or t.get("detect", 0.0)
+        mpx = big["megapixels_10m"]
+        rate = mpx / det_s if det_s else 0.0
+        rows.append(
+            _row(
+                f"detectors together ({', '.join(k[7:] for k in dets)}), {big['size']:,}² px",
+                "real-time factor >= 1",
+                f"{rate:.1f} Mpx/s, RTF {rate / S2_MPX_PER_S:.2f}; in-process incl. ingest "
+                f"{mpx / t['total']:.1f} Mpx/s (RTF {mpx / t['total'] / S2_MPX_PER_S:.2f}); whole "
+                f"process incl. start-up and LLM report {big['mpx_per_s']:.1f} Mpx/s",
+                rate >= S2_MPX_PER_S,
+            )
+        )
+        rows.append(
+            _row(
+                f"peak RSS, {big['size']:,}² px scene incl. the LLM",
+                "<= 1.5 GiB",
+                f"{big['peak_rss_mib']:.0f} MiB (ratio to 2,000 px: "
+                f"{mem['peak_rss_ratio']['ratio']:.3f})",
+                big["peak_rss_mib"] <= 1536,
+            )
+        )
+    dl = _doc(records, "downlink")
+    if dl:
+        worst = min(dl["results"], key=lambda r: r["ratio_raw"])
+        full = [r for r in dl["results"] if r.get("width", 0) >= 10980]
+        if full:
+            f = full[0]
+            rows.append(
+                _row(
+                    "downlink, full-size 13-band scene",
+                    ">= 10,000x raw, >= 1,000x zstd",
+                    f"{f['ratio_raw']:,.0f}x raw, {f['ratio_zstd']:,.0f}x zstd "
+                    f"({f['packet_bytes']:,} B)",
+                    f["ratio_raw"] >= 10_000 and f["ratio_zstd"] >= 1_000,
+                )
+            )
+        rows.append(
+            _row(
+                "downlink, every scene (incl. small sample crops)",
+                ">= 10,000x raw",
+                f"lowest {worst['ratio_raw']:,.0f}x ({worst['scene']})",
+                worst["ratio_raw"] >= 10_000,
+            )
+        )
+    fire = _doc(records, "fire")
+    if fire:
+        ref = [
+            r
+            for r in fire["results"]
+            if r.get("role") == "fire reference" and r.get("status") == "ok"
+        ]
+        none = [
+            r
+            for r in fire["results"]
+            if r.get("role") != "fire reference" and r.get("status") == "ok"
+        ]
+        rows.append(
+            _row(
+                "fire: reference clusters found",
+                "all",
+                ", ".join(f"{r['scene']}: {r['fire_features']}" for r in ref)
+                or "no reference scene",
+                bool(ref) and all(r["fire_features"] == 12 for r in ref),
+            )
+        )
+        rows.append(
+            _row(
+                "fire: features on fire-free scenes",
+                "0",
+                ", ".join(f"{r['scene']}: {r['fire_features']}" for r in none) or "–",
+                all(r["fire_features"] == 0 for r in none) if none else None,
+            )
+        )
+    ships = _doc(records, "ships")
+    if ships:
+        for t in ships["totals"]:
+            rows.append(
+                _row(
+                    f"ships, {t['port']} ({t['labels']} vessels)",
+                    "recall >= 0.90, precision >= 0.85, < 2 FA / 10 km² sea",
+                    f"recall {t['recall']:.2f}, precision {t['precision']:.2f}, "
+                    f"{t['false_alarms_per_10km2']:.1f} FA / 10 km²",
+                    t["recall"] >= 0.9
+                    and t["precision"] >= 0.85
+                    and t["false_alarms_per_10km2"] < 2,
+                )
+            )
+    crop = _doc(records, "crop")
+    if crop:
+        errs = [abs(r["relative_error"]) for r in crop["synthetic"]]
+        wet = sum(r["stress_px_on_water"] + r["stress_px_on_bare"] for r in crop["synthetic"])
+        rows.append(
+            _row(
+                "crop stress: synthetic area error",
+                "within 10 %",
+                f"worst {max(errs):.1%} over {len(errs)} runs; {wet} px on water/bare soil",
+                max(errs) <= 0.10 and wet == 0,
+            )
+        )
+    rep = _doc(records, "report")
+    if rep:
+        m = rep["main"]
+        rows.append(
+            _row(
+                f"report writer ({m['fact_sets']} fact sets)",
+                "median < 5 s, >= 95 % pass",
+                f"median {m['latency_s']['median']:.2f} s, p90 {m['latency_s']['p90']:.2f} s, "
+                f"{m['pass_rate']:.0%} pass without fallback",
+                m["latency_s"]["median"] < 5 and m["pass_rate"] >= 0.95,
+            )
+        )
+    st = _doc(records, "stream")
+    if st:
+        fire_p95 = [
+            c["p95_s"] for r in st["results"] for k, c in r["per_class"].items() if k == "fire"
+        ]
+        same = all(r["same_as_file"] for r in st["results"])
+        rows.append(
+            _row(
+                "streaming: fire alert latency (p95)",
+                "well under 1 s",
+                f"worst {max(fire_p95) * 1000:.0f} ms; same detections as the file path: "
+                f"{'all runs' if same else 'NOT all'}",
+                bool(fire_p95) and max(fire_p95) < 1 and same,
+            )
+        )
+    ask = _doc(records, "ask")
+    if ask:
+        s = ask["summary"]
+        rows.append(
+            _row(
+                f"ask the satellite ({len(ask['results'])} questions)",
+                ">= 90 % exact, < 10 s",
+                f"{s['correct_share']:.0%} exact, median {s['latency_median_s']} s, p95 "
+                f"{s['latency_p95_s']} s, answer {s['answer_bytes_median']} B",
+                s["correct_share"] >= 0.9 and (s["latency_p95_s"] or 0) < 10,
+            )
+        )
+    return rows
+
+
+def downlink_with_quality(records: Mapping[str, Any]) -> list[str]:
+    dl, ships, fire = _doc(records, "downlink"), _doc(records, "ships"), _doc(records, "fire")
+    if not dl:
+        return []
+    quality: dict[str, str] = {}
+    if ships:
+        for p in ships["ports"]:
+            quality[f"sen2ships_{p['scene']}"] = (
+                f"ships: recall {p['recall']:.2f}, precision {p['precision']:.2f} "
+                f"({p['labels']} labelled vessels)"
+            )
+    if fire:
+        for r in fire["results"]:
+            if r.get("role") == "fire reference" and r.get("status") == "ok":
+                name = r["scene"].rsplit("/", 1)[-1]
+                quality[name] = f"fire: {r['fire_features']} of 12 reference clusters"
+    lines = [
+        "| scene | detections | packet bytes | raw / packets | zstd / packets | bytes per "
+        "detection | detection quality on this scene |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in dl["results"]:
+        default = (
+            "no labels (synthetic: fires against truth in the memory section)"
+            if r["scene"].startswith("syn")
+            else "no labels"
+        )
+        lines.append(
+            f"| {r['scene']} | {r['detections']} | {r['packet_bytes']:,} | {r['ratio_raw']:,.0f}x "
+            f"| {r['ratio_zstd']:,.0f}x | {r['bytes_per_detection']:.0f} | "
+            f"{quality.get(r['scene'], default)} |"
+        )
+    return lines
+
+
+def render(records: Mapping[str, Any], command: str, date: str) -> str:
+    lines = [
+        SECTION,
+        "",
+        f"Command: `{command}`  ",
+        f"Date: {date}  ",
+        "All figures below come from the sections of this file written by that one run; each "
+        "section names its script, machine and code version.",
+        "",
+        "| what | target | measured | met |",
+        "|---|---|---|---|",
+        *targets(records),
+        "",
+        "Downlink saving beside the detection quality it was bought at (packets = manifest + "
+        "report + compact GeoJSON, no extras):",
+        "",
+        *downlink_with_quality(records),
+        "",
+    ]
+    return "\n".join(lines)
