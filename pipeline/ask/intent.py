@@ -109,28 +109,12 @@ class QuestionModel:
     def load(self) -> None:
         if self._llm is not None:
             return
-        from ..report.llm import quiet_llama_logs, resolve_model
+        from ..report.llm import open_llama
 
         t0 = time.perf_counter()
-        path, sha = resolve_model(self.settings)
-        try:
-            import llama_cpp
-            from llama_cpp import Llama
-        except ImportError as exc:
-            raise ModelError(f"llama-cpp-python is not installed: {exc}") from None
-        quiet_llama_logs()
-        try:
-            self._llm = Llama(
-                model_path=str(path),
-                n_ctx=1024,
-                n_batch=512,
-                n_threads=self.threads,
-                n_threads_batch=self.threads,
-                verbose=False,
-                seed=0,
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"{path}: llama.cpp cannot load the model: {exc}") from None
+        llama_cpp, self._llm, path, sha = open_llama(
+            self.settings, 1024, self.threads, self.threads
+        )
         self._lib = llama_cpp
         self.model_name, self.model_sha256 = path.name, sha
         self._options = [

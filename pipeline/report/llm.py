@@ -252,6 +252,33 @@ def quiet_llama_logs() -> None:
     llama_cpp.llama_log_set(_cb, ctypes.c_void_p(0))
 
 
+def open_llama(
+    settings: ReportSettings, n_ctx: int, threads: int, batch_threads: int
+) -> tuple[Any, Any, Path, str]:
+    """Verify the configured GGUF and load it quietly: ``(llama_cpp module, Llama, path,
+    sha256)``.  Shared by the report writer and the question model; ModelError on failure."""
+    path, sha = resolve_model(settings)
+    try:
+        import llama_cpp
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise ModelError(f"llama-cpp-python is not installed: {exc}") from None
+    quiet_llama_logs()
+    try:
+        llm = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_batch=512,
+            n_threads=threads,
+            n_threads_batch=batch_threads,
+            verbose=False,
+            seed=0,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelError(f"{path}: llama.cpp cannot load the model: {exc}") from None
+    return llama_cpp, llm, path, sha
+
+
 # --- the reporter ---
 
 
@@ -297,25 +324,9 @@ class LlmReporter:
         if self._llm is not None:
             return
         t0 = time.perf_counter()
-        path, sha = resolve_model(self.settings)
-        try:
-            import llama_cpp
-            from llama_cpp import Llama
-        except ImportError as exc:
-            raise ModelError(f"llama-cpp-python is not installed: {exc}") from None
-        quiet_llama_logs()
-        try:
-            llm = Llama(
-                model_path=str(path),
-                n_ctx=self.settings.n_ctx,
-                n_batch=512,
-                n_threads=self.threads,
-                n_threads_batch=self.batch_threads,
-                verbose=False,
-                seed=0,
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"{path}: llama.cpp cannot load the model: {exc}") from None
+        llama_cpp, llm, path, sha = open_llama(
+            self.settings, self.settings.n_ctx, self.threads, self.batch_threads
+        )
         self._llama_cpp = llama_cpp
 
         def _abort(_data: ctypes.c_void_p) -> bool:
