@@ -109,3 +109,34 @@ def test_generate_then_run(tmp_path: Path) -> None:
     gj = json.loads((tmp_path / "out" / "gen" / "detections.geojson").read_text())
     fires = [f for f in gj["features"] if f["properties"]["class"] == "fire"]
     assert len(fires) == len(truth["fires"]) == 2
+
+
+def test_run_writes_downlink_within_budget_and_decode_restores_it(tmp_path: Path) -> None:
+    """downlink.bin per scene: with a budget the lower-priority products wait (listed in
+    run.json); without one, decode gives back compact.geojson byte for byte and the report."""
+    out = tmp_path / "out"
+    scene = SAMPLES / "sen2ships_honolulu"
+    proc = run_cli("run", scene, "--out", out, "--no-llm")
+    assert proc.returncode == 0, proc.stderr
+    d = out / scene.name
+    run = json.loads((d / "run.json").read_text())
+    assert run["downlink"]["waiting"] == []
+    assert run["output_bytes"]["downlink.bin"] == (d / "downlink.bin").stat().st_size
+    proc = run_cli("decode", d / "downlink.bin", "--out", tmp_path / "ground")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "ground" / "detections.geojson").read_bytes() == (
+        d / "compact.geojson"
+    ).read_bytes()
+    report = json.loads((d / "report.json").read_text())
+    assert report["summary"] in proc.stdout
+    assert (tmp_path / "ground" / "map.png").read_bytes()[:4] == b"\x89PNG"
+    full = run["output_bytes"]["downlink.bin"]
+
+    budget = full // 2
+    proc = run_cli("run", scene, "--out", tmp_path / "b", "--no-llm", "--downlink-budget", budget)
+    assert proc.returncode == 0, proc.stderr
+    run_b = json.loads((tmp_path / "b" / scene.name / "run.json").read_text())
+    assert 0 < run_b["output_bytes"]["downlink.bin"] <= budget
+    assert run_b["downlink"]["waiting"], "something must wait for the next pass"
+    # what was sent first is the manifest and the report (alerts before detections)
+    assert run_b["downlink"]["bytes_by_kind"]["report"] > 0
