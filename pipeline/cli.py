@@ -398,6 +398,7 @@ from .cli_decode import decode_cmd  # noqa: E402
 from .cli_eval import eval_group  # noqa: E402
 from .cli_ground import batch_cmd, simulate_cmd  # noqa: E402
 from .cli_stream import stream_cmd  # noqa: E402
+from .cli_uplink import uplink_group  # noqa: E402
 
 for _command in (
     eval_group,
@@ -408,6 +409,7 @@ for _command in (
     store_group,
     batch_cmd,
     simulate_cmd,
+    uplink_group,
     bench_cmd,
 ):
     cli.add_command(_command)
