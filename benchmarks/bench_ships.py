@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import os
 import shutil
 import statistics
@@ -109,7 +108,7 @@ def leave_one_out(shared: Path) -> list[dict[str, Any]]:
 
     sys.path.insert(0, str(REPO / "models"))
     import train_ship_classifier as tsc
-    from build_ship_model import update_manifest
+    from model_io import write_model
 
     rows: list[dict[str, Any]] = []
     for port in PORTS:
@@ -119,9 +118,7 @@ def leave_one_out(shared: Path) -> list[dict[str, Any]]:
             shutil.copy(REPO / "models" / "manifest.json", d / "manifest.json")
             shutil.copy(REPO / "models" / "ship_screen.onnx", d / "ship_screen.onnx")
             data, entry = tsc.train(others, shared, d)
-            (d / "ship_classifier.onnx").write_bytes(data)
-            entry["sha256"] = hashlib.sha256(data).hexdigest()
-            update_manifest(d, "ship_classifier", entry)
+            write_model(d, "ship_classifier", data, entry)
             settings = pipeline.Settings(detectors=("ships",), models_dir=d)
             row = score_port(
                 shared / "sen2ships" / port,

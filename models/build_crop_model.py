@@ -34,8 +34,6 @@ Usage: ``python models/build_crop_model.py [OUT_DIR]`` (default: this folder); w
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -248,19 +246,12 @@ def serialise() -> bytes:
 
 def main(argv: list[str]) -> int:
     """Write the model and its manifest entry (sha256 included) into the output folder."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from model_io import write_model
+
     out_dir = Path(argv[1]) if len(argv) > 1 else Path(__file__).parent
-    out_dir.mkdir(parents=True, exist_ok=True)
     data = serialise()
-    onnx_path = out_dir / f"{NAME}.onnx"
-    onnx_path.write_bytes(data)
-    manifest_path = out_dir / "manifest.json"
-    manifest: dict[str, Any] = (
-        json.loads(manifest_path.read_text())
-        if manifest_path.exists()
-        else {"schema": 1, "models": {}}
-    )
-    manifest["models"][NAME] = {**MANIFEST_ENTRY, "sha256": hashlib.sha256(data).hexdigest()}
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    onnx_path, manifest_path = write_model(out_dir, NAME, data, MANIFEST_ENTRY)
     print(f"wrote {onnx_path} ({len(data)} bytes) and {manifest_path}")
     return 0
 

@@ -24,7 +24,6 @@ counts, sha256) into the output folder, keeping every other manifest entry.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 from dataclasses import dataclass
@@ -185,14 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
-    from build_ship_model import update_manifest
+    from model_io import write_model
 
     data, entry = train(tuple(args.ports), args.shared, args.models_dir)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    path = args.out_dir / f"{NAME}.onnx"
-    path.write_bytes(data)
-    entry["sha256"] = hashlib.sha256(data).hexdigest()
-    manifest = update_manifest(args.out_dir, NAME, entry)
+    path, manifest = write_model(args.out_dir, NAME, data, entry)
     print(f"wrote {path} ({len(data)} bytes) and {manifest}; candidates {entry['training']}")
     return 0
 

@@ -1,0 +1,35 @@
+"""Writing a built model: the ``.onnx`` file and its entry in ``manifest.json``.
+
+Shared by every script in ``models/`` (they run as ``python models/X.py``, which puts this folder
+on ``sys.path``).  The manifest is read, changed and written back, so building one model never
+drops the entries of the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+
+def update_manifest(out_dir: Path, name: str, entry: dict[str, Any]) -> Path:
+    """Read-modify-write ``out_dir/manifest.json``: set ``name``, keep every other entry."""
+    manifest_path = out_dir / "manifest.json"
+    manifest: dict[str, Any] = (
+        json.loads(manifest_path.read_text())
+        if manifest_path.exists()
+        else {"schema": 1, "models": {}}
+    )
+    manifest["models"][name] = entry
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest_path
+
+
+def write_model(out_dir: Path, name: str, data: bytes, entry: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``out_dir/<name>.onnx`` and its manifest entry with the file's sha256."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / f"{name}.onnx"
+    onnx_path.write_bytes(data)
+    full = {**entry, "sha256": hashlib.sha256(data).hexdigest()}
+    return onnx_path, update_manifest(out_dir, name, full)
