@@ -159,41 +159,27 @@ def run(
     from .outputs import write_scene
     from .report.writer import ReportWriter
     from .scene import open_scene
-    from .sensors import get_profile
 
-    changes: dict[str, Any] = {}
-    for key, value in (
-        ("sensor", sensor),
-        ("tile_size", tile_size),
-        ("overlap", overlap),
-        ("threads", threads),
-    ):
-        if value is not None:
-            changes[key] = value
-    if detectors:
-        changes["detectors"] = tuple(d.strip() for d in detectors.split(",") if d.strip())
-    report_changes: dict[str, Any] = {}
-    if no_llm:
-        report_changes["use_llm"] = False
-    if max_features is not None:
-        report_changes["max_features"] = max_features
-    if llm_timeout is not None:
-        report_changes["timeout_s"] = llm_timeout
-    downlink_changes: dict[str, Any] = {}
-    if downlink_budget is not None:
-        downlink_changes["budget_bytes"] = downlink_budget
-    if chips:
-        downlink_changes["chips"] = True
-    if quicklook:
-        downlink_changes["quicklook"] = True
     try:
-        if report_changes:
-            changes["report"] = dataclasses.replace(settings.report, **report_changes)
-        if downlink_changes:
-            changes["downlink"] = dataclasses.replace(settings.downlink, **downlink_changes)
-        settings = settings.replace(**changes)
-        if settings.sensor:
-            get_profile(settings.sensor)
+        settings = settings.override(
+            sensor=sensor,
+            tile_size=tile_size,
+            overlap=overlap,
+            threads=threads,
+            detectors=detectors,
+            sections={
+                "report": {
+                    "use_llm": False if no_llm else None,
+                    "max_features": max_features,
+                    "timeout_s": llm_timeout,
+                },
+                "downlink": {
+                    "budget_bytes": downlink_budget,
+                    "chips": True if chips else None,
+                    "quicklook": True if quicklook else None,
+                },
+            },
+        )
     except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
     show_bar = sys.stderr.isatty() if progress is None else progress

@@ -7,7 +7,6 @@ existing cluster is used as it is (its workers must see the same paths).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -49,25 +48,13 @@ def _settings(
     no_llm: bool,
     llm_timeout: float | None,
 ) -> Settings:
-    from .sensors import get_profile
-
-    changes: dict[str, Any] = {}
-    for key, value in (("sensor", sensor), ("tile_size", tile_size), ("threads", threads)):
-        if value is not None:
-            changes[key] = value
-    if detectors:
-        changes["detectors"] = tuple(d.strip() for d in detectors.split(",") if d.strip())
-    report: dict[str, Any] = {}
-    if no_llm:
-        report["use_llm"] = False
-    if llm_timeout is not None:
-        report["timeout_s"] = llm_timeout
-    if report:
-        changes["report"] = dataclasses.replace(settings.report, **report)
-    out = settings.replace(**changes)
-    if out.sensor:
-        get_profile(out.sensor)
-    return out
+    return settings.override(
+        sensor=sensor,
+        tile_size=tile_size,
+        threads=threads,
+        detectors=detectors,
+        sections={"report": {"use_llm": False if no_llm else None, "timeout_s": llm_timeout}},
+    )
 
 
 def _local_threads(scheduler: str | None, workers: int | None, threads: int | None) -> int | None:

@@ -67,14 +67,9 @@ def stream_cmd(
     from .simulator import replay
     from .stream import StripLayout, Triage
 
-    changes: dict[str, object] = {}
-    if detectors:
-        changes["detectors"] = tuple(d.strip() for d in detectors.split(",") if d.strip())
-    if tile_size:
-        changes["tile_size"] = tile_size
     offsets = _parse_offsets(band_offsets)
     try:
-        settings = settings.replace(**changes) if changes else settings
+        settings = settings.override(detectors=detectors, tile_size=tile_size or None)
         from .scene import open_scene
 
         opened = open_scene(scene, sensor=settings.sensor)

@@ -210,6 +210,36 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
+    def override(
+        self,
+        sections: Mapping[str, Mapping[str, Any]] | None = None,
+        **top: Any,
+    ) -> Settings:
+        """Command-line style overrides: ``None`` values leave a setting as it is.
+
+        ``detectors`` may be comma-separated text (empty: unchanged); ``sections`` maps a table name
+        (``report``, ``downlink``, ...) to overrides of its fields.  A named sensor profile must
+        exist.  Raises :class:`ConfigError` on bad values.
+        """
+        changes = {k: v for k, v in top.items() if v is not None}
+        if isinstance(changes.get("detectors"), str):
+            text = changes.pop("detectors")
+            if text.strip():  # empty text: keep the configured detectors
+                changes["detectors"] = tuple(d.strip() for d in text.split(",") if d.strip())
+        for name, fields in (sections or {}).items():
+            given = {k: v for k, v in fields.items() if v is not None}
+            if given:
+                try:
+                    changes[name] = dataclasses.replace(getattr(self, name), **given)
+                except TypeError as exc:
+                    raise ConfigError(f"bad [{name}] settings: {exc}") from None
+        out = self.replace(**changes) if changes else self
+        if out.sensor:
+            from .sensors import get_profile
+
+            get_profile(out.sensor)
+        return out
+
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Settings:
         data = dict(data)

@@ -44,3 +44,26 @@ def test_bad_settings(tmp_path: Path, text: str, match: str) -> None:
 def test_missing_settings_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         Settings.from_toml(tmp_path / "nope.toml")
+
+
+def test_override_ignores_none_and_parses_cli_values() -> None:
+    base = Settings()
+    assert (
+        base.override(tile_size=None, detectors=None, sections={"report": {"use_llm": None}})
+        == base
+    )
+    s = base.override(
+        tile_size=512,
+        detectors="fire, crop",
+        sections={"report": {"use_llm": False}, "downlink": {"budget_bytes": 4000}},
+    )
+    assert s.tile_size == 512 and s.detectors == ("fire", "crop")
+    assert s.report.use_llm is False and s.report.timeout_s == base.report.timeout_s
+    assert s.downlink.budget_bytes == 4000
+    assert base.override(detectors="").detectors == base.detectors
+    with pytest.raises(ConfigError, match="unknown sensor"):
+        base.override(sensor="nope")
+    with pytest.raises(ConfigError, match="unknown detector"):
+        base.override(detectors="fire,radar")
+    with pytest.raises(ConfigError, match="downlink budget_bytes"):
+        base.override(sections={"downlink": {"budget_bytes": -1}})
