@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.ask.packets import ANSWER_KIND, QUESTION_KIND
+from pipeline.ask.packets import QA_KINDS
 from pipeline.downlink.ccsds import SEQ_MODULO, DamagedRange, ScannedPacket, scan_stream
 from pipeline.downlink.products import (
     Chip,
@@ -316,9 +316,6 @@ def _assemble(
         out.setdefault("features", features)
     missing = tuple(i for i in range(total) if i not in feats)
     return out, missing
-
-
-QA_KINDS = (QUESTION_KIND, ANSWER_KIND)
 
 
 def decode_scenes(data: bytes) -> tuple[Decoded, ...]:

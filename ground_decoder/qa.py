@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.ask.packets import ANSWER_KIND, QUESTION_KIND, DecodedQA, decode_qa
-
-QA_KINDS = (QUESTION_KIND, ANSWER_KIND)
+from pipeline.ask.packets import QA_KINDS, DecodedQA, decode_qa
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ detectors see the bands at slightly different times).  Blocks come out in due-ti
 from __future__ import annotations
 
 import heapq
-import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -93,8 +92,3 @@ def replay(
     finally:
         for ds in handles.values():
             ds.close()
-
-
-def strip_seconds(scene: Scene, rate: float = S2_LINES_PER_S) -> float:
-    """How long the imager takes to acquire the scene at ``rate`` working-grid lines/s."""
-    return math.ceil(scene.grid.height) / rate

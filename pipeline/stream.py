@@ -19,7 +19,6 @@ sensor's receive loop (see docs/embedding.md).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -522,7 +521,3 @@ def _failure(tile: Tile, cause: str) -> TileFailure:
     return TileFailure(
         tile.id, (int(w.col_off), int(w.row_off), int(w.width), int(w.height)), cause
     )
-
-
-def replace_layout(layout: StripLayout, **changes: Any) -> StripLayout:
-    return dataclasses.replace(layout, **changes)

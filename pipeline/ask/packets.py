@@ -22,6 +22,8 @@ from ..errors import PacketError
 QA_APID_BASE = 0x300
 QUESTION_KIND = 0x20
 ANSWER_KIND = 0x21
+#: the product kinds of questions and answers (scene decoding leaves these to decode_qa)
+QA_KINDS = (QUESTION_KIND, ANSWER_KIND)
 PAYLOAD_VERSION = 1
 MAX_SEGMENT = 1024
 
