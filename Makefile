@@ -36,7 +36,7 @@ install-test: llama-wheel
 	$(PIP) install --quiet -e ".[test]"
 
 install-bench: llama-wheel
-	$(PIP) install --quiet -e ".[bench,cluster]"
+	$(PIP) install --quiet -e ".[bench,cluster,train]"
 
 # onnxruntime-gpu replaces the CPU package (both install the same 'onnxruntime' module).
 install-gpu: install
