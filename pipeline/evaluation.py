@@ -264,7 +264,7 @@ def sea_area_km2(scene_path: str | Path, settings: Settings | None = None) -> fl
     names = [scene.band_for_role("green").name, scene.band_for_role("nir").name]
     g = scene.grid
     n = 0
-    with SceneReader(scene) as reader:
+    with SceneReader(scene, settings.robustness) as reader:
         for tile in iter_tiles(g.width, g.height, settings.tile_size, 0):
             data = reader.read(tile, names)
             wm = water_mask(data.bands[names[0]], data.bands[names[1]], data.valid, ndwi_min)

@@ -6,11 +6,13 @@ Memory is bounded by one tile (bands x read-window pixels x 4 bytes), never by t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 
+import cv2
 import numpy as np
 import rasterio
 from affine import Affine
@@ -19,6 +21,7 @@ from rasterio.windows import Window
 
 from .errors import InputError, TileError, cause_text
 from .scene import BandSource, Scene
+from .settings import RobustnessSettings
 from .tiling import Tile
 
 log = logging.getLogger(__name__)
@@ -27,9 +30,19 @@ FLAG_NODATA = np.uint8(1)
 FLAG_NAN = np.uint8(2)
 FLAG_ZERO = np.uint8(4)
 FLAG_SATURATED = np.uint8(8)
+#: reflectance outside [MIN_REFLECTANCE, robustness.max_reflectance] (e.g. a flipped high bit)
+FLAG_IMPOSSIBLE = np.uint8(16)
+#: part of a row or column stuck at one value (a dead or latched detector line)
+FLAG_STUCK = np.uint8(32)
+#: an impossible or stuck sample, isolated or on a thin line, rebuilt from its valid neighbours
+FLAG_REPAIRED = np.uint8(64)
 #: Flags that make a pixel unusable.  Saturated samples are flagged but stay usable: a
 #: saturated SWIR sample is itself strong evidence of fire.
-FLAGS_INVALID = FLAG_NODATA | FLAG_NAN | FLAG_ZERO
+FLAGS_INVALID = FLAG_NODATA | FLAG_NAN | FLAG_ZERO | FLAG_IMPOSSIBLE | FLAG_STUCK
+#: Surface/TOA reflectance is never this negative, even with noise and the L1C offset.
+MIN_REFLECTANCE = -0.2
+#: Sample positions checked first when looking for stuck lines (full check only if all agree).
+_STUCK_PROBES = 16
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,26 @@ class TileData:
     transform: Affine
     #: band name -> number of unusable samples in the tile's core
     invalid_in_core: Mapping[str, int] = field(default_factory=dict)
+    #: band name -> its own unusable samples (only bands that have any); lets a detector
+    #: ignore faults in bands it does not read (see :meth:`for_bands`)
+    band_invalid: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: pixels invalid for every band (zero fill across all bands), or None
+    fill_invalid: np.ndarray | None = None
+    #: band name -> faulty samples in the core rebuilt from their neighbours (see repair_thin)
+    repaired_in_core: Mapping[str, int] = field(default_factory=dict)
+
+    def for_bands(self, names: Iterable[str]) -> TileData:
+        """This tile with ``valid`` computed from ``names`` only (arrays shared, not copied)."""
+        names = [n for n in names if n in self.bands]
+        if len(names) == len(self.bands):
+            return self
+        bad = self.fill_invalid.copy() if self.fill_invalid is not None else None
+        for n in names:
+            b = self.band_invalid.get(n)
+            if b is not None:
+                bad = b.copy() if bad is None else np.logical_or(bad, b, out=bad)
+        valid = np.ones(self.flags.shape, bool) if bad is None else ~bad
+        return dataclasses.replace(self, bands={n: self.bands[n] for n in names}, valid=valid)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -63,8 +96,9 @@ class SceneReader:
                 data = reader.read(tile, ["B11", "B12"])
     """
 
-    def __init__(self, scene: Scene) -> None:
+    def __init__(self, scene: Scene, robustness: RobustnessSettings | None = None) -> None:
         self.scene = scene
+        self.robustness = robustness or RobustnessSettings()
         self._open: dict[str, rasterio.DatasetReader] = {}
 
     def __enter__(self) -> SceneReader:
@@ -125,6 +159,15 @@ class SceneReader:
         src_r = np.floor((g.f + g.e * rows - t.f) / t.e).astype(np.int64)
         return np.clip(src_r, 0, band.height - 1), np.clip(src_c, 0, band.width - 1)
 
+    def _impossible(self, refl: np.ndarray, saturated: np.ndarray) -> np.ndarray | None:
+        """Samples whose reflectance cannot be physical (saturated samples excepted), or None."""
+        top = np.float32(self.robustness.max_reflectance)
+        if refl.size == 0 or (refl.max() <= top and refl.min() >= MIN_REFLECTANCE):
+            return None
+        out = (refl > top) | (refl < MIN_REFLECTANCE)
+        out &= ~saturated
+        return out if out.any() else None
+
     def read(self, tile: Tile, band_names: Iterable[str]) -> TileData:
         """Read ``band_names`` over the tile's read window.
 
@@ -140,6 +183,9 @@ class SceneReader:
         core = tile.core_in_read
         bands: dict[str, np.ndarray] = {}
         invalid_in_core: dict[str, int] = {}
+        band_invalid: dict[str, np.ndarray] = {}
+        repaired_in_core: dict[str, int] = {}
+        valid = np.ones(shape, dtype=bool)
         for name in band_names:
             src = scene.band(name)
             dn = self._read_band(src, window)
@@ -167,8 +213,23 @@ class SceneReader:
                 _set_flag(flags, FLAG_SATURATED, saturated)
             refl += np.float32(scene.scaling.offset)
             refl *= np.float32(scene.scaling.scale)
-            if bad is not None:
+            fault = self._impossible(refl, saturated)
+            if fault is not None:
+                _set_flag(flags, FLAG_IMPOSSIBLE, fault)
+            stuck = stuck_lines(dn, self.robustness.stuck_line_px, src.nodata, profile.saturated_dn)
+            if stuck is not None:
+                fault = stuck if fault is None else np.logical_or(fault, stuck, out=fault)
+                _set_flag(flags, FLAG_STUCK, stuck)
+            if fault is not None:
+                bad = fault if bad is None else np.logical_or(bad, fault, out=bad)
+                fixed = repair_thin(refl, fault, bad)
+                if fixed is not None:
+                    _set_flag(flags, FLAG_REPAIRED, fixed)
+                    repaired_in_core[name] = int(np.count_nonzero(fixed[core]))
+            if bad is not None and bad.any():
                 refl[bad] = 0.0
+                band_invalid[name] = bad
+                valid &= ~bad
                 invalid_in_core[name] = int(np.count_nonzero(bad[core]))
             else:
                 invalid_in_core[name] = 0
@@ -178,9 +239,89 @@ class SceneReader:
             for name in bands:
                 bands[name][all_zero] = 0.0
                 invalid_in_core[name] += int(np.count_nonzero(all_zero[core]))
-        valid = (flags & FLAGS_INVALID) == 0
+            valid &= ~all_zero
         transform = scene.grid.transform @ Affine.translation(window.col_off, window.row_off)
-        return TileData(tile, bands, flags, valid, transform, invalid_in_core)
+        fill = all_zero if all_zero is not None and all_zero.any() else None
+        return TileData(
+            tile,
+            bands,
+            flags,
+            valid,
+            transform,
+            invalid_in_core,
+            band_invalid,
+            fill,
+            repaired_in_core,
+        )
+
+
+def repair_thin(refl: np.ndarray, fault: np.ndarray, bad: np.ndarray) -> np.ndarray | None:
+    """Rebuild isolated faulty samples and thin faulty lines from their valid neighbours.
+
+    A flipped bit or a stuck detector line leaves single samples or 1-2 px lines of garbage;
+    treating them as holes would split objects (one ship becoming two), so they get the mean of
+    the valid samples in their 3 x 3 (else 5 x 5) neighbourhood, as a sensor's dead-pixel
+    correction would.
+    Larger faulty areas stay invalid.  ``refl`` and ``bad`` are updated in place; returns the
+    repaired mask (None when nothing was repaired).
+    """
+    f8 = fault.astype(np.uint8)
+    thin = fault & ~cv2.morphologyEx(f8, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+    if not thin.any():
+        return None
+    good = (~bad).astype(np.float32)
+    weighted = refl * good
+    fixed = np.zeros_like(thin)
+    for k in (3, 5):  # nearest valid neighbours first; 5 x 5 where a 3 x 3 has none
+        total = cv2.boxFilter(weighted, -1, (k, k), normalize=False, borderType=cv2.BORDER_CONSTANT)
+        count = cv2.boxFilter(good, -1, (k, k), normalize=False, borderType=cv2.BORDER_CONSTANT)
+        now = thin & ~fixed & (count > 0)
+        refl[now] = total[now] / count[now]
+        fixed |= now
+    bad[fixed] = False
+    return fixed if fixed.any() else None
+
+
+def stuck_lines(
+    dn: np.ndarray, min_px: int, nodata: float | None, saturated_dn: float
+) -> np.ndarray | None:
+    """Mask of rows/columns holding one value over the whole window (None when there are none).
+
+    A latched or dead detector line writes the same sample all along the line; natural scenes
+    never repeat one value over ``min_px`` samples (zero fill, nodata, saturation and windows
+    of one uniform value excepted).
+    Cheap: ``_STUCK_PROBES`` samples per line first, the full line only when they all agree.
+    """
+    if min_px <= 0:
+        return None
+    h, w = dn.shape
+    out: np.ndarray | None = None
+    for axis, length in ((1, w), (0, h)):
+        if length < min_px:
+            continue
+        lines = dn if axis == 1 else dn.T
+        probe = lines[:, np.linspace(0, length - 1, min(_STUCK_PROBES, length)).astype(np.intp)]
+        first = probe[:, 0]
+        cand = np.flatnonzero((probe == first[:, None]).all(axis=1))
+        if cand.size == 0:
+            continue
+        value = lines[cand, 0]
+        keep = (value != 0) & (value < saturated_dn)
+        if nodata is not None:
+            keep &= value != nodata
+        if np.issubdtype(value.dtype, np.floating):
+            keep &= ~np.isnan(value)
+        cand = cand[keep]
+        cand = cand[(lines[cand] == lines[cand, :1]).all(axis=1)]
+        if cand.size == 0 or (cand.size == lines.shape[0] and (dn == dn.flat[0]).all()):
+            continue  # none, or a uniform window (a fill, not a line fault)
+        if out is None:
+            out = np.zeros(dn.shape, bool)
+        if axis == 1:
+            out[cand, :] = True
+        else:
+            out[:, cand] = True
+    return out
 
 
 def _set_flag(flags: np.ndarray, flag: np.uint8, where: np.ndarray) -> None:

@@ -48,6 +48,15 @@ class FireSettings:
     context_m: float = 300.0
     #: Clusters with fewer hot pixels are dropped (1 keeps single hot pixels).
     min_pixels: int = 1
+    #: Second checks for a cluster covering only one sample of the native SWIR 2.2 um band
+    #: (what one flipped bit in B12 looks like).  Against the median background of the
+    #: context window: the brightest neighbour sample's SWIR 2.2 excess must be at least
+    #: ``one_sample_spill_min`` of the hot sample's (the sensor's point-spread spills a real
+    #: fire into its neighbours: 0.48-0.67 for G90292's one-sample fires, <= 0.15 for most flips)
+    #: and the SWIR 1.6 excess at least ``one_sample_rise_min`` of the SWIR 2.2 excess (a fire
+    #: heats both bands: 0.13-0.19 in G90292; a flip raises one).  0 turns a check off.
+    one_sample_spill_min: float = 0.3
+    one_sample_rise_min: float = 0.08
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,41 @@ class DownlinkSettings:
             raise ConfigError(f"downlink quicklook_width must be >= 16, got {self.quicklook_width}")
 
 
+@dataclass(frozen=True)
+class RobustnessSettings:
+    """Fault tolerance in orbit: input plausibility, model integrity, watchdogs.
+
+    See docs/space_robustness.md for the faults each setting answers.
+    """
+
+    #: Reflectances above this are physically impossible (e.g. a flipped high bit) and are
+    #: flagged invalid; bright clouds and hot fires stay well below 2.0.
+    max_reflectance: float = 2.0
+    #: A row or column of the read window whose samples all hold one non-zero value over at
+    #: least this many pixels is a stuck detector line and flagged invalid (0 = off).
+    stuck_line_px: int = 64
+    #: Models whose sha256 does not match fall back to the copy in this directory
+    #: (``None`` = ``<models_dir>/golden``); ``False`` in ``golden_fallback`` refuses instead.
+    golden_dir: Path | None = None
+    golden_fallback: bool = True
+    #: Run every ONNX model call twice and compare (a third run decides on a mismatch):
+    #: catches a silent compute fault at about twice the detector cost.
+    dual_execution: bool = False
+    #: Seconds one tile may take in the detectors before it is abandoned and recorded
+    #: (``None`` = no limit).
+    tile_timeout_s: float | None = 60.0
+
+    def __post_init__(self) -> None:
+        if self.golden_dir is not None and not isinstance(self.golden_dir, Path):
+            object.__setattr__(self, "golden_dir", Path(self.golden_dir))
+        if not self.max_reflectance > 0:
+            raise ConfigError(f"robustness max_reflectance must be > 0, got {self.max_reflectance}")
+        if self.stuck_line_px < 0:
+            raise ConfigError(f"robustness stuck_line_px must be >= 0, got {self.stuck_line_px}")
+        if self.tile_timeout_s is not None and self.tile_timeout_s <= 0:
+            raise ConfigError(f"robustness tile_timeout_s must be > 0, got {self.tile_timeout_s}")
+
+
 #: TOML table name -> dataclass of that section.
 SECTIONS: dict[str, type] = {
     "fire": FireSettings,
@@ -155,6 +199,7 @@ SECTIONS: dict[str, type] = {
     "crop": CropSettings,
     "report": ReportSettings,
     "downlink": DownlinkSettings,
+    "robustness": RobustnessSettings,
 }
 
 
@@ -178,6 +223,7 @@ class Settings:
     crop: CropSettings = field(default_factory=CropSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
     downlink: DownlinkSettings = field(default_factory=DownlinkSettings)
+    robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
     #: Let glibc malloc keep tile-sized buffers between tiles (fewer page faults; see
     #: pipeline.allocator).  Process-wide; off leaves the C allocator untouched.
     reuse_buffers: bool = True

@@ -62,7 +62,12 @@ BLOCK_ROWS = 256
 
 @dataclass(frozen=True)
 class SyntheticFire:
-    """A fire cluster: a rectangle of hot pixels on the 20 m grid."""
+    """A fire cluster: a rectangle of hot pixels on the 20 m grid.
+
+    Like a real fire seen by the sensor: SWIR 1.6 um rises by ``rise`` times the SWIR 2.2 um
+    rise (0.12-0.25; 0.13-0.23 in G90292), and the point spread spills ``SPILL`` of the rise into
+    the ring of samples around the rectangle, which stay below the fire test (B12/B11 1.15).
+    """
 
     id: int
     row20: int
@@ -70,7 +75,7 @@ class SyntheticFire:
     height20: int
     width20: int
     swir22: float
-    ratio: float
+    rise: float
     lon: float = 0.0
     lat: float = 0.0
 
@@ -105,10 +110,31 @@ def _plan_fires(n: int, h20: int, w20: int, rng: np.random.Generator) -> list[Sy
                 fh,
                 fw,
                 swir22=float(rng.uniform(0.45, 1.2)),
-                ratio=float(rng.uniform(2.0, 3.5)),
+                rise=float(rng.uniform(0.12, 0.25)),
             )
         )
     return fires
+
+
+#: fraction of a fire's SWIR 2.2 um rise seen in the ring of samples around it (point spread)
+SPILL = 0.5
+
+
+def _burn(refl: np.ndarray, r0: int, r1: int, fire: SyntheticFire, band: str) -> None:
+    """Paint ``fire`` (and its point-spread ring) into rows r0:r1 of a B11/B12 block."""
+    d22 = fire.swir22 - _LAND["B12"]
+    ring22 = _LAND["B12"] + SPILL * d22
+    if band == "B12":
+        core, ring = fire.swir22, ring22
+    else:
+        core, ring = _LAND["B11"] + fire.rise * d22, max(_LAND["B11"], ring22 / 1.15)
+    for (top, left, h, w), val in (
+        ((fire.row20 - 1, fire.col20 - 1, fire.height20 + 2, fire.width20 + 2), ring),
+        ((fire.row20, fire.col20, fire.height20, fire.width20), core),
+    ):
+        fr0, fr1 = max(r0, top), min(r1, top + h)
+        if fr0 < fr1:
+            refl[fr0 - r0 : fr1 - r0, left : left + w] = val
 
 
 def _background(
@@ -195,10 +221,7 @@ def generate_scene(
                 )
                 if name in ("B11", "B12") and f == 2:
                     for fire in fires:
-                        fr0, fr1 = max(r0, fire.row20), min(r1, fire.row20 + fire.height20)
-                        if fr0 < fr1:
-                            val = fire.swir22 if name == "B12" else fire.swir22 / fire.ratio
-                            refl[fr0 - r0 : fr1 - r0, fire.col20 : fire.col20 + fire.width20] = val
+                        _burn(refl, r0, r1, fire, name)
                 dn = np.clip(np.round(refl * 10000.0 + dn_offset), 1, 65534).astype(np.uint16)
                 dst.write(dn, 1, window=Window(0, r0, bw, r1 - r0))
     # truth: fire centroids in lon/lat

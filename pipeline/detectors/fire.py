@@ -3,6 +3,7 @@ then 8-connected hot-pixel clusters with their measures."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -17,7 +18,11 @@ from ..scene import Grid, Scene
 from ..settings import Settings
 from ..vectorise import MAX, SUM, Component, centroid_lonlat, components_from_mask, pixel_to_wgs84
 
+log = logging.getLogger(__name__)
+
 MODEL_NAME = "fire_swir"
+#: second-check value of pixels that belong to clusters too large to need the check
+NOT_CHECKED = 99.0
 ROLES = ("swir22", "swir16")
 
 
@@ -121,7 +126,12 @@ class FireDetector:
         score = score_full[rs, cs]
         core22 = swir22[rs, cs]
         ratio = np.where(mask, core22 / np.maximum(swir16[rs, cs], 1e-6), 0.0)
+        spill, rise = one_sample_checks(
+            swir22, swir16, data.valid, fire, (rs, cs), self.context_px(scene.grid), scene
+        )
         values = {
+            "max_spill": spill,
+            "max_rise": rise,
             "sum_score": np.where(mask, score, 0.0),
             "max_score": np.where(mask, score, 0.0),
             "max_swir22": np.where(mask, core22, 0.0),
@@ -129,6 +139,8 @@ class FireDetector:
             "max_ratio": ratio,
         }
         reducers = {
+            "max_spill": MAX,
+            "max_rise": MAX,
             "sum_score": SUM,
             "max_score": MAX,
             "max_swir22": MAX,
@@ -145,6 +157,25 @@ class FireDetector:
         n = int(comp.stats["n_pixels"])
         if n < self.settings.fire.min_pixels:
             return None
+        samples = n * native_samples_per_pixel(scene)
+        fs = self.settings.fire
+        spill, rise = comp.stats["max_spill"], comp.stats["max_rise"]
+        weak_spill = 0 < fs.one_sample_spill_min and spill < fs.one_sample_spill_min
+        weak_rise = 0 < fs.one_sample_rise_min and rise < fs.one_sample_rise_min
+        if samples < 1.5 and (weak_spill or weak_rise):
+            # one native SWIR sample, hot in B12 without the neighbours or B11 agreeing: what a
+            # single flipped bit looks like
+            log.info(
+                "%s: one-sample hot spot at pixel %s dropped by the second check "
+                "(spill %.2f, need %.2f; SWIR 1.6 rise %.2f, need %.2f)",
+                scene.name,
+                tuple(int(v) for v in comp.geometry.bounds[:2]),
+                spill,
+                fs.one_sample_spill_min,
+                rise,
+                fs.one_sample_rise_min,
+            )
+            return None
         geom = pixel_to_wgs84(comp.geometry, scene.grid)
         lon, lat = centroid_lonlat(geom)
         minx, miny, maxx, maxy = comp.geometry.bounds
@@ -155,6 +186,9 @@ class FireDetector:
             "mean_swir_ratio": round(comp.stats["sum_ratio"] / n, 3),
             "max_swir_ratio": round(comp.stats["max_ratio"], 3),
             "mean_score": round(comp.stats["sum_score"] / n, 4),
+            "native_samples": round(samples, 2),
+            "one_sample_spill": round(min(spill, NOT_CHECKED), 3),
+            "one_sample_rise": round(min(rise, NOT_CHECKED), 3),
             "centroid_lon": round(lon, 6),
             "centroid_lat": round(lat, 6),
             "row_min": int(miny),
@@ -165,3 +199,67 @@ class FireDetector:
         }
         score = min(1.0, max(0.0, comp.stats["max_score"]))
         return Detection(self.cls, score, geom, measures)
+
+
+def one_sample_checks(
+    swir22: np.ndarray,
+    swir16: np.ndarray,
+    valid: np.ndarray,
+    fire: np.ndarray,
+    core: tuple[slice, slice],
+    radius: int,
+    scene: Scene,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Core-sized arrays of the two second-check measures at hot pixels of one-sample clusters.
+
+    ``spill``: (brightest neighbour sample - background) / (hot sample - background) in SWIR
+    2.2 um, neighbours one native sample away; ``rise``: SWIR 1.6 excess / SWIR 2.2 excess.
+    Background: median of the valid samples in the (2 radius + 1)^2 context window.  Pixels of
+    larger clusters get ``NOT_CHECKED`` (only one-sample clusters are checked; few pixels are).
+    """
+    rs, cs = core
+    mask = fire[rs, cs]
+    spill = np.where(mask, NOT_CHECKED, 0.0).astype(np.float32)
+    rise = spill.copy()
+    per_sample = native_samples_per_pixel(scene)
+    max_px = math.ceil(1.0 / per_sample)
+    step = max(1, round(1.0 / math.sqrt(per_sample)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fire.astype(np.uint8), connectivity=8)
+    h, w = swir22.shape
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] > max_px:
+            continue
+        ys, xs = np.nonzero(labels == i) if max_px > 1 else ([stats[i, 1]], [stats[i, 0]])
+        for y, x in zip(ys, xs, strict=True):
+            y, x = int(y), int(x)
+            cy, cx = y - rs.start, x - cs.start
+            if not (0 <= cy < mask.shape[0] and 0 <= cx < mask.shape[1]):
+                continue
+            win = (
+                slice(max(y - radius, 0), y + radius + 1),
+                slice(max(x - radius, 0), x + radius + 1),
+            )
+            ok = valid[win]
+            if not ok.any():
+                continue
+            bg22 = float(np.median(swir22[win][ok]))
+            bg16 = float(np.median(swir16[win][ok]))
+            d22 = float(swir22[y, x]) - bg22
+            if d22 <= 0:
+                continue
+            nb = [
+                float(swir22[y + dy, x + dx])
+                for dy in (-step, 0, step)
+                for dx in (-step, 0, step)
+                if (dy or dx) and 0 <= y + dy < h and 0 <= x + dx < w and valid[y + dy, x + dx]
+            ]
+            spill[cy, cx] = (max(nb) - bg22) / d22 if nb else 0.0
+            rise[cy, cx] = (float(swir16[y, x]) - bg16) / d22
+    return spill, rise
+
+
+def native_samples_per_pixel(scene: Scene) -> float:
+    """Native SWIR 2.2 um samples per working-grid pixel (1 on a 20 m grid, 1/4 on 10 m)."""
+    g = scene.grid.transform
+    b = scene.band_for_role("swir22").transform
+    return float(abs(g.a * g.e) / abs(b.a * b.e))
