@@ -6,6 +6,7 @@ Errors from the library become one-line messages and non-zero exit codes:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -19,6 +20,9 @@ import click
 from . import __version__
 from .errors import ConfigError, EotriageError
 from .settings import KNOWN_DETECTORS, Settings
+
+#: per-scene checkpoint of finished tiles (see pipeline.checkpoint); removed once the scene is done
+CHECKPOINT = "checkpoint.jsonl"
 
 log = logging.getLogger("pipeline.cli")
 
@@ -128,6 +132,18 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, config: Path | None) -> N
 )
 @click.option("--chips", is_flag=True, help="Add 64 px image chips around detections (extras).")
 @click.option("--quicklook", is_flag=True, help="Add a 256 px quicklook of the scene (extras).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue after a crash: skip scenes already written, and continue a scene from its "
+    "last finished tile (OUT/<scene>/checkpoint.jsonl).",
+)
+@click.option(
+    "--outbox",
+    "outbox_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also queue each scene's downlink.bin in this crash-safe outbox (once per scene name).",
+)
 @click.pass_obj
 def run(
     settings: Settings,
@@ -145,6 +161,8 @@ def run(
     downlink_budget: int | None,
     chips: bool,
     quicklook: bool,
+    resume: bool,
+    outbox_dir: Path | None,
 ) -> None:
     """Run the detectors on SCENES and write OUT/<scene>/detections.geojson and run.json,
     with the text report (report.txt, report.json), compact.geojson and downlink.bin (the
@@ -152,7 +170,8 @@ def run(
 
     A SCENE is a multi-band GeoTIFF whose band descriptions name the bands, or a folder of
     single-band GeoTIFFs named after their bands (B02.tif, ..._B8A.tif, B11.tif).  A scene
-    that fails is reported on one line and the others still run.
+    that fails is reported on one line and the others still run.  Each finished tile is
+    checkpointed, so after a crash `--resume` continues where the run stopped.
     """
     from .engine import run_scene
     from .env import Env
@@ -185,7 +204,9 @@ def run(
     show_bar = sys.stderr.isatty() if progress is None else progress
     failed = 0
     names_seen: set[str] = set()
-    with ReportWriter(settings.report, threads=settings.threads) as reports:
+    with contextlib.ExitStack() as stack:
+        reports = stack.enter_context(ReportWriter(settings.report, threads=settings.threads))
+        outbox = stack.enter_context(_open_outbox(outbox_dir)) if outbox_dir else None
         for path in scenes:
             try:
                 with Env(settings):
@@ -193,8 +214,16 @@ def run(
                 if scene.name in names_seen:  # two inputs with one name: separate output folders
                     scene = dataclasses.replace(scene, name=f"{scene.name}_{len(names_seen)}")
                 names_seen.add(scene.name)
-                result = _run_with_progress(run_scene, scene, settings, show_bar)
+                ckpt = out_dir / scene.name / CHECKPOINT
+                if resume and not ckpt.exists() and (out_dir / scene.name / "run.json").exists():
+                    click.echo(f"{scene.name}: already done (--resume)")
+                    continue
+                result = _run_with_progress(run_scene, scene, settings, show_bar, ckpt, resume)
                 written = write_scene(result, out_dir, reports, settings.downlink)
+                if outbox is not None and written.downlink is not None:
+                    data = written.downlink.read_bytes()
+                    outbox.put(f"{scene.name}/downlink.bin", data, first_wins=True)
+                ckpt.unlink(missing_ok=True)  # outputs and outbox entry are durable now
             except EotriageError as exc:
                 failed += 1
                 click.echo(f"eotriage: error: {exc}", err=True)
@@ -222,10 +251,15 @@ def run(
 
 
 def _run_with_progress(
-    run_scene: Callable[..., Any], scene: Any, settings: Settings, show: bool
+    run_scene: Callable[..., Any],
+    scene: Any,
+    settings: Settings,
+    show: bool,
+    checkpoint: Path | None = None,
+    resume: bool = False,
 ) -> Any:
     if not show:
-        return run_scene(scene, settings)
+        return run_scene(scene, settings, checkpoint=checkpoint, resume=resume)
     from tqdm import tqdm
 
     with tqdm(desc=scene.name, unit="tile", leave=False, file=sys.stderr) as bar:
@@ -234,7 +268,13 @@ def _run_with_progress(
             bar.total = total
             bar.update(done - bar.n)
 
-        return run_scene(scene, settings, progress=update)
+        return run_scene(scene, settings, progress=update, checkpoint=checkpoint, resume=resume)
+
+
+def _open_outbox(path: Path) -> Any:
+    from .outbox import Outbox
+
+    return Outbox(path)
 
 
 @cli.command()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -47,6 +50,12 @@ def _parse_offsets(text: str | None) -> dict[str, int]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Append every alert's packets to this file (decode with 'eotriage decode').",
 )
+@click.option(
+    "--outbox",
+    "outbox_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also queue every alert's packets in this crash-safe outbox (SCENE/alertNNNN).",
+)
 @click.pass_obj
 def stream_cmd(
     settings: Settings,
@@ -57,6 +66,7 @@ def stream_cmd(
     detectors: str | None,
     tile_size: int | None,
     packets: Path | None,
+    outbox_dir: Path | None,
 ) -> None:
     """Replay SCENE as a push-broom line stream and print alerts live, with their latency.
 
@@ -82,16 +92,20 @@ def stream_cmd(
         out = packets.open("wb") if packets else None
         latencies: dict[str, list[float]] = {}
         t0 = time.perf_counter()
-        try:
-            blocks = replay(opened, rate or None, block_lines, offsets, triage.band_names)
-            events = []
-            for blk in blocks:
-                events = triage.feed(blk.band, blk.first_line, blk.data)
-                _show(events, t0, latencies, out)
-            _show(triage.finish(opened.grid.height), t0, latencies, out)
-        finally:
+        with contextlib.ExitStack() as stack:
             if out:
-                out.close()
+                stack.callback(out.close)
+            sinks: list[Callable[[bytes], None]] = [out.write] if out else []
+            if outbox_dir:
+                from .outbox import Outbox
+
+                box = stack.enter_context(Outbox(outbox_dir))
+                names = (f"{opened.name}/alert{i:04d}" for i in itertools.count(1))
+                sinks.append(lambda data: None if box.put(next(names), data, True) else None)
+            blocks = replay(opened, rate or None, block_lines, offsets, triage.band_names)
+            for blk in blocks:
+                _show(triage.feed(blk.band, blk.first_line, blk.data), t0, latencies, sinks)
+            _show(triage.finish(opened.grid.height), t0, latencies, sinks)
     except EotriageError as exc:
         click.echo(f"eotriage: error: {exc}", err=True)
         raise SystemExit(1) from None
@@ -113,7 +127,12 @@ def stream_cmd(
         raise SystemExit(1)
 
 
-def _show(events: list, t0: float, latencies: dict[str, list[float]], out: object) -> None:
+def _show(
+    events: list,
+    t0: float,
+    latencies: dict[str, list[float]],
+    sinks: list[Callable[[bytes], None]],
+) -> None:
     for ev in events:
         d = ev.detection
         lon, lat = d.measures.get("centroid_lon"), d.measures.get("centroid_lat")
@@ -130,6 +149,7 @@ def _show(events: list, t0: float, latencies: dict[str, list[float]], out: objec
             f"{len(ev.packet or b'')} B)"
         )
         latencies.setdefault(d.cls, []).append(ev.latency_s)
-        if out is not None and ev.packet:
-            out.write(ev.packet)  # type: ignore[attr-defined]
+        if ev.packet:
+            for sink in sinks:
+                sink(ev.packet)
     sys.stdout.flush()

@@ -7,23 +7,28 @@ records per-tile failures and goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from .checkpoint import CheckpointWriter, Restored, TileRecord, read_checkpoint
 from .detectors.base import Detector
 from .env import Env
 from .errors import EotriageError, InputError
-from .ingest import SceneReader
+from .ingest import SceneReader, TileData
 from .prefetch import read_tiles
 from .results import Detection, SceneResult, TileFailure
 from .scene import Scene, open_scene
 from .settings import Settings
 from .tiling import Tile, count_tiles, iter_tiles
 from .vectorise import Component, merge_components
+from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +78,16 @@ def run_scene(
     scene: Scene | str | Path,
     settings: Settings | None = None,
     progress: ProgressFn | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
 ) -> SceneResult:
     """Run every enabled detector over a scene, tile by tile, in bounded memory.
 
-    A tile that fails is recorded in :attr:`SceneResult.failures` and the scene goes on.
-    Raises :class:`InputError` only when the scene cannot be processed at all.
+    A tile that fails, or runs past ``settings.robustness.tile_timeout_s`` (the watchdog), is
+    recorded in :attr:`SceneResult.failures` and the scene goes on.  With ``checkpoint``, each
+    finished tile is recorded there (fsynced) and, with ``resume``, tiles already recorded are
+    not run again (see :mod:`pipeline.checkpoint`).  Raises :class:`InputError` only when the
+    scene cannot be processed at all (or the checkpoint belongs to another run).
     """
     settings = settings or Settings()
     if not isinstance(scene, Scene):
@@ -102,35 +112,52 @@ def run_scene(
         failures: list[TileFailure] = []
         components: dict[str, list[Component]] = {d.name: [] for d in detectors}
         invalid: dict[str, int] = dict.fromkeys(band_names, 0)
+        repaired: dict[str, int] = dict.fromkeys(band_names, 0)
         read_px = 0
-        done = 0
         tiles = list(iter_tiles(grid.width, grid.height, settings.tile_size, overlap))
-        with SceneReader(scene) as reader:
-            for item in read_tiles(reader, tiles, band_names, ahead=settings.prefetch):
-                tile = item.tile
-                try:
-                    t0 = time.perf_counter()
-                    data, read_s = item.data()
-                    t1 = time.perf_counter()
-                    timings["ingest"] += read_s
-                    timings["ingest_wait"] += t1 - t0
-                    for det in detectors:
-                        t2 = time.perf_counter()
-                        components[det.name].extend(det.detect(data, scene))
-                        timings[f"detect_{det.name}"] += time.perf_counter() - t2
-                    timings["detect"] += time.perf_counter() - t1
-                    for name, n in data.invalid_in_core.items():
-                        invalid[name] += n
-                    read_px += int(tile.core.width * tile.core.height)
-                except EotriageError as exc:
-                    failures.append(_failure(tile, str(exc)))
-                    log.warning("%s tile %s failed: %s", scene.name, tile.id, exc)
-                except Exception as exc:  # a bug must not lose the other tiles' results
-                    failures.append(_failure(tile, f"internal error: {type(exc).__name__}: {exc}"))
-                    log.exception("%s tile %s: internal error", scene.name, tile.id)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+        header = checkpoint_header(scene, settings, detectors, overlap)
+        restored = Restored()
+        if checkpoint is not None and resume:
+            restored = read_checkpoint(checkpoint, header)
+            for rec in restored.tiles.values():
+                for name, comps in rec.components.items():
+                    components[name].extend(comps)
+                for name, n in rec.invalid.items():
+                    invalid[name] = invalid.get(name, 0) + n
+                for name, n in rec.repaired.items():
+                    repaired[name] = repaired.get(name, 0) + n
+                read_px += rec.read_px
+            if restored.tiles:
+                log.info(
+                    "%s: resuming: %d of %d tiles already done",
+                    scene.name,
+                    len(restored.tiles),
+                    total,
+                )
+        writer = CheckpointWriter(checkpoint, header, restored) if checkpoint is not None else None
+        done = len(restored.tiles)
+        todo = [t for t in tiles if t.id not in restored.tiles]
+        limit = settings.robustness.tile_timeout_s
+        try:
+            with SceneReader(scene, settings.robustness) as reader:
+                for item in read_tiles(reader, todo, band_names, ahead=settings.prefetch):
+                    rec = run_tile(item.tile, item.data, scene, detectors, timings, failures, limit)
+                    if rec is not None:
+                        for name, comps in rec.components.items():
+                            components[name].extend(comps)
+                        for name, n in rec.invalid.items():
+                            invalid[name] += n
+                        for name, n in rec.repaired.items():
+                            repaired[name] += n
+                        read_px += rec.read_px
+                        if writer is not None:
+                            writer.add(rec)
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+        finally:
+            if writer is not None:
+                writer.close()
         t0 = time.perf_counter()
         detections: list[Detection] = []
         for det in detectors:
@@ -179,6 +206,12 @@ def run_scene(
         "overlap": overlap,
         "pixels_processed": read_px,
         "thresholds": {d.name: d.thresholds for d in detectors},
+        "resumed_tiles": len(restored.tiles),
+        #: samples flagged unusable per band (NaN, nodata, zero fill, impossible, stuck lines)
+        "invalid_samples": dict(invalid),
+        #: impossible / stuck samples rebuilt from their neighbours (isolated or thin lines)
+        "repaired_samples": dict(repaired),
+        "model_events": [e for d in detectors for m in d.models for e in getattr(m, "events", [])],
     }
     return SceneResult(
         scene=scene.name,
@@ -190,6 +223,84 @@ def run_scene(
         models=models,
         detectors=status,
         info=info,
+    )
+
+
+def run_tile(
+    tile: Tile,
+    read: Callable[[], tuple[TileData, float]],
+    scene: Scene,
+    detectors: Sequence[Detector],
+    timings: dict[str, float],
+    failures: list[TileFailure],
+    limit_s: float | None,
+) -> TileRecord | None:
+    """One tile through every detector under a watchdog of ``limit_s`` seconds.
+
+    ``read`` returns the tile's data and the seconds spent reading.  Returns the tile's
+    record, or None after appending a :class:`TileFailure` (error, bug or watchdog).
+    """
+    with Watchdog(limit_s, f"{scene.name} tile {tile.id}") as wd:
+        try:
+            t0 = time.perf_counter()
+            data, read_s = read()
+            t1 = time.perf_counter()
+            timings["ingest"] = timings.get("ingest", 0.0) + read_s
+            timings["ingest_wait"] = timings.get("ingest_wait", 0.0) + t1 - t0
+            comps: dict[str, list[Component]] = {}
+            for det in detectors:
+                wd.check()
+                t2 = time.perf_counter()
+                # a fault in a band this detector does not read must not mask its pixels
+                own = data.for_bands(det.band_names(scene)) if data.band_invalid else data
+                comps[det.name] = list(det.detect(own, scene))
+                timings[f"detect_{det.name}"] = (
+                    timings.get(f"detect_{det.name}", 0.0) + time.perf_counter() - t2
+                )
+            wd.check()  # a tile past its limit is abandoned, even if its last stage finished
+            timings["detect"] = timings.get("detect", 0.0) + time.perf_counter() - t1
+            return TileRecord(
+                tile.id,
+                comps,
+                dict(data.invalid_in_core),
+                int(tile.core.width * tile.core.height),
+                dict(data.repaired_in_core),
+            )
+        except Exception as exc:  # a bug must not lose the other tiles' results either
+            if wd.expired:  # whatever the abandoned stage raised, the cause is the watchdog
+                cause = str(wd.error())
+            elif isinstance(exc, EotriageError):
+                cause = str(exc)
+            else:
+                cause = f"internal error: {type(exc).__name__}: {exc}"
+                log.exception("%s tile %s: internal error", scene.name, tile.id)
+            failures.append(_failure(tile, cause))
+            log.warning("%s tile %s failed: %s", scene.name, tile.id, cause)
+            return None
+
+
+def checkpoint_header(
+    scene: Scene, settings: Settings, detectors: list[Detector], overlap: int
+) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: scene, layout, models and thresholds."""
+    conf = {
+        name: dataclasses.asdict(getattr(settings, name))
+        for name in ("fire", "ships", "crop", "robustness")
+    }
+    return json.loads(
+        json.dumps(
+            {
+                "scene": str(Path(scene.path).resolve()),
+                "grid": [scene.grid.width, scene.grid.height],
+                "tile_size": settings.tile_size,
+                "overlap": overlap,
+                "detectors": [d.name for d in detectors],
+                "models": {m.info.name: m.info.sha256 for d in detectors for m in d.models},
+                "settings": conf,
+            },
+            default=str,
+            sort_keys=True,
+        )
     )
 
 

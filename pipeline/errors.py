@@ -36,6 +36,16 @@ class ModelError(EotriageError, RuntimeError):
     """A model file that is missing, corrupt (hash mismatch) or fails to run."""
 
 
+class ComputeFaultError(TileError):
+    """Dual execution of a model gave outputs that no two runs agree on (a silent compute
+    fault that could not be outvoted); the tile is recorded as failed, the scene goes on."""
+
+
+class StageTimeout(TileError):
+    """A stage (a tile's detectors) ran past its watchdog limit and was abandoned for that
+    tile; recorded, the scene goes on."""
+
+
 class PacketError(EotriageError, ValueError):
     """A downlink packet that is malformed or fails its checksum."""
 

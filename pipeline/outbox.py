@@ -356,17 +356,21 @@ class Outbox:
         return self.data_dir / f"{item_id}.pkt"
 
     # --- public API ------------------------------------------------------------------------
-    def put(self, name: str, data: bytes) -> str:
+    def put(self, name: str, data: bytes, first_wins: bool = False) -> str:
         """Queue ``data`` under ``name``; return its id once it is durably on disk.
 
         Idempotent: if ``name`` is already known the existing id is returned (the content must
-        be the same, else :class:`OutboxError`: a name identifies one finished result).
+        be the same, else :class:`OutboxError`: a name identifies one finished result).  With
+        ``first_wins`` the packet queued first stands whatever ``data`` is now (a result redone
+        after a crash may differ in details such as an LLM report that timed out this time).
         """
         digest = _sha256(data)
         known = self._by_name.get(name)
         if known is not None:
             item = self._items[known]
-            if item.sha256 != digest:
+            if item.sha256 != digest and first_wins:
+                log.info("%s: %r already queued as %s; kept", self.dir, name, known)
+            elif item.sha256 != digest:
                 raise OutboxError(
                     f"{self.dir}: {name!r} is already queued as {known} with different content"
                 )

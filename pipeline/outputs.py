@@ -64,8 +64,11 @@ def run_summary(result: SceneResult, geojson_bytes: int, write_s: float) -> dict
         "tiles": {
             "total": result.tiles_total,
             "failed": len(result.failures),
+            "resumed": result.info.get("resumed_tiles", 0),
             "failures": [f.to_dict() for f in result.failures],
         },
+        #: golden-copy fallbacks and compute faults of the models (see pipeline.onnx_models)
+        "model_events": list(result.info.get("model_events", [])),
         "problems": list(result.problems),
         "host": {"python": platform.python_version(), "machine": platform.machine()},
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

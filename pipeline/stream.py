@@ -19,10 +19,11 @@ sensor's receive loop (see docs/embedding.md).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,14 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from .detectors.base import Detector
-from .engine import build_detectors
+from .engine import build_detectors, run_tile
 from .env import Env
-from .errors import EotriageError, InputError
-from .ingest import SceneReader
+from .errors import InputError
+from .ingest import SceneReader, TileData
 from .results import Detection, SceneResult, TileFailure
 from .scene import BandSource, Grid, Scene
 from .sensors import Scaling, get_profile
-from .settings import Settings
+from .settings import RobustnessSettings, Settings
 from .tiling import Tile, _read_span
 from .vectorise import Component, merge_components
 
@@ -174,8 +175,13 @@ class _LineBuffer:
 class _BufferReader(SceneReader):
     """SceneReader over line buffers instead of files (same resampling and scaling code)."""
 
-    def __init__(self, scene: Scene, buffers: Mapping[str, _LineBuffer]) -> None:
-        super().__init__(scene)
+    def __init__(
+        self,
+        scene: Scene,
+        buffers: Mapping[str, _LineBuffer],
+        robustness: RobustnessSettings | None = None,
+    ) -> None:
+        super().__init__(scene, robustness)
         self._buffers = buffers
 
     def _dataset(self, band: BandSource) -> Any:
@@ -183,6 +189,12 @@ class _BufferReader(SceneReader):
 
     def close(self) -> None:  # the buffers belong to the Triage
         pass
+
+
+def _timed_read(reader: SceneReader, tile: Tile, bands: Sequence[str]) -> tuple[TileData, float]:
+    t0 = time.perf_counter()
+    data = reader.read(tile, bands)
+    return data, time.perf_counter() - t0
 
 
 @dataclass
@@ -409,27 +421,23 @@ class Triage:
         width = self.layout.width
         evidence = self._evidence_time(hi)
         new: list[Component] = []
-        reader = _BufferReader(self._scene, self._buffers)
+        reader = _BufferReader(self._scene, self._buffers, self.settings.robustness)
         for col, c0 in enumerate(range(0, width, t)):
             w = min(t, width - c0)
             cc0, cc1 = _read_span(c0, w, t, self.overlap, width)
             tile = Tile(row, col, Window(c0, r0, w, h), Window(cc0, lo, cc1 - cc0, hi - lo))
-            try:
-                t0 = time.perf_counter()
-                data = reader.read(tile, self.band_names)
-                t1 = time.perf_counter()
-                self._timings["ingest"] += t1 - t0
-                for det in self.detectors:
-                    new.extend(det.detect(data, self._scene))
-                self._timings["detect"] += time.perf_counter() - t1
-            except EotriageError as exc:
-                self._failures.append(_failure(tile, str(exc)))
-                log.warning("%s tile %s failed: %s", self.layout.name, tile.id, exc)
-            except Exception as exc:  # a bug must not lose the other tiles' results
-                self._failures.append(
-                    _failure(tile, f"internal error: {type(exc).__name__}: {exc}")
-                )
-                log.exception("%s tile %s: internal error", self.layout.name, tile.id)
+            rec = run_tile(
+                tile,
+                functools.partial(_timed_read, reader, tile, self.band_names),
+                self._scene,
+                self.detectors,
+                self._timings,
+                self._failures,
+                self.settings.robustness.tile_timeout_s,
+            )
+            if rec is not None:
+                for comps in rec.components.values():
+                    new.extend(comps)
         self._lines_done = r0 + h
         # Merge with what was carried from the row above; whatever touches this row's bottom
         # edge may still continue (unless this is the last row).
@@ -515,9 +523,3 @@ def _ground_res(lay: StripLayout) -> tuple[float, tuple[float, float]]:
 
     return scene_ground_res(lay.crs, lay.transform, lay.width, lay.expected_lines)
 
-
-def _failure(tile: Tile, cause: str) -> TileFailure:
-    w = tile.core
-    return TileFailure(
-        tile.id, (int(w.col_off), int(w.row_off), int(w.width), int(w.height)), cause
-    )
