@@ -66,6 +66,9 @@ BENCHES: tuple[Bench, ...] = (
     Bench("downlink", "bench_downlink.py", "results_downlink.json", ("results",)),
     Bench("ask", "bench_ask.py", "results_ask.json", ("results", "summary")),
     Bench("ground", "bench_ground.py", "results_ground.json", ("batch", "simulation")),
+    Bench(
+        "faults", "bench_faults.py", "results_faults.json", ("upsets", "input_faults", "crashes")
+    ),
 )
 
 

@@ -168,6 +168,43 @@ def targets(records: Mapping[str, Any]) -> list[str]:
                 s["correct_share"] >= 0.9 and (s["latency_p95_s"] or 0) < 10,
             )
         )
+    faults = _doc(records, "faults")
+    if faults:
+        rows += fault_rows(faults)
+    return rows
+
+
+def fault_rows(doc: Mapping[str, Any]) -> list[str]:
+    """Summary lines of the fault-injection benchmark."""
+    rows: list[str] = []
+    for rate in ("realistic", "100x"):
+        sel = [r for r in doc["upsets"] if r["rate_name"] == rate and r["mode"] == "hardened"]
+        if not sel:
+            continue
+        scenes = sum(r["trials"] for r in sel)
+        upsets = sum(r["upsets"] for r in sel)
+        fs = sum(r["false_alerts"].get("fire", 0) + r["false_alerts"].get("ship", 0) for r in sel)
+        rows.append(
+            _row(
+                f"bit flips, {rate} rate ({sel[0]['rate_per_bit']:g}/bit), {scenes} scenes",
+                "no fire/ship alert from a flip",
+                f"{upsets} upsets, {fs} false fire/ship alerts",
+                fs == 0,
+            )
+        )
+    crashes = doc.get("crashes") or []
+    if crashes:
+        kills = sum(r["kills"] for r in crashes)
+        lost = sum(r["results_lost"] for r in crashes)
+        dup = sum(r["packets_duplicated"] for r in crashes)
+        rows.append(
+            _row(
+                f"SIGKILL soak of `run --resume --outbox` ({kills} kills)",
+                "0 results lost, 0 packets duplicated",
+                f"{lost} lost, {dup} duplicated",
+                lost == 0 and dup == 0,
+            )
+        )
     return rows
 
 
