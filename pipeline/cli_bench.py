@@ -12,6 +12,7 @@ HARNESS = Path(__file__).resolve().parent.parent / "benchmarks" / "run_all.py"
 
 
 @click.command("bench")
+@click.argument("names", nargs=-1)
 @click.option("--quick", is_flag=True, help="Quick mode of every benchmark (small scenes; CI).")
 @click.option(
     "--out",
@@ -20,8 +21,11 @@ HARNESS = Path(__file__).resolve().parent.parent / "benchmarks" / "run_all.py"
 )
 @click.option("--only", help="Comma-separated subset of benchmarks (e.g. fire,memory).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
-def bench_cmd(quick: bool, out: Path | None, only: str | None, no_plots: bool) -> None:
-    """Measure downlink saving, throughput, memory, scaling and report latency.
+def bench_cmd(
+    names: tuple[str, ...], quick: bool, out: Path | None, only: str | None, no_plots: bool
+) -> None:
+    """Measure downlink saving, throughput, memory, scaling, report latency and fault
+    tolerance.  NAMES (e.g. `eotriage bench faults`) is the same as --only.
 
     Writes RESULTS.md, results.json and plots/*.png (into benchmarks/ for a full run).  Exit 1
     when a benchmark fails or its results are missing or malformed; timings never fail it.
@@ -38,6 +42,7 @@ def bench_cmd(quick: bool, out: Path | None, only: str | None, no_plots: bool) -
         cmd.append("--quick")
     if out is not None:
         cmd += ["--out", str(out.resolve())]
+    only = ",".join([*names, *([only] if only else [])])
     if only:
         cmd += ["--only", only]
     if no_plots:

@@ -11,6 +11,7 @@ from typing import NoReturn
 import click
 
 from .errors import EotriageError
+from .settings import Settings
 
 EXIT_REJECTED = 1
 
@@ -79,17 +80,18 @@ def sign_cmd(files: tuple[Path, ...], key_path: Path, version: int, out: Path, t
 @click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--pubkey",
-    required=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The uplink public key configured on board.",
+    help="The uplink public key (default: [robustness] uplink_pubkey of the settings).",
 )
 @click.option("--target", default="eotriage", show_default=True, help="This payload's name.")
-def verify_cmd(bundle: Path, pubkey: Path, target: str) -> None:
+@click.pass_obj
+def verify_cmd(settings: Settings | None, bundle: Path, pubkey: Path | None, target: str) -> None:
     """Check BUNDLE's signature and file hashes without installing anything."""
     from .uplink import verify_bundle
 
+    key = _pubkey(pubkey, settings)
     try:
-        vb = verify_bundle(bundle, pubkey, target=target)
+        vb = verify_bundle(bundle, key, target=target)
     except EotriageError as exc:
         _reject(exc)
     click.echo(f"{bundle}: signature ok, version {vb.version}, target {vb.target}")
@@ -101,9 +103,8 @@ def verify_cmd(bundle: Path, pubkey: Path, target: str) -> None:
 @click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--pubkey",
-    required=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The uplink public key configured on board.",
+    help="The uplink public key (default: [robustness] uplink_pubkey of the settings).",
 )
 @click.option(
     "--target",
@@ -118,8 +119,14 @@ def verify_cmd(bundle: Path, pubkey: Path, target: str) -> None:
     help="Models folder to start from on the first install (default: an empty one).",
 )
 @click.option("--payload", default="eotriage", show_default=True, help="This payload's name.")
+@click.pass_obj
 def install_cmd(
-    bundle: Path, pubkey: Path, target_dir: Path, base_models: Path | None, payload: str
+    settings: Settings | None,
+    bundle: Path,
+    pubkey: Path | None,
+    target_dir: Path,
+    base_models: Path | None,
+    payload: str,
 ) -> None:
     """Verify BUNDLE and install it atomically as the new current release under TARGET.
 
@@ -128,8 +135,22 @@ def install_cmd(
     """
     from .uplink import install_bundle
 
+    key = _pubkey(pubkey, settings)
     try:
-        rel = install_bundle(bundle, pubkey, target_dir, base_models=base_models, target=payload)
+        rel = install_bundle(bundle, key, target_dir, base_models=base_models, target=payload)
     except EotriageError as exc:
         _reject(exc)
     click.echo(f"installed version {rel.version} at {rel.directory}")
+
+
+def _pubkey(given: Path | None, settings: Settings | None) -> Path:
+    """--pubkey, else the key configured on board in the settings; a usage error if neither."""
+    key = given or (settings or Settings()).robustness.uplink_pubkey
+    if key is None:
+        click.echo(
+            "eotriage: error: no uplink public key: pass --pubkey or set uplink_pubkey in "
+            "[robustness] of the settings file (--config)",
+            err=True,
+        )
+        raise SystemExit(2)
+    return key

@@ -180,10 +180,15 @@ class RobustnessSettings:
     #: Seconds one tile may take in the detectors before it is abandoned and recorded
     #: (``None`` = no limit).
     tile_timeout_s: float | None = 60.0
+    #: The Ed25519 public key (PEM or raw 32 bytes) uplink bundles must be signed with;
+    #: used by `eotriage uplink verify|install` when --pubkey is not given.
+    uplink_pubkey: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.golden_dir is not None and not isinstance(self.golden_dir, Path):
-            object.__setattr__(self, "golden_dir", Path(self.golden_dir))
+        for name in ("golden_dir", "uplink_pubkey"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
         if not self.max_reflectance > 0:
             raise ConfigError(f"robustness max_reflectance must be > 0, got {self.max_reflectance}")
         if self.stuck_line_px < 0:

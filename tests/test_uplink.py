@@ -393,3 +393,20 @@ def test_cli_keygen_sign_verify_install(tmp_path: Path, other_keys: tuple[Path, 
     assert r.exit_code == 2  # usage: --version missing
     r = runner.invoke(uplink_group, ["install", str(bundle), "--pubkey", str(pub)])
     assert r.exit_code == 2  # usage: --target missing
+
+
+def test_cli_uses_the_pubkey_configured_on_board(
+    tmp_path: Path, keys: tuple[Path, Path], other_keys: tuple[Path, Path]
+) -> None:
+    from pipeline.cli import cli
+
+    bundle = tmp_path / "b.eub"
+    sign_bundle([FIRE_ONNX], keys[0], 3, bundle)
+    runner = CliRunner()
+    for pub, code in ((keys[1], 0), (other_keys[1], 1)):
+        conf = tmp_path / "eotriage.toml"
+        conf.write_text(f'[robustness]\nuplink_pubkey = "{pub}"\n')
+        r = runner.invoke(cli, ["--config", str(conf), "uplink", "verify", str(bundle)])
+        assert r.exit_code == code, r.output
+    r = runner.invoke(cli, ["uplink", "verify", str(bundle)])
+    assert r.exit_code == 2 and "no uplink public key" in r.output
