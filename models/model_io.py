@@ -2,7 +2,10 @@
 
 Shared by every script in ``models/`` (they run as ``python models/X.py``, which puts this folder
 on ``sys.path``).  The manifest is read, changed and written back, so building one model never
-drops the entries of the others.
+drops the entries of the others.  Every model is also written, byte for byte, to
+``golden/<name>.onnx``: the second stored copy that ``pipeline.onnx_models`` loads when the
+primary file is corrupt (``settings.robustness.golden_fallback``), so a rebuild keeps both in
+step.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+
+#: Sub-folder of the golden copies (the same name as ``pipeline.onnx_models.GOLDEN_SUBDIR``).
+GOLDEN_SUBDIR = "golden"
 
 
 def update_manifest(out_dir: Path, name: str, entry: dict[str, Any]) -> Path:
@@ -27,9 +33,12 @@ def update_manifest(out_dir: Path, name: str, entry: dict[str, Any]) -> Path:
 
 
 def write_model(out_dir: Path, name: str, data: bytes, entry: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``out_dir/<name>.onnx`` and its manifest entry with the file's sha256."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``out_dir/<name>.onnx``, its golden copy ``out_dir/golden/<name>.onnx`` and its
+    manifest entry with the file's sha256."""
+    golden_dir = out_dir / GOLDEN_SUBDIR
+    golden_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{name}.onnx"
     onnx_path.write_bytes(data)
+    (golden_dir / onnx_path.name).write_bytes(data)
     full = {**entry, "sha256": hashlib.sha256(data).hexdigest()}
     return onnx_path, update_manifest(out_dir, name, full)

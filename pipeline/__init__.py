@@ -33,6 +33,8 @@ _EXPORTS = {
     "ModelError": "errors",
     "PacketError": "errors",
     "TileError": "errors",
+    "ComputeFaultError": "errors",
+    "StageTimeout": "errors",
     "UnknownSensorError": "errors",
     "write_scene": "outputs",
     "Detection": "results",
@@ -73,6 +75,8 @@ __all__ = [
     "ShipSettings",
     "StripLayout",
     "TileError",
+    "ComputeFaultError",
+    "StageTimeout",
     "TileFailure",
     "Triage",
     "UnknownSensorError",
@@ -100,12 +104,14 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .engine import run_scene
     from .errors import (
+        ComputeFaultError,
         ConfigError,
         EmptySceneError,
         EotriageError,
         InputError,
         ModelError,
         PacketError,
+        StageTimeout,
         TileError,
         UnknownSensorError,
     )

@@ -338,17 +338,24 @@ def models_list(settings: Settings) -> None:
 @models.command("verify")
 @click.pass_obj
 def models_verify(settings: Settings) -> None:
-    """Check every model file against its sha256 and load it in onnxruntime."""
-    from .onnx_models import OnnxModel
+    """Check every model file and its golden copy against the sha256 and load them."""
+    from .onnx_models import OnnxModel, default_models_dir, golden_dir_for
 
     bad = 0
+    golden_dir = golden_dir_for(
+        (settings.models_dir or default_models_dir()).resolve(), settings.robustness
+    )
     for m in _manifest(settings).values():
-        try:
-            model = OnnxModel(m, threads=1, providers=settings.providers)
-            click.echo(f"ok   {m.name} {m.version} ({', '.join(model.providers)})")
-        except EotriageError as exc:
-            bad += 1
-            click.echo(f"eotriage: error: {exc}", err=True)
+        for label, info in (
+            ("", m),
+            (" golden", dataclasses.replace(m, path=golden_dir / m.path.name)),
+        ):
+            try:
+                model = OnnxModel(info, threads=1, providers=settings.providers)
+                click.echo(f"ok   {m.name} {m.version}{label} ({', '.join(model.providers)})")
+            except EotriageError as exc:
+                bad += 1
+                click.echo(f"eotriage: error: {exc}{label and ' (golden copy)'}", err=True)
     if bad:
         raise SystemExit(EXIT_SCENE_FAILED)
 

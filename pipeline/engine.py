@@ -97,6 +97,8 @@ def run_scene(
     with Env(settings):
         t0 = time.perf_counter()
         detectors, status = build_detectors(scene, settings)
+        # models are cached across scenes: this scene reports its own events (and the load's)
+        marks = {id(m): m.event_mark() for d in detectors for m in d.models}
         timings["load_models"] = time.perf_counter() - t0
         band_names = sorted({b for d in detectors for b in d.band_names(scene)})
         context = max(d.context_px(scene.grid) for d in detectors)
@@ -211,7 +213,9 @@ def run_scene(
         "invalid_samples": dict(invalid),
         #: impossible / stuck samples rebuilt from their neighbours (isolated or thin lines)
         "repaired_samples": dict(repaired),
-        "model_events": [e for d in detectors for m in d.models for e in getattr(m, "events", [])],
+        "model_events": [
+            e for d in detectors for m in d.models for e in m.events_since(marks[id(m)])
+        ],
     }
     return SceneResult(
         scene=scene.name,

@@ -456,6 +456,9 @@ def _stage_release(
         if dest == "models/manifest.json":
             continue
         _write_new(stage / dest, data)
+        if dest.endswith(".onnx"):  # the second stored copy the loader falls back to
+            (models / "golden").mkdir(exist_ok=True)
+            _write_new(models / "golden" / Path(dest).name, data)
     if "models/manifest.json" in vb.contents:
         merged = _merge_manifest(old_manifest, vb.contents["models/manifest.json"], vb.path)
         _write_new(models / "manifest.json", (json.dumps(merged, indent=2) + "\n").encode())
@@ -545,6 +548,12 @@ def _validate_release(stage: Path, origin: Path) -> None:
                 raise UplinkError(
                     f"{origin}: model {info.name!r}: {info.path.name} does not match the sha256 "
                     "in the manifest"
+                )
+            golden = models / "golden" / info.path.name
+            if golden.is_file() and sha256_file(golden) != info.sha256:
+                raise UplinkError(
+                    f"{origin}: model {info.name!r}: its golden copy golden/{info.path.name} "
+                    "does not match the sha256 in the manifest"
                 )
     elif any(models.glob("*.onnx")):
         raise UplinkError(f"{origin}: models installed without a manifest.json to describe them")

@@ -39,7 +39,7 @@ def test_rebuild_is_reproducible(tmp_path: Path) -> None:
 
 def _tampered_models_dir(tmp_path: Path) -> Path:
     d = tmp_path / "models"
-    shutil.copytree(MODELS, d)
+    shutil.copytree(MODELS, d, ignore=shutil.ignore_patterns("golden"))  # no fallback copy
     onnx_file = d / "fire_swir.onnx"
     data = bytearray(onnx_file.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -108,3 +108,19 @@ def test_model_runs_the_physical_test() -> None:
     feeds["valid"] = np.zeros_like(x)
     fire, _, cand = model.run(feeds)
     assert fire.sum() == 0 and cand.sum() == 0  # invalid pixels never fire
+
+
+def test_models_verify_checks_the_golden_copies(tmp_path: Path) -> None:
+    proc = run_cli("models", "verify")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(" golden (") == len(load_manifest(MODELS))
+    d = tmp_path / "models"
+    shutil.copytree(MODELS, d)
+    golden = d / "golden" / "fire_swir.onnx"
+    golden.write_bytes(golden.read_bytes()[:-1] + b"\x00")
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'models_dir = "{d}"\n')
+    proc = run_cli("--config", cfg, "models", "verify")
+    assert proc.returncode == 1
+    assert "sha256 mismatch" in proc.stderr and "(golden copy)" in proc.stderr
+    assert proc.stderr.count("eotriage: error:") == 1  # the primary is fine

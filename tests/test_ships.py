@@ -260,7 +260,7 @@ def test_shared_busan_tuned_port(shared_data: Path) -> None:
 
 def test_tampered_ship_model_rejected(tmp_path: Path) -> None:
     d = tmp_path / "models"
-    shutil.copytree(MODELS, d, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copytree(MODELS, d, ignore=shutil.ignore_patterns("*.py", "__pycache__", "golden"))
     data = bytearray((d / "ship_classifier.onnx").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (d / "ship_classifier.onnx").write_bytes(bytes(data))

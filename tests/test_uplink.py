@@ -147,6 +147,10 @@ def test_install_updates_models_and_settings_and_runs(
     assert load_manifest(rel3.models_dir)["fire_swir"].path == rel3.models_dir / new_onnx.name
     s3 = Settings.from_toml(rel3.settings_path or "").replace(models_dir=rel3.models_dir)
     assert run_scene(scene, s3).counts()["fire"] == n1  # stock thresholds again
+    # the uplinked model got its golden copy too: a corrupt primary still runs
+    golden = rel3.models_dir / "golden" / new_onnx.name
+    assert golden.read_bytes() == new_onnx.read_bytes()
+    assert golden.stat().st_ino != (rel3.models_dir / new_onnx.name).stat().st_ino
     # older releases are pruned to the last two; the previous one is intact (hard links)
     names = sorted(p.name for p in (installed_v1 / "releases").iterdir())
     assert names == ["v000002", "v000003"]

@@ -174,7 +174,11 @@ class CropDetector:
     def __init__(self, settings: Settings, model: OnnxModel | None = None) -> None:
         self.settings = settings
         self.model = model or get_model(
-            MODEL_NAME, settings.models_dir, settings.threads, settings.providers
+            MODEL_NAME,
+            settings.models_dir,
+            settings.threads,
+            settings.providers,
+            robustness=settings.robustness,
         )
         th = dict(self.model.info.thresholds)
         unknown = sorted(set(settings.crop.thresholds) - set(th))

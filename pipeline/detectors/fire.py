@@ -36,7 +36,11 @@ class FireDetector:
     def __init__(self, settings: Settings, model: OnnxModel | None = None) -> None:
         self.settings = settings
         self.model = model or get_model(
-            MODEL_NAME, settings.models_dir, settings.threads, settings.providers
+            MODEL_NAME,
+            settings.models_dir,
+            settings.threads,
+            settings.providers,
+            robustness=settings.robustness,
         )
         th = dict(self.model.info.thresholds)
         for key, value in asdict(settings.fire).items():

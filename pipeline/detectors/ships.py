@@ -384,7 +384,7 @@ class ShipDetector:
         classifier_model: OnnxModel | None = None,
     ) -> None:
         self.settings = settings
-        load = (settings.models_dir, settings.threads, settings.providers)
+        load = (settings.models_dir, settings.threads, settings.providers, settings.robustness)
         self.screen_model = screen_model or get_model(SCREEN_MODEL, *load)
         self.classifier_model = classifier_model or get_model(CLASSIFIER_MODEL, *load)
         feats = tuple(self.classifier_model.info.raw.get("features", ()))
