@@ -95,13 +95,13 @@ def stream_cmd(
         with contextlib.ExitStack() as stack:
             if out:
                 stack.callback(out.close)
-            sinks: list[Callable[[bytes], None]] = [out.write] if out else []
+            sinks: list[Callable[[bytes], object]] = [out.write] if out else []
             if outbox_dir:
                 from .outbox import Outbox
 
                 box = stack.enter_context(Outbox(outbox_dir))
                 names = (f"{opened.name}/alert{i:04d}" for i in itertools.count(1))
-                sinks.append(lambda data: None if box.put(next(names), data, True) else None)
+                sinks.append(lambda data: box.put(next(names), data, first_wins=True))
             blocks = replay(opened, rate or None, block_lines, offsets, triage.band_names)
             for blk in blocks:
                 _show(triage.feed(blk.band, blk.first_line, blk.data), t0, latencies, sinks)
@@ -131,7 +131,7 @@ def _show(
     events: list,
     t0: float,
     latencies: dict[str, list[float]],
-    sinks: list[Callable[[bytes], None]],
+    sinks: list[Callable[[bytes], object]],
 ) -> None:
     for ev in events:
         d = ev.detection

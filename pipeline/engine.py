@@ -121,14 +121,8 @@ def run_scene(
         restored = Restored()
         if checkpoint is not None and resume:
             restored = read_checkpoint(checkpoint, header)
-            for rec in restored.tiles.values():
-                for name, comps in rec.components.items():
-                    components[name].extend(comps)
-                for name, n in rec.invalid.items():
-                    invalid[name] = invalid.get(name, 0) + n
-                for name, n in rec.repaired.items():
-                    repaired[name] = repaired.get(name, 0) + n
-                read_px += rec.read_px
+            for old in restored.tiles.values():
+                read_px += _absorb(old, components, invalid, repaired)
             if restored.tiles:
                 log.info(
                     "%s: resuming: %d of %d tiles already done",
@@ -145,13 +139,7 @@ def run_scene(
                 for item in read_tiles(reader, todo, band_names, ahead=settings.prefetch):
                     rec = run_tile(item.tile, item.data, scene, detectors, timings, failures, limit)
                     if rec is not None:
-                        for name, comps in rec.components.items():
-                            components[name].extend(comps)
-                        for name, n in rec.invalid.items():
-                            invalid[name] += n
-                        for name, n in rec.repaired.items():
-                            repaired[name] += n
-                        read_px += rec.read_px
+                        read_px += _absorb(rec, components, invalid, repaired)
                         if writer is not None:
                             writer.add(rec)
                     done += 1
@@ -228,6 +216,22 @@ def run_scene(
         detectors=status,
         info=info,
     )
+
+
+def _absorb(
+    rec: TileRecord,
+    components: dict[str, list[Component]],
+    invalid: dict[str, int],
+    repaired: dict[str, int],
+) -> int:
+    """Add one tile's record to the scene totals; returns its pixel count."""
+    for name, comps in rec.components.items():
+        components.setdefault(name, []).extend(comps)
+    for name, n in rec.invalid.items():
+        invalid[name] = invalid.get(name, 0) + n
+    for name, n in rec.repaired.items():
+        repaired[name] = repaired.get(name, 0) + n
+    return rec.read_px
 
 
 def run_tile(

@@ -185,7 +185,7 @@ def sigkill_soak(
 ) -> SoakResult:
     """Run ``eotriage ARGS`` again and again, SIGKILLing it at random moments, until it exits.
 
-    Kill times are drawn uniformly in 0.15-0.6 x ``typical_s`` (an uninterrupted run's wall
+    Kill times are drawn uniformly in 0.15-0.45 x ``typical_s`` (an uninterrupted run's wall
     time) until ``min_kills`` kills, then in 0.15-1.2 x, so later attempts can finish; the
     last attempt is never killed.  ``ARGS`` should make the run resumable (``--resume``).
     """
@@ -207,7 +207,7 @@ def sigkill_soak(
             start_new_session=True,
         )
         last = attempt == max_attempts - 1
-        hi = 0.6 if len(kills) < min_kills else 1.2
+        hi = 0.45 if len(kills) < min_kills else 1.2
         limit = None if last else float(rng.uniform(0.15, hi)) * typical_s
         try:
             code = proc.wait(timeout=limit)
