@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 from .decode import Decoded
 
 MAP_WIDTH = 900
+#: largest picture a chip or quicklook may decode to (ours are 64 px chips, ~256 px quicklooks)
+MAX_IMAGE_PIXELS = 1 << 24
 CLASS_COLOURS = {
     "fire": (255, 64, 0),
     "ship": (0, 200, 255),
@@ -46,10 +49,28 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def _to_png(image: bytes) -> bytes:
+def _open_image(image: bytes) -> Any:
+    """Open a chip or quicklook picture, refusing sizes no product of ours has: a damaged
+    header claiming 50,000 x 50,000 px made Pillow raise DecompressionBombError (not an
+    OSError) or allocate gigabytes when loading.  Raises ValueError or OSError."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(image)) as im:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(image))
+        except Image.DecompressionBombError as exc:
+            raise ValueError(str(exc)) from None
+    if im.width * im.height > MAX_IMAGE_PIXELS:
+        im.close()
+        raise ValueError(
+            f"image of {im.width} x {im.height} px exceeds {MAX_IMAGE_PIXELS} px (damaged?)"
+        )
+    return im
+
+
+def _to_png(image: bytes) -> bytes:
+    with _open_image(image) as im:
         out = io.BytesIO()
         im.convert("RGB").save(out, format="PNG", optimize=True)
         return out.getvalue()
@@ -104,16 +125,35 @@ def write_decoded(decoded: Decoded, out_dir: str | Path) -> WrittenDecoded:
 # ------------------------------------------------------------------------------ the map
 
 
+def _on_earth(x: Any, y: Any) -> bool:
+    """A drawable lon/lat: finite numbers within the WGS84 range (with a margin for
+    longitudes past the antimeridian).  A damaged product can hold NaN, inf or 1e300, which
+    would otherwise break the frame (NaN), the projection (division by zero) or the tick loop
+    (``x += step`` stops moving at 1e20)."""
+    return (
+        all(isinstance(v, int | float) and not isinstance(v, bool) for v in (x, y))
+        and -360.0 <= x <= 360.0
+        and -90.0 <= y <= 90.0
+    )
+
+
 def _positions(coords: Any) -> Iterator[tuple[float, float]]:
+    """Every drawable position in a coordinates array (others are skipped)."""
     if (
         isinstance(coords, list | tuple)
         and len(coords) >= 2
         and all(isinstance(x, int | float) and not isinstance(x, bool) for x in coords[:2])
     ):
-        yield float(coords[0]), float(coords[1])
+        if _on_earth(coords[0], coords[1]):
+            yield float(coords[0]), float(coords[1])
     elif isinstance(coords, list | tuple):
         for c in coords:
             yield from _positions(c)
+
+
+def _bbox_on_earth(bbox: tuple[float, float, float, float]) -> bool:
+    w, s, e, n = bbox
+    return _on_earth(w, s) and _on_earth(e, n) and w <= e and s <= n
 
 
 def _geometries(geojson: dict[str, Any] | None) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -172,11 +212,13 @@ def _frame(decoded: Decoded, use_quicklook: bool) -> tuple[float, float, float, 
         for x, y in _positions(g.get("coordinates")):
             xs.append(x)
             ys.append(y)
-    if use_quicklook and decoded.quicklook is not None:
+    if use_quicklook and decoded.quicklook is not None and _bbox_on_earth(decoded.quicklook.bbox):
         w, s, e, n = decoded.quicklook.bbox
         xs += [w, e]
         ys += [s, n]
     for chip in decoded.chips:
+        if not _bbox_on_earth(chip.bbox):
+            continue
         w, s, e, n = chip.bbox
         xs += [w, e]
         ys += [s, n]
@@ -211,9 +253,9 @@ def render_map(decoded: Decoded, use_quicklook: bool = True) -> bytes:
         return left + (x - w) / (e - w) * plot_w, top + (n - y) / (n - s) * plot_h
 
     draw.rectangle([left, top, left + plot_w, top + plot_h], fill=(225, 230, 235))
-    if use_quicklook and decoded.quicklook is not None:
+    if use_quicklook and decoded.quicklook is not None and _bbox_on_earth(decoded.quicklook.bbox):
         try:
-            with Image.open(io.BytesIO(decoded.quicklook.image)) as ql:
+            with _open_image(decoded.quicklook.image) as ql:
                 qw, qs, qe, qn = decoded.quicklook.bbox
                 x0, y0 = px(qw, qn)
                 x1, y1 = px(qe, qs)
@@ -222,6 +264,8 @@ def render_map(decoded: Decoded, use_quicklook: bool = True) -> bytes:
         except (OSError, ValueError, SyntaxError):
             pass  # recorded by write_decoded; the map is still drawn
     for chip in decoded.chips:
+        if not _bbox_on_earth(chip.bbox):
+            continue
         cw, cs, ce, cn = chip.bbox
         draw.rectangle([*px(cw, cn), *px(ce, cs)], outline=(120, 120, 120))
     counts: dict[str, int] = {}

@@ -192,7 +192,7 @@ class SceneReader:
             refl = dn.astype(np.float32)
             bad: np.ndarray | None = None  # unusable samples of this band
             if np.issubdtype(dn.dtype, np.floating):
-                nan = np.isnan(refl)
+                nan = ~np.isfinite(refl)  # NaN and +-inf (a flipped exponent bit)
                 if nan.any():
                     _set_flag(flags, FLAG_NAN, nan)
                     refl[nan] = 0.0
@@ -287,9 +287,10 @@ def stuck_lines(
 ) -> np.ndarray | None:
     """Mask of rows/columns holding one value over the whole window (None when there are none).
 
-    A latched or dead detector line writes the same sample all along the line; natural scenes
-    never repeat one value over ``min_px`` samples (zero fill, nodata, saturation and windows
-    of one uniform value excepted).
+    A latched or dead detector line writes the same sample all along the line, unlike a line
+    next to it; natural scenes never repeat one value over ``min_px`` samples (zero fill,
+    nodata and saturation excepted; a constant line whose neighbours hold the same values on
+    both sides is a uniform area, e.g. a synthetic fill, not a line fault).
     Cheap: ``_STUCK_PROBES`` samples per line first, the full line only when they all agree.
     """
     if min_px <= 0:
@@ -313,14 +314,28 @@ def stuck_lines(
             keep &= ~np.isnan(value)
         cand = cand[keep]
         cand = cand[(lines[cand] == lines[cand, :1]).all(axis=1)]
-        if cand.size == 0 or (cand.size == lines.shape[0] and (dn == dn.flat[0]).all()):
-            continue  # none, or a uniform window (a fill, not a line fault)
+        cand = cand[_unlike_a_neighbour(lines, cand)]
+        if cand.size == 0:
+            continue
         if out is None:
             out = np.zeros(dn.shape, bool)
         if axis == 1:
             out[cand, :] = True
         else:
             out[:, cand] = True
+    return out
+
+
+def _unlike_a_neighbour(lines: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """For candidate lines: True where an adjacent line differs in more than half its samples."""
+    n = lines.shape[0]
+    out = np.zeros(cand.size, bool)
+    for step in (-1, 1):
+        nb = cand + step
+        ok = (nb >= 0) & (nb < n)
+        if ok.any():
+            same = (lines[nb[ok]] == lines[cand[ok]]).mean(axis=1)
+            out[np.flatnonzero(ok)] |= same < 0.5
     return out
 
 

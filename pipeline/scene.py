@@ -14,16 +14,20 @@ from pathlib import Path
 
 import rasterio
 from affine import Affine
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.warp import transform as warp_transform
 
-from .errors import EmptySceneError, InputError, cause_text
+from .errors import EmptySceneError, EotriageError, InputError, cause_text
 from .sensors import Scaling, SensorProfile, band_tokens, detect_sensor, get_profile
 
 log = logging.getLogger(__name__)
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
+#: plausible ground sampling distance of a scene's finest band, metres
+MIN_RES_M = 0.01
+MAX_RES_M = 100_000.0
 
 
 @dataclass(frozen=True)
@@ -129,44 +133,61 @@ def _open_checked(path: Path) -> rasterio.DatasetReader:
 
 def _scan_file(path: Path, single_file: bool) -> list[_RawBand]:
     with _open_checked(path) as ds:
-        if ds.width == 0 or ds.height == 0:
-            raise EmptySceneError(f"{path}: raster has no pixels ({ds.width} x {ds.height})")
-        texts = [path.name, *[d for d in ds.descriptions if d]]
-        texts += [f"{k}={v}" for k, v in ds.tags().items()]
-        for i in range(1, ds.count + 1):
-            texts += [f"{k}={v}" for k, v in ds.tags(i).items()]
-        out: list[_RawBand] = []
-        name_tokens = band_tokens(path.stem)
-        for i in range(1, ds.count + 1):
-            desc = ds.descriptions[i - 1] or ""
-            toks = band_tokens(desc)
-            if not toks and ds.count == 1 and len(name_tokens) == 1:
-                toks = name_tokens
-            if not toks:
-                log.debug("%s band %d: no band name in description or file name; ignored", path, i)
-                continue
-            if len(set(toks)) > 1:
-                log.debug("%s band %d: several band names %s; using %s", path, i, toks, toks[0])
-            out.append(
-                _RawBand(
-                    token=toks[0],
-                    path=path,
-                    index=i,
-                    width=ds.width,
-                    height=ds.height,
-                    transform=ds.transform,
-                    crs=ds.crs,
-                    dtype=ds.dtypes[i - 1],
-                    nodata=ds.nodatavals[i - 1],
-                    texts=tuple(texts),
-                )
-            )
-        if single_file and not out and ds.count > 0:
+        try:
+            return _scan_dataset(ds, path, single_file)
+        except EotriageError:
+            raise
+        except (UnicodeDecodeError, RasterioError, ValueError) as exc:
+            # a damaged IFD can leave GDAL with band descriptions or tags that are not UTF-8
+            # (rasterio raises UnicodeDecodeError), or GeoTIFF keys it cannot make a CRS of
             raise InputError(
-                f"{path}: no band names found (set band descriptions such as 'B12', or use a "
-                "directory of single-band files named after their bands)"
+                f"{path}: metadata unreadable, file truncated or corrupt? ({cause_text(exc)})"
+            ) from None
+
+
+def _scan_dataset(ds: rasterio.DatasetReader, path: Path, single_file: bool) -> list[_RawBand]:
+    if ds.width == 0 or ds.height == 0:
+        raise EmptySceneError(f"{path}: raster has no pixels ({ds.width} x {ds.height})")
+    if ds.transform.is_identity:
+        # rasterio's stand-in when the file has no geotransform (a damaged or lost
+        # ModelTiepoint/ModelPixelScale tag): pixels would be placed at (0, 0), 1 unit each
+        raise InputError(f"{path}: no geotransform (georeferencing) in the file")
+    texts = [path.name, *[d for d in ds.descriptions if d]]
+    texts += [f"{k}={v}" for k, v in ds.tags().items()]
+    for i in range(1, ds.count + 1):
+        texts += [f"{k}={v}" for k, v in ds.tags(i).items()]
+    out: list[_RawBand] = []
+    name_tokens = band_tokens(path.stem)
+    for i in range(1, ds.count + 1):
+        desc = ds.descriptions[i - 1] or ""
+        toks = band_tokens(desc)
+        if not toks and ds.count == 1 and len(name_tokens) == 1:
+            toks = name_tokens
+        if not toks:
+            log.debug("%s band %d: no band name in description or file name; ignored", path, i)
+            continue
+        if len(set(toks)) > 1:
+            log.debug("%s band %d: several band names %s; using %s", path, i, toks, toks[0])
+        out.append(
+            _RawBand(
+                token=toks[0],
+                path=path,
+                index=i,
+                width=ds.width,
+                height=ds.height,
+                transform=ds.transform,
+                crs=ds.crs,
+                dtype=ds.dtypes[i - 1],
+                nodata=ds.nodatavals[i - 1],
+                texts=tuple(texts),
             )
-        return out
+        )
+    if single_file and not out and ds.count > 0:
+        raise InputError(
+            f"{path}: no band names found (set band descriptions such as 'B12', or use a "
+            "directory of single-band files named after their bands)"
+        )
+    return out
 
 
 def _collect(path: Path) -> tuple[list[_RawBand], int]:
@@ -219,6 +240,10 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
             f"{p}: no band files found (expected GeoTIFFs named after their bands, e.g. B02.tif, "
             "or a multi-band GeoTIFF with band descriptions)"
         )
+    for r in raw:  # a damaged GeoTIFF header can hold any double, NaN included
+        t = r.transform
+        if not all(math.isfinite(v) for v in (t.a, t.b, t.c, t.d, t.e, t.f)) or not t.a or not t.e:
+            raise InputError(f"{r.path}: implausible geotransform {tuple(t)[:6]} (header damaged?)")
     rotated = next((r for r in raw if r.transform.b or r.transform.d), None)
     if rotated is not None:
         raise InputError(f"{rotated.path}: rotated or sheared grids are not supported")
@@ -273,14 +298,33 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
     for b in sources.values():
         bl, bt = b.transform.c, b.transform.f
         br, bb = b.transform @ (b.width, b.height)
-        tol = abs(b.transform.a) * 1.01
-        if bl - left > tol or top - bt > tol or right - br > tol or bb - bottom > tol:
+        # within one of the band's own pixels, per axis; and a pixel no larger than the scene
+        # (a damaged pixel size of 1e179 m would otherwise "cover" any extent)
+        tol_x, tol_y = abs(b.transform.a) * 1.01, abs(b.transform.e) * 1.01
+        if (
+            bl - left > tol_x
+            or top - bt > tol_y
+            or right - br > tol_x
+            or bb - bottom > tol_y
+            or abs(b.transform.a) > abs(right - left)
+            or abs(b.transform.e) > abs(top - bottom)
+        ):
             raise InputError(
                 f"{b.path}: band {b.name} covers ({bl:.1f}, {bb:.1f}, {br:.1f}, {bt:.1f}), "
                 f"not the scene extent ({left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}) "
                 f"of {ref.path.name}"
             )
-    ground_res, center = _ground_res(crs, ref.transform, ref.width, ref.height)
+    try:
+        ground_res, center = _ground_res(crs, ref.transform, ref.width, ref.height)
+    except (CPLE_BaseError, RasterioError, ValueError) as exc:  # PROJ cannot use the CRS
+        raise InputError(
+            f"{ref.path}: CRS {crs} cannot be transformed to WGS84 ({cause_text(exc)})"
+        ) from None
+    if not MIN_RES_M <= ground_res <= MAX_RES_M:
+        raise InputError(
+            f"{ref.path}: pixel size of {ground_res:.3g} m is implausible for Earth observation "
+            f"(expected {MIN_RES_M} m to {MAX_RES_M / 1000:.0f} km; header damaged?)"
+        )
     grid = Grid(ref.width, ref.height, ref.transform, crs, ground_res, center)
     order = {n: i for i, n in enumerate(profile.band_names)}
     bands = tuple(sorted(sources.values(), key=lambda b: order[b.name]))

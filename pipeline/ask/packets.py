@@ -81,23 +81,29 @@ def decode_qa(data: bytes) -> DecodedQA:
     """Tolerant decode: damaged packets are skipped and reported, never raised."""
     packets, damaged = scan_stream(data)
     groups: dict[tuple[int, int], dict[int, bytes]] = defaultdict(dict)
-    nseg: dict[tuple[int, int], int] = {}
+    # every segment count seen per item: packets of two different products under one id
+    # (a question sent twice, in different lengths) must not be mixed into one payload
+    nseg: dict[tuple[int, int], set[int]] = defaultdict(set)
     for sp in packets:
         p = sp.packet
         if p.kind not in (QUESTION_KIND, ANSWER_KIND):
             continue
         groups[(p.kind, p.item)][p.segment] = p.data
-        nseg[(p.kind, p.item)] = p.segments
+        nseg[(p.kind, p.item)].add(p.segments)
     questions: list[dict[str, Any]] = []
     answers: list[dict[str, Any]] = []
     incomplete: list[int] = []
     undecodable: list[str] = []
     for key in sorted(groups):
         segs = groups[key]
-        if len(segs) != nseg[key]:
+        if len(nseg[key]) > 1:
+            undecodable.append(f"item {key[1]}: inconsistent segment counts {sorted(nseg[key])}")
+            continue
+        (n,) = nseg[key]
+        if len(segs) != n:  # segment indices are below n (checked when parsed)
             incomplete.append(key[1])
             continue
-        payload = b"".join(segs[i] for i in range(nseg[key]))
+        payload = b"".join(segs[i] for i in range(n))
         try:
             value = codec.unpack(payload)
             if not isinstance(value, dict) or value.get("v") != PAYLOAD_VERSION:

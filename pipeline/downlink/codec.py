@@ -61,6 +61,9 @@ MAX_DECIMALS = 9
 _F64 = struct.Struct(">d")
 #: decoding limits: a damaged length must not make the decoder allocate gigabytes
 MAX_ITEMS = 1 << 24
+#: deepest nesting of lists/dicts (GeoJSON needs about 8): 100 kB of ``[[[[...`` must raise
+#: PacketError, not exhaust Python's recursion limit
+MAX_DEPTH = 100
 
 
 def _zigzag(n: int) -> int:
@@ -87,6 +90,7 @@ class _Writer:
     def __init__(self) -> None:
         self.out = bytearray()
         self.strings: dict[str, int] = {}
+        self.depth = 0
 
     def varint(self, n: int) -> None:
         if n < 0:
@@ -113,6 +117,15 @@ class _Writer:
         self.strings[s] = len(self.strings)
 
     def value(self, v: Any, top: bool = False) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise PacketError(f"cannot encode values nested deeper than {MAX_DEPTH}")
+        try:
+            self._value(v, top)
+        finally:
+            self.depth -= 1
+
+    def _value(self, v: Any, top: bool) -> None:
         out = self.out
         if v is None:
             out.append(T_NONE)
@@ -151,7 +164,11 @@ class _Writer:
                     raise PacketError(f"cannot encode a dict key of type {type(k).__name__}")
                 self.string(k)
                 if top and k == "features" and isinstance(item, list | tuple):
-                    _FeatureWriter(self).features(item)
+                    self.depth += 1  # one level, as the reader counts it
+                    try:
+                        _FeatureWriter(self).features(item)
+                    finally:
+                        self.depth -= 1
                 else:
                     self.value(item)
         else:
@@ -222,7 +239,7 @@ class _FeatureWriter:
         if not isinstance(g, dict) or list(g) != ["type", "coordinates"]:
             return False
         gtype = g["type"]
-        if gtype not in _DEPTH:
+        if not isinstance(gtype, str) or gtype not in _DEPTH:  # e.g. a list: unhashable
             return False
         shape = _positions(g["coordinates"], _DEPTH[gtype])
         if shape is None:
@@ -334,6 +351,7 @@ class _Reader:
         self.data = data
         self.pos = 0
         self.strings: list[str] = []
+        self.depth = 0
 
     def fail(self, what: str) -> PacketError:
         return PacketError(f"malformed product at byte {self.pos}: {what}")
@@ -374,6 +392,15 @@ class _Reader:
         return _unzigzag(self.varint())
 
     def value(self) -> Any:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"values nested deeper than {MAX_DEPTH}")
+        try:
+            return self._value()
+        finally:
+            self.depth -= 1
+
+    def _value(self) -> Any:
         tag = self.byte()
         if tag == T_NONE:
             return None

@@ -8,6 +8,7 @@ them with the same functions, so onboard and ground can never disagree on a layo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -67,15 +68,15 @@ class Chip:
     def from_value(cls, v: Any) -> Chip:
         try:
             return cls(
-                index=int(v["i"]),
+                index=_int(v["i"], "index", MAX_FEATURES - 1),
                 bbox=_bbox(v["bbox"]),
-                image=bytes(v["img"]),
-                format=str(v["fmt"]),
-                bands=tuple(str(b) for b in v["bands"]),
-                size_px=(int(v["px"][0]), int(v["px"][1])),
+                image=_bytes(v["img"]),
+                format=_str(v["fmt"], "format"),
+                bands=_strs(v["bands"], "bands"),
+                size_px=_size(v["px"]),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise PacketError(f"chip product malformed ({exc!r})") from None
+            raise PacketError(f"chip product malformed ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -102,17 +103,70 @@ class Quicklook:
         try:
             return cls(
                 bbox=_bbox(v["bbox"]),
-                image=bytes(v["img"]),
-                format=str(v["fmt"]),
-                bands=tuple(str(b) for b in v["bands"]),
-                size_px=(int(v["px"][0]), int(v["px"][1])),
+                image=_bytes(v["img"]),
+                format=_str(v["fmt"], "format"),
+                bands=_strs(v["bands"], "bands"),
+                size_px=_size(v["px"]),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise PacketError(f"quicklook product malformed ({exc!r})") from None
+            raise PacketError(f"quicklook product malformed ({exc})") from None
+
+
+# Strict readers for decoded payload fields.  A damaged (or hostile) payload can hold any codec
+# value where a number or a list is expected: ``bytes(2**40)`` would allocate a terabyte,
+# ``int(inf)`` raises OverflowError, ``float(x) for x in "1234"`` silently accepts a string.
+# So every field is checked for its type and range, and anything else is a ValueError that the
+# callers turn into PacketError.
+
+#: most features one FeatureCollection may claim; far beyond any scene's detections, and it
+#: keeps a damaged count from making the ground build gigabyte-sized "missing" lists
+MAX_FEATURES = 1 << 20
+#: largest image dimension a chip or quicklook may claim, in pixels
+MAX_IMAGE_PX = 1 << 16
+
+
+def _int(v: Any, what: str, hi: int, lo: int = 0) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{what} is not an integer: {v!r:.40}")
+    if not lo <= v <= hi:
+        raise ValueError(f"{what} {v} outside {lo}..{hi}")
+    return v
+
+
+def _number(v: Any, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError(f"{what} is not a finite number: {v!r:.40}")
+    return float(v)
+
+
+def _str(v: Any, what: str) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"{what} is not a string: {v!r:.40}")
+    return v
+
+
+def _strs(v: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(v, list):
+        raise ValueError(f"{what} is not a list: {v!r:.40}")
+    return tuple(_str(x, what) for x in v)
+
+
+def _bytes(v: Any) -> bytes:
+    if not isinstance(v, bytes):
+        raise ValueError(f"image is not bytes: {type(v).__name__}")
+    return v
+
+
+def _size(v: Any) -> tuple[int, int]:
+    if not isinstance(v, list) or len(v) != 2:
+        raise ValueError(f"size is not [width, height]: {v!r:.40}")
+    return _int(v[0], "width", MAX_IMAGE_PX), _int(v[1], "height", MAX_IMAGE_PX)
 
 
 def _bbox(v: Any) -> tuple[float, float, float, float]:
-    w, s, e, n = (float(x) for x in v)
+    if not isinstance(v, list) or len(v) != 4:
+        raise ValueError(f"bbox is not [west, south, east, north]: {v!r:.40}")
+    w, s, e, n = (_number(x, "bbox") for x in v)
     return w, s, e, n
 
 
@@ -174,20 +228,26 @@ def unpack_detections_chunk(data: bytes) -> DetectionsChunk:
     v = codec.unpack(data)
     try:
         feats = v["features"]
-        idx = tuple(int(i) for i in v["idx"])
-        if len(idx) != len(feats) or any(not 0 <= i < int(v["n"]) for i in idx):
-            raise ValueError("feature indices do not match the features")
+        total = _int(v["n"], "feature count", MAX_FEATURES)
+        if not isinstance(feats, list) or not isinstance(v["idx"], list):
+            raise ValueError("features or indices are not lists")
+        idx = tuple(_int(i, "feature index", total - 1) for i in v["idx"])
+        if len(idx) != len(feats):
+            raise ValueError(f"{len(idx)} feature indices for {len(feats)} features")
         members = v["members"]
+        if members is not None and not isinstance(members, dict):
+            raise ValueError(f"members is not a mapping: {members!r:.40}")
+        _json_only([feats, members], "FeatureCollection")
         order = v["order"]
         return DetectionsChunk(
-            total=int(v["n"]),
+            total=total,
             indices=idx,
             features=tuple(feats),
             members=dict(members) if members is not None else None,
-            order=tuple(str(k) for k in order) if order is not None else None,
+            order=_strs(order, "member order") if order is not None else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise PacketError(f"detections product malformed ({exc!r})") from None
+        raise PacketError(f"detections product malformed ({exc})") from None
 
 
 def pack_report(report: Mapping[str, Any]) -> bytes:
@@ -198,7 +258,26 @@ def unpack_report(data: bytes) -> dict[str, Any]:
     v = codec.unpack(data)
     if not isinstance(v, dict) or not isinstance(v.get("report"), dict):
         raise PacketError("report product malformed (no report object)")
+    try:
+        _json_only(v["report"], "report")
+    except ValueError as exc:
+        raise PacketError(f"report product malformed ({exc})") from None
     return dict(v["report"])
+
+
+def _json_only(v: Any, what: str) -> None:
+    """Raise ValueError unless ``v`` is plain JSON.  Reports and GeoJSON are JSON onboard, so a
+    ``bytes`` value (which the codec can carry) means a damaged product, and it would break
+    ``json.dumps`` on the ground."""
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+        elif not (x is None or isinstance(x, bool | int | float | str)):
+            raise ValueError(f"{what} holds a {type(x).__name__} value, not JSON")
 
 
 @dataclass(frozen=True)
@@ -226,13 +305,27 @@ class Manifest:
         v = codec.unpack(data)
         try:
             return cls(
-                scene=str(v["scene"]),
-                sent=tuple((int(a), int(b), int(c)) for a, b, c in v["sent"]),
-                waiting=tuple((int(a), int(b), int(c)) for a, b, c in v["waiting"]),
-                features=int(v["features"]),
+                scene=_str(v["scene"], "scene"),
+                sent=_triples(v["sent"], "sent", 0xFFFF),
+                waiting=_triples(v["waiting"], "waiting", 1 << 40),
+                features=_int(v["features"], "feature count", MAX_FEATURES),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise PacketError(f"manifest product malformed ({exc!r})") from None
+            raise PacketError(f"manifest product malformed ({exc})") from None
+
+
+def _triples(v: Any, what: str, third_max: int) -> tuple[tuple[int, int, int], ...]:
+    """(kind, item, segments or bytes) entries of a manifest list."""
+    if not isinstance(v, list):
+        raise ValueError(f"{what} is not a list: {v!r:.40}")
+    out = []
+    for t in v:
+        if not isinstance(t, list) or len(t) != 3:
+            raise ValueError(f"{what} entry is not [kind, item, n]: {t!r:.40}")
+        out.append(
+            (_int(t[0], "kind", 0xFF), _int(t[1], "item", 0xFFFF), _int(t[2], what, third_max))
+        )
+    return tuple(out)
 
 
 def pack_chip(chip: Chip) -> bytes:
