@@ -54,8 +54,12 @@ def build_detectors(scene: Scene, settings: Settings) -> tuple[list[Detector], d
         missing = [r for r in kind.roles if not scene.has_roles(r)]
         if missing:
             want = [scene.profile.role_to_band().get(r, r) for r in missing]
-            status[name] = f"skipped: needs band(s) {', '.join(want)}"
-            missing_all.append(f"{name} needs {', '.join(want)}")
+            broken = [b for b in want if b in scene.unreadable]
+            why = (
+                f" (unreadable: {'; '.join(scene.unreadable[b] for b in broken)})" if broken else ""
+            )
+            status[name] = f"skipped: needs band(s) {', '.join(want)}{why}"
+            missing_all.append(f"{name} needs {', '.join(want)}{why}")
             continue
         ready.append(kind(settings))
         status[name] = "ran"
@@ -158,7 +162,9 @@ def run_scene(
                     detections.append(d)
         detections.sort(key=lambda d: (-d.score, d.cls, str(d.measures.get("tiles", ""))))
         timings["vectorise"] = time.perf_counter() - t0
-    problems: list[str] = []
+    problems: list[str] = [
+        f"band {b} left out: {msg}" for b, msg in sorted(scene.unreadable.items())
+    ]
     if failures and len(failures) == total:
         problems.append(f"all {total} tiles failed; first cause: {failures[0].cause}")
     for name, n in invalid.items():

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import rasterio
@@ -78,6 +79,9 @@ class Scene:
     bands: tuple[BandSource, ...]
     grid: Grid
     input_bytes: int
+    #: band name -> why its file could not be opened (the band is left out; detectors that
+    #: need it are skipped and the run reports it)
+    unreadable: Mapping[str, str] = field(default_factory=dict)
 
     def band(self, name: str) -> BandSource:
         for b in self.bands:
@@ -190,26 +194,36 @@ def _scan_dataset(ds: rasterio.DatasetReader, path: Path, single_file: bool) -> 
     return out
 
 
-def _collect(path: Path) -> tuple[list[_RawBand], int]:
+def _collect(path: Path) -> tuple[list[_RawBand], int, dict[str, str]]:
+    """The bands found, their bytes, and {band token: error} for band files that are broken."""
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     if path.is_file():
-        return _scan_file(path, single_file=True), path.stat().st_size
+        return _scan_file(path, single_file=True), path.stat().st_size, {}
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES)
     raw: list[_RawBand] = []
     total = 0
+    broken: dict[str, str] = {}
+    first_error: InputError | None = None
     for f in files:
         try:
             bands = _scan_file(f, single_file=False)
-        except InputError:
-            if band_tokens(f.stem):
-                raise  # a file named after a band must be readable
-            log.warning("%s: skipped (not a readable GeoTIFF and not named after a band)", f)
+        except InputError as exc:
+            tokens = band_tokens(f.stem)
+            if not tokens:
+                log.warning("%s: skipped (not a readable GeoTIFF and not named after a band)", f)
+                continue
+            # a broken band file costs its band only: the other bands' detectors still run
+            log.warning("%s", exc)
+            broken.setdefault(tokens[0], str(exc))
+            first_error = first_error or exc
             continue
         if bands:
             raw.extend(bands)
             total += f.stat().st_size
-    return raw, total
+    if not raw and first_error is not None:
+        raise first_error
+    return raw, total, broken
 
 
 def _ground_res(
@@ -234,7 +248,7 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
     ``sensor`` forces a profile; by default it is detected.  Raises :class:`InputError`.
     """
     p = Path(path)
-    raw, nbytes = _collect(p)
+    raw, nbytes, broken = _collect(p)
     if not raw:
         raise EmptySceneError(
             f"{p}: no band files found (expected GeoTIFFs named after their bands, e.g. B02.tif, "
@@ -291,6 +305,11 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
         )
     if not sources:
         raise EmptySceneError(f"{p}: none of the bands found is a {profile.name} band")
+    unreadable = {
+        canon: msg
+        for token, msg in broken.items()
+        if (canon := profile.canonical_band(token) or token) not in sources
+    }
     # The working grid is that of the finest band actually used.
     ref = min(sources.values(), key=lambda b: (abs(b.transform.a), b.name))
     left, top = ref.transform.c, ref.transform.f
@@ -342,4 +361,4 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
         scaling.describe(),
         scaling.reason,
     )
-    return Scene(scene_name, p, profile, reason, scaling, bands, grid, nbytes)
+    return Scene(scene_name, p, profile, reason, scaling, bands, grid, nbytes, unreadable)

@@ -17,6 +17,7 @@ from rasterio.windows import Window
 
 from pipeline import Settings
 from pipeline.engine import run_scene
+from pipeline.errors import InputError
 from pipeline.faults import copy_scene, fill_window, flip_bits, inject_upsets, stick_line
 from pipeline.ingest import (
     FLAG_IMPOSSIBLE,
@@ -174,3 +175,22 @@ def test_upset_injection_is_reproducible_and_counted(tmp_path: Path) -> None:
     flips = flip_bits(arr, 3, np.random.default_rng(0))
     assert len(flips) == 3 and int(np.count_nonzero(arr)) >= 1
     shutil.rmtree(tmp_path / "a")
+
+
+def test_unreadable_band_file_costs_only_its_detectors(crop_copy: Path) -> None:
+    clean = run_scene(CROP, Settings(detectors=("fire", "crop")))
+    b12 = crop_copy / "B12.tif"
+    b12.write_bytes(b12.read_bytes()[: b12.stat().st_size * 6 // 10])  # header cut off
+    scene = open_scene(crop_copy)
+    assert "B12" not in scene.band_names and "B12.tif" in scene.unreadable["B12"]
+    result = run_scene(scene, Settings(detectors=("fire", "crop")))
+    assert result.detectors["fire"].startswith("skipped: needs band(s) B12 (unreadable: ")
+    assert result.detectors["crop"] == "ran"
+    assert not result.ok and result.problems[0].startswith("band B12 left out: ")
+    crop = [d.to_feature() for d in result.detections]
+    assert crop == [d.to_feature() for d in clean.detections if d.cls == "crop_stress"]
+    # a scene whose every band file is broken is still one clear error
+    for f in crop_copy.glob("*.tif"):
+        f.write_bytes(b"II*\x00garbage")
+    with pytest.raises(InputError, match=r"\.tif: not a readable GeoTIFF"):
+        open_scene(crop_copy)
