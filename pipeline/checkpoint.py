@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 from shapely import wkb
 
 from .errors import InputError
+from .outbox import fsync_dir
 from .vectorise import Component
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ class CheckpointWriter:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         self._fh: BinaryIO | None = path.open("ab")
 
     def add(self, rec: TileRecord) -> None:
@@ -185,11 +186,3 @@ def _tile_json(rec: TileRecord) -> dict[str, Any]:
         "read_px": rec.read_px,
         "repaired": rec.repaired,
     }
-
-
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

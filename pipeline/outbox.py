@@ -92,7 +92,8 @@ class Recovery:
         )
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a folder, so that a rename or a new file in it survives a power cut."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -118,9 +119,9 @@ def atomic_write(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     if tmp_dir != path.parent:
-        _fsync_dir(tmp_dir)
+        fsync_dir(tmp_dir)
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
@@ -324,12 +325,12 @@ class Outbox:
                 self._items[item_id].name,
             )
         if quarantined:
-            _fsync_dir(self.dir / "quarantine")
+            fsync_dir(self.dir / "quarantine")
         if temp_removed or orphans or quarantined:
-            _fsync_dir(self.data_dir)
-            _fsync_dir(self.tmp_dir)
+            fsync_dir(self.data_dir)
+            fsync_dir(self.tmp_dir)
         self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         return Recovery(
             records=len(records),
             torn_tail_bytes=torn,

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, EotriageError, InputError
+from .outbox import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -415,13 +416,13 @@ def install_bundle(
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
             raise
-        _fsync_dir(releases)
+        fsync_dir(releases)
         link_tmp = tdir / ".current.tmp"
         with contextlib.suppress(FileNotFoundError):
             link_tmp.unlink()
         os.symlink(Path("releases") / final.name, link_tmp)
         os.replace(link_tmp, tdir / "current")
-        _fsync_dir(tdir)
+        fsync_dir(tdir)
         log.info("installed uplink bundle version %d into %s", vb.version, final)
         _prune(releases, keep=KEEP_RELEASES)
         new = current_release(tdir)
@@ -481,7 +482,7 @@ def _stage_release(
     for p in _walk(stage):
         _fsync_file(p)
     for d in [stage, models]:
-        _fsync_dir(d)
+        fsync_dir(d)
 
 
 def _merge_manifest(old: Mapping[str, Any], new_bytes: bytes, origin: Path) -> dict[str, Any]:
@@ -611,14 +612,6 @@ def _walk(root: Path) -> Iterator[Path]:
 
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
