@@ -247,15 +247,18 @@ def test_sample_ports_run_and_features_are_well_formed() -> None:
 
 
 def test_shared_busan_tuned_port(shared_data: Path) -> None:
-    """Regression guard on the port the thresholds and classifier were tuned on (measured
-    2026-11-28: recall 0.48, precision 0.37; far from the issue's targets, see
-    benchmarks/RESULTS.md).  The held-out ports are reported by benchmarks/bench_ships.py."""
+    """Regression guard on the port the classifier was trained on (measured 2026-11-28 with
+    classifier 2.0.0: recall 0.33, precision 0.51, 17 false alarms; far from the issue's
+    targets, see benchmarks/RESULTS.md).  The held-out ports are reported by
+    benchmarks/bench_ships.py."""
     from pipeline.evaluation import evaluate_ships
 
     score, result = evaluate_ships(shared_data / "sen2ships" / "busan")
     assert result.ok
-    assert score.recall is not None and score.recall >= 0.42
-    assert score.precision is not None and score.precision >= 0.3
+    assert score.recall is not None and score.recall >= 0.3
+    assert score.precision is not None and score.precision >= 0.45
+    kinds = {d.measures.get("kind") for d in result.detections}
+    assert kinds == {"free", "shore"}, kinds
 
 
 def test_tampered_ship_model_rejected(tmp_path: Path) -> None:
@@ -335,3 +338,52 @@ def test_shared_port_tiling_invariance(shared_data: Path) -> None:
     assert sorted(d.score for d in small.detections) == pytest.approx(
         sorted(d.score for d in ref.detections), abs=1e-3
     )
+
+
+def test_pixel_features_exact_inside_margin() -> None:
+    """A pixel's features depend on PIXEL_MARGIN pixels around it only: computed on a small
+    box or on the whole scene, they agree wherever the small box has that margin."""
+    from pipeline.detectors.ships import PIXEL_MARGIN, ROLES, pixel_features
+    from pipeline.ingest import SceneReader
+    from pipeline.tiling import tile_grid
+
+    scene = pipeline.open_scene(SAMPLES / "sen2ships_honolulu")
+    g = scene.grid
+    tile = tile_grid(g.width, g.height, max(g.width, g.height), 0)[0]
+    with SceneReader(scene) as reader:
+        data = reader.read(tile, [scene.band_for_role(r).name for r in ROLES])
+    bands = {r: data.bands[scene.band_for_role(r).name] for r in ROLES}
+    full, water_full = pixel_features(bands, data.valid, 0.05)
+    y0, x0, y1, x1 = 100, 120, 260, 300
+    sub = {k: v[y0:y1, x0:x1] for k, v in bands.items()}
+    part, water_part = pixel_features(sub, data.valid[y0:y1, x0:x1], 0.05)
+    m = PIXEL_MARGIN
+    inner = (slice(m, y1 - y0 - m), slice(m, x1 - x0 - m))
+    outer = (slice(y0 + m, y1 - m), slice(x0 + m, x1 - m))
+    assert np.array_equal(water_part[inner], water_full[outer])
+    assert water_full[outer].any() and not water_full[outer].all()
+    for name in FEATURES:
+        np.testing.assert_allclose(part[name][inner], full[name][outer], atol=1e-5, err_msg=name)
+
+
+def test_held_out_sample_port_finds_docked_vessels() -> None:
+    """casablanca is held out (the committed classifier was trained on busan).  Measured
+    2026-11-28: 7 of 15 vessels, some of them docked (found by the pixel classifier), 2 false
+    alarms; with classifier 1.0.0 it was 6 of 15 with 11 false alarms."""
+    from pipeline.evaluation import evaluate_ships
+
+    score, result = evaluate_ships(SAMPLES / "sen2ships_casablanca")
+    assert result.ok
+    ships = [d for d in result.detections if d.cls == "ship"]
+    assert score.recall is not None and score.recall >= 0.33
+    assert score.precision is not None and score.precision >= 0.7
+    shore_hits = [m for m in score.matches if ships[m.detection].measures["kind"] == "shore"]
+    assert shore_hits, "no docked vessel found by the pixel classifier"
+
+
+def test_virginia_lagoon_and_marsh_few_false_ships() -> None:
+    """The Virginia crop (lagoon, salt marsh, barrier beach, ocean; no labelled vessels) gave 76
+    ships with classifier 1.0.0, nearly all faint marsh and shoal patches; 8 now."""
+    result = run_ships(SAMPLES / "s2_l1c_virginia_crop")
+    assert result.ok
+    assert result.counts()["ship"] <= 15

@@ -1,23 +1,35 @@
-"""Ship detector: an ONNX screen over the whole tile, then a learned classifier on candidate chips.
+"""Ship detector: an ONNX screen over the whole tile, then two kinds of vessel objects.
 
 1. ``models/ship_screen.onnx`` (per pixel, a few cheap passes): water mask from NDWI, NIR mean
    and spread of the water pixels in a ~0.5 km window (block statistics aligned to the scene
    grid, so the result does not depend on the tiling), and a CFAR-style contrast test ->
-   candidate pixels.
-2. On small chips around the candidates only: land is removed (the morphological opening of
-   the non-water mask by a square wider than any hull keeps land masses, quays and wide piers
-   and drops free-floating objects), each remaining candidate grows into a vessel footprint
-   (hysteresis: pixels above a lower contrast threshold connected to a candidate), footprints
-   longer than ``max_length_m`` (breakwaters, bridges) or smaller than ``min_pixels`` are
-   dropped, and its surroundings and contrast become a feature vector (:data:`FEATURES`).
-3. ``models/ship_classifier.onnx`` (a logistic regression trained by
-   ``models/train_ship_classifier.py``) scores each footprint; footprints below ``min_score``
-   are dropped.  It was trained on harbour clutter (coast fragments, piers, quays); clouds,
-   wakes and surf had no labelled examples and are not specifically modelled.
+   candidate pixels, grouped on the block grid.
+2. **Free vessels** (on chips around the candidates): land is removed (the morphological
+   opening of the non-water mask by a square wider than any hull), each remaining candidate
+   grows into a footprint (hysteresis on the contrast), and a footprint is a vessel when it is
+   surrounded by water: at least ``free_water_min`` of its 3-pixel ring is water (score = that
+   fraction) and not water-coloured (NDVI of its mean red and NIR at least ``free_ndvi_min``:
+   bright turbid or shallow water patches in marsh channels have NDVI near -0.3, hulls near 0)
+   and its brightest pixel is at least ``free_contrast_min`` (NIR reflectance) above the sea
+   background (faint marsh and shoal patches are 0.02-0.05 above it, the ports' free vessels
+   0.07 and more).
+   Footprints smaller than ``min_pixels`` or longer than ``max_length_m`` are dropped.
+3. **Vessels at quays and along the shore** (docked hulls merge with the quay in the water mask,
+   so the contrast test cannot separate them): in the same chips, every non-water pixel within
+   7 px of water gets :data:`FEATURES` (band values and ratios, water fractions at 3-61 px,
+   distances to water and to solid land, local contrast; :func:`pixel_features`) and
+   ``models/ship_classifier.onnx`` (gradient-boosted trees trained by
+   ``models/train_ship_classifier.py`` on labelled vessel pixels) gives a vessel probability.
+   Objects are pixels above ``grow_prob`` connected to a seed above ``seed_prob``, with at least
+   ``shore_min_pixels`` pixels, an elongation of at least ``min_elongation`` and a length up to
+   ``max_length_m`` (score = the highest pixel probability).
+4. Every object below ``min_score`` is dropped.
 
 One feature per vessel: the footprint polygon, length and width from the pixel moments (which
 sum across tile edges, so a vessel cut by a tile edge is measured after merging), the axis
-heading when the footprint is elongated enough, contrast and classifier score.
+heading when the footprint is elongated enough, contrast and score.  Measured quality
+(leave-one-port-out on sen2ships) is in benchmarks/RESULTS.md; it is far from the issue's
+targets, chiefly because docked vessels and quay edges look alike at 10 m.
 """
 
 from __future__ import annotations
@@ -44,7 +56,7 @@ log = logging.getLogger(__name__)
 
 SCREEN_MODEL = "ship_screen"
 CLASSIFIER_MODEL = "ship_classifier"
-ROLES = ("green", "nir")
+ROLES = ("blue", "green", "red", "nir", "swir16")
 #: Screen block edge in pixels; must match models/build_ship_model.py (checked against the
 #: manifest at load time).
 BLOCK = 8
@@ -57,27 +69,55 @@ GROW_PX = 6
 #: Floor of the background spread in the contrast z-score (reflectance).
 STD_FLOOR = 0.002
 
-#: Classifier input, in this order (models/train_ship_classifier.py trains on exactly these):
-#: how bright the footprint's surroundings are against the sea background, how much of the
-#: footprint passed the strict screen, and how much of its surroundings is land or water.
-#: Chosen by forward selection on leave-one-port-out ROC AUC over the three sen2ships ports
-#: (so the *choice* of features has seen every port; weights and thresholds are fitted on
-#: busan only).  Colour ratios, absolute levels, size and shape were tried and dropped: they
-#: separate vessels from clutter in one port only.
+#: Pixel classifier input, in this order (models/train_ship_classifier.py trains on exactly
+#: these, computed by :func:`pixel_features`).
 FEATURES = (
-    "ring_contrast",
-    "strong_frac",
-    "ring_land",
-    "ring_water",
+    "b_g",
+    "bl_r",
+    "dt_land",
+    "dt_water",
+    "is_land",
+    "mndwi",
+    "ndvi",
+    "ndwi",
+    "nir",
+    "nir_c",
+    "nir_m7",
+    "nsd3",
+    "nsd7",
+    "r_g",
+    "s_n",
+    "swir",
+    "vis",
+    "vis_c",
+    "vis_lc",
+    "wf15",
+    "wf3",
+    "wf31",
+    "wf61",
+    "wf7",
 )
+#: Context the pixel features need on each side (the widest box is 61 px), in pixels.
+PIXEL_MARGIN = 32
+#: Shore pixels: non-water pixels within this distance of water, in pixels.
+SHORE_PX = 7
+#: Distances to water and to solid land are capped here, in pixels.
+DIST_CAP = 20.0
 
 #: Thresholds used by this module (not graph inputs); defaults, overridden by the classifier's
 #: manifest entry and then by ``ShipSettings.thresholds``.
 CHIP_DEFAULTS = {
     "min_score": 0.5,
+    "free_water_min": 0.9,
+    "free_ndvi_min": -0.15,
+    "free_contrast_min": 0.05,
+    "seed_prob": 0.98,
+    "grow_prob": 0.8,
+    "shore_min_pixels": 8.0,
+    "min_elongation": 1.5,
     "grow_k": 1.5,
     "grow_delta": 0.01,
-    "min_pixels": 10.0,
+    "min_pixels": 4.0,
     "land_open_px": 15.0,
     "land_grow_px": 0.0,
     "land_close_px": 1.0,
@@ -102,9 +142,12 @@ class ShipCandidate:
     contrast: np.ndarray  # float32 NIR minus local sea background, per pixel
     strong: int  # pixels that passed the screen
     length_px: float  # major-axis length from the pixel moments
-    features: np.ndarray  # float32, len(FEATURES)
-    #: every computed chip measure by name (the classifier uses :data:`FEATURES` of them)
+    #: every computed chip measure by name
     measures: Mapping[str, float]
+    #: "free" (surrounded by water, from the contrast screen) or "shore" (pixel classifier)
+    kind: str = "free"
+    #: free: water fraction of the ring; shore: highest pixel probability
+    score: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -138,11 +181,92 @@ def water_mask(
     return ((green - nir) > np.float32(ndwi_min) * (green + nir)) & valid
 
 
-class ShipScreen:
-    """The ONNX screen plus footprint growth and chip features (no classifier)."""
+def _box(a: np.ndarray, k: int) -> np.ndarray:
+    out: np.ndarray = cv2.boxFilter(a, -1, (k, k), borderType=cv2.BORDER_REFLECT)
+    return out
 
-    def __init__(self, model: OnnxModel, thresholds: Mapping[str, float]) -> None:
+
+def pixel_features(
+    bands: Mapping[str, np.ndarray], valid: np.ndarray, ndwi_min: float
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-pixel feature planes (:data:`FEATURES`) and the water mask of a box.
+
+    A pixel's features depend on its neighbourhood up to :data:`PIXEL_MARGIN` pixels away
+    only, so they are exact wherever the box extends that far around the pixel."""
+    bl, g, r, n, s = (
+        np.asarray(bands[k], np.float32) for k in ("blue", "green", "red", "nir", "swir16")
+    )
+    e = np.float32(1e-4)
+    water_b = water_mask(g, n, valid, ndwi_min)
+    water = water_b.astype(np.float32)
+    vis = (bl + g + r) / np.float32(3.0)
+    f: dict[str, np.ndarray] = {
+        "ndwi": (g - n) / (g + n + e),
+        "mndwi": (g - s) / (g + s + e),
+        "ndvi": (n - r) / (n + r + e),
+        "vis": vis,
+        "nir": n,
+        "swir": s,
+        "bl_r": bl / (r + e),
+        "b_g": bl - g,
+        "r_g": r - g,
+        "s_n": s - n,
+    }
+    for k in (3, 7, 15, 31, 61):
+        f[f"wf{k}"] = _box(water, k)
+    wc = np.maximum(f["wf31"], np.float32(1e-3))
+    f["nir_c"] = n - _box(water * n, 31) / wc
+    f["vis_c"] = vis - _box(water * vis, 31) / wc
+    for k in (3, 7):
+        m = _box(n, k)
+        f[f"nsd{k}"] = np.sqrt(np.maximum(_box(n * n, k) - m * m, 0.0))
+    f["nir_m7"] = _box(n, 7) - n
+    nonwater = (~water_b).astype(np.uint8)
+    cap = np.float32(DIST_CAP)
+    f["dt_water"] = np.minimum(cv2.distanceTransform(nonwater, cv2.DIST_L2, 3), cap)
+    land = cv2.morphologyEx(nonwater, cv2.MORPH_OPEN, np.ones((15, 15), np.uint8))
+    f["dt_land"] = np.minimum(cv2.distanceTransform(1 - land, cv2.DIST_L2, 3), cap)
+    f["is_land"] = land.astype(np.float32)
+    nw = nonwater.astype(np.float32)
+    f["vis_lc"] = vis - _box(nw * vis, 15) / np.maximum(_box(nw, 15), np.float32(1e-3))
+    return f, water_b
+
+
+def _pixels_of(lab: np.ndarray, stats: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of label ``j`` (searched in its bounding box only)."""
+    x, y, w, h = (int(v) for v in stats[j, :4])
+    r, c = np.nonzero(lab[y : y + h, x : x + w] == j)
+    return r + y, c + x
+
+
+def _axes(r: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+    """Major and minor axis lengths (pixels) of a pixel set from its second moments."""
+    if r.size < 2:
+        return 1.0, 1.0
+    ev = np.linalg.eigvalsh(np.cov(np.vstack([r, c]).astype(np.float64), bias=True))
+    lam_small, lam_big = max(float(ev[0]), 0.0), max(float(ev[1]), 0.0)
+    return math.sqrt(12.0 * lam_big + 1.0), math.sqrt(12.0 * lam_small + 1.0)
+
+
+def shore_zone(
+    planes: Mapping[str, np.ndarray], water: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """Pixels the pixel classifier scores: valid non-water within :data:`SHORE_PX` of water."""
+    return valid & ~water & (planes["dt_water"] <= SHORE_PX)
+
+
+class ShipScreen:
+    """The ONNX screen, footprint growth and chip measures of free vessels, and (with a
+    ``shore_model``) the pixel classifier's objects along the shore."""
+
+    def __init__(
+        self,
+        model: OnnxModel,
+        thresholds: Mapping[str, float],
+        shore_model: OnnxModel | None = None,
+    ) -> None:
         self.model = model
+        self.shore_model = shore_model
         block = int(model.info.raw.get("block_px", BLOCK))
         ctx = int(model.info.raw.get("context_blocks", 2 * CONTEXT_BLOCKS + 1))
         if block != BLOCK or ctx != 2 * CONTEXT_BLOCKS + 1:
@@ -243,19 +367,100 @@ class ShipScreen:
             land_box = self._land(bands, valid, lbox, h, w)
             land = land_box[y - ly : y - ly + bh, x - lx : x - lx + bw]
             strong = cand[sl] & group & ~land
-            if not strong.any():
+            taken = np.zeros((bh, bw), bool)
+            if strong.any():
+                weak = ((nir[sl] > thr) & valid[sl] & group & ~land) | strong
+                _, lab, stats, _ = cv2.connectedComponentsWithStats(
+                    weak.astype(np.uint8), connectivity=8
+                )
+                keep = np.unique(lab[strong])
+                for j in keep[keep > 0]:
+                    r, c = _pixels_of(lab, stats, int(j))
+                    one = self._candidate(
+                        bands, valid, maps, cand, r + y, c + x, (land_box, ly, lx)
+                    )
+                    if one.score >= th["free_water_min"]:
+                        taken[r, c] = True  # a free vessel: not scored again as shore
+                    if in_core[r + y, c + x].any():
+                        out.append(one)
+            if self.shore_model is not None:
+                out.extend(self._shore(bands, valid, maps, (y, x, bh, bw), group & ~taken, in_core))
+        return out
+
+    def _shore(
+        self,
+        bands: Mapping[str, np.ndarray],
+        valid: np.ndarray,
+        maps: ScreenMaps,
+        box: tuple[int, int, int, int],
+        allowed: np.ndarray,
+        in_core: np.ndarray,
+    ) -> list[ShipCandidate]:
+        """Pixel-classifier objects in ``box`` (y, x, height, width) of the read window, on the
+        ``allowed`` pixels of the box only."""
+        assert self.shore_model is not None
+        th = self.thresholds
+        y, x, bh, bw = box
+        h, w = valid.shape
+        sl = (slice(y, y + bh), slice(x, x + bw))
+        if not (
+            allowed & ~water_mask(bands["green"][sl], bands["nir"][sl], valid[sl], th["ndwi_min"])
+        ).any():
+            return []  # no non-water pixel left to score (e.g. only free vessels at sea)
+        mg = PIXEL_MARGIN
+        y0, x0 = max(0, y - mg), max(0, x - mg)
+        y1, x1 = min(h, y + bh + mg), min(w, x + bw + mg)
+        sub = {k: bands[k][y0:y1, x0:x1] for k in ROLES}
+        vsub = valid[y0:y1, x0:x1]
+        planes, water = pixel_features(sub, vsub, th["ndwi_min"])
+        inner = (slice(y - y0, y - y0 + bh), slice(x - x0, x - x0 + bw))
+        zone = shore_zone(planes, water, vsub)[inner] & allowed
+        if not zone.any():
+            return []
+        feats = np.stack([planes[f][inner][zone] for f in FEATURES], axis=1)
+        out_p = self.shore_model.run({"features": np.ascontiguousarray(feats, np.float32)})
+        p = np.asarray(out_p[1], np.float32)
+        prob = np.zeros((bh, bw), np.float32)
+        prob[zone] = p[:, 1] if p.ndim == 2 else p
+        seeds = prob >= th["seed_prob"]
+        if not seeds.any():
+            return []
+        _, lab, stats, _ = cv2.connectedComponentsWithStats(
+            (prob >= th["grow_prob"]).astype(np.uint8), connectivity=8
+        )
+        nir = bands["nir"]
+        out: list[ShipCandidate] = []
+        for j in np.unique(lab[seeds]):
+            if j == 0:
                 continue
-            weak = ((nir[sl] > thr) & valid[sl] & group & ~land) | strong
-            m, lab = cv2.connectedComponents(weak.astype(np.uint8), connectivity=8)
-            keep = np.unique(lab[strong])
-            for j in keep[keep > 0]:
-                obj = lab == j
-                r, c = np.nonzero(obj)
-                r = r + y
-                c = c + x
-                if not in_core[r, c].any():
-                    continue
-                out.append(self._candidate(bands, valid, maps, cand, r, c, (land_box, ly, lx)))
+            r, c = _pixels_of(lab, stats, int(j))
+            pr = prob[r, c]
+            r = r + y
+            c = c + x
+            if not in_core[r, c].any():
+                continue
+            length, width = _axes(r, c)
+            mu = maps.block_values(maps.bg_mean, r, c)
+            measures = {
+                "pixels": float(r.size),
+                "length_px": length,
+                "width_px": width,
+                "elongation": length / width,
+                "max_prob": float(pr.max()),
+                "mean_prob": float(pr.mean()),
+            }
+            out.append(
+                ShipCandidate(
+                    r.astype(np.int64),
+                    c.astype(np.int64),
+                    (nir[r, c] - mu).astype(np.float32),
+                    int(maps.candidate[r, c].sum()),
+                    length,
+                    measures,
+                    "shore",
+                    float(pr.max()),
+                )
+            )
         return out
 
     def _land(
@@ -354,14 +559,18 @@ class ShipScreen:
             "log_contrast": math.log(max(float(contrast.max()), 1e-4)),
             "mean_z": float(contrast.mean()) / max(sd_bar, STD_FLOOR),
         }
+        if "red" in bands:  # hulls are not water-coloured (water: NDVI about -0.3)
+            red, ni = float(bands["red"][r, c].mean()), float(nir[r, c].mean())
+            feats["ndvi"] = (ni - red) / max(ni + red, 1e-4)
         return ShipCandidate(
             r.astype(np.int64),
             c.astype(np.int64),
             contrast.astype(np.float32),
             strong,
             length,
-            np.asarray([feats[f] for f in FEATURES], np.float32),
             feats,
+            "free",
+            ring_water,
         )
 
 
@@ -371,7 +580,8 @@ def role_bands(data: TileData, scene: Scene) -> dict[str, np.ndarray]:
 
 
 class ShipDetector:
-    """Per tile: ONNX screen -> grown footprints -> ONNX chip classifier -> vessel components."""
+    """Per tile: ONNX screen -> free footprints + ONNX pixel-classifier shore objects -> vessel
+    components."""
 
     name = "ships"
     cls = "ship"
@@ -402,7 +612,7 @@ class ShipDetector:
                 f"unknown ship threshold(s) {', '.join(unknown)} (known: {', '.join(sorted(th))})"
             )
         self.thresholds = chip_thresholds(th, settings.ships.thresholds)
-        self.screen = ShipScreen(self.screen_model, th)
+        self.screen = ShipScreen(self.screen_model, self.thresholds, self.classifier_model)
 
     @property
     def models(self) -> tuple[OnnxModel, ...]:
@@ -413,16 +623,24 @@ class ShipDetector:
 
     def context_px(self, grid: Grid) -> int:
         # screen window (block-aligned) + growth margin + footprint ring
-        return BLOCK * (CONTEXT_BLOCKS + 1) + GROW_PX + RING_PX + 7
+        return BLOCK * (CONTEXT_BLOCKS + 1) + GROW_PX + RING_PX + PIXEL_MARGIN + 7
 
-    def score(self, candidates: list[ShipCandidate]) -> np.ndarray:
-        """Classifier probability of 'vessel' for each candidate."""
-        if not candidates:
-            return np.zeros(0, np.float32)
-        x = np.stack([c.features for c in candidates]).astype(np.float32)
-        out = self.classifier_model.run({"features": x})
-        prob = np.asarray(out[1], np.float32)
-        return prob[:, 1] if prob.ndim == 2 else prob
+    def accept(self, c: ShipCandidate, max_len_px: float) -> bool:
+        """The size, shape and surroundings tests of one candidate (see the module doc)."""
+        th = self.thresholds
+        if c.length_px > max_len_px or c.score < th["min_score"]:
+            return False
+        if c.kind == "free":
+            return (
+                c.rows.size >= th["min_pixels"]
+                and c.score >= th["free_water_min"]
+                and c.measures.get("ndvi", 0.0) >= th["free_ndvi_min"]
+                and float(c.contrast.max()) >= th["free_contrast_min"]
+            )
+        return (
+            c.rows.size >= th["shore_min_pixels"]
+            and c.measures["elongation"] >= th["min_elongation"]
+        )
 
     def detect(self, data: TileData, scene: Scene) -> list[Component]:
         tile = data.tile
@@ -431,12 +649,9 @@ class ShipDetector:
         cands = self.screen.candidates(role_bands(data, scene), data.valid, origin, (rs, cs))
         if not cands:
             return []
-        th = self.thresholds
-        max_len = th["max_length_m"] / scene.grid.ground_res_m
-        # longer than any vessel: breakwaters, bridges, piers
-        cands = [c for c in cands if c.length_px <= max_len and c.rows.size >= th["min_pixels"]]
-        scores = self.score(cands)
-        keep = [(c, float(s)) for c, s in zip(cands, scores, strict=True) if s >= th["min_score"]]
+        # longer than max_length_m: breakwaters, bridges, piers
+        max_len = self.thresholds["max_length_m"] / scene.grid.ground_res_m
+        keep = [(c, c.score) for c in cands if self.accept(c, max_len)]
         if not keep:
             return []
         core = tile.core
@@ -460,6 +675,7 @@ class ShipDetector:
             cc += origin[1] + 0.5
             values = {
                 "max_score": np.full((bh, bw), s, np.float32),
+                "max_shore": np.full((bh, bw), float(c.kind == "shore"), np.float32),
                 "sum_contrast": contrast,
                 "max_contrast": contrast,
                 "sum_r": rr,
@@ -525,6 +741,7 @@ class ShipDetector:
             "row_max": int(maxy) - 1,
             "col_max": int(maxx) - 1,
             "tiles": comp.tile_id,
+            "kind": "shore" if st.get("max_shore", 0.0) > 0.5 else "free",
         }
         score = min(1.0, max(0.0, float(st["max_score"])))
         return Detection(self.cls, score, geom, measures)
