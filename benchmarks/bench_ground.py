@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -51,9 +52,11 @@ def _scenes(quick: bool) -> list[Path]:
     if quick:
         return samples
     from pipeline.constellation import generate_pool
+    from pipeline.synthetic import GENERATOR_VERSION
 
     gen = WORK / "synthetic"
-    if not (gen / f"sim_{SYNTHETIC - 1:03d}" / "truth.json").is_file():
+    last = gen / f"sim_{SYNTHETIC - 1:03d}" / "truth.json"
+    if not last.is_file() or json.loads(last.read_text()).get("generator") != GENERATOR_VERSION:
         shutil.rmtree(gen, ignore_errors=True)
         generate_pool(gen, SYNTHETIC, SYNTHETIC_SIZE, seed=10)
     return samples + sorted(p for p in gen.iterdir() if p.is_dir())

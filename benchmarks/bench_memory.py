@@ -128,6 +128,7 @@ def _dir_bytes(path: Path) -> int:
 
 def _scene_matches(path: Path, size: int, seed: int) -> bool:
     from pipeline.sensors import PROFILES
+    from pipeline.synthetic import GENERATOR_VERSION
 
     truth_path = path / "truth.json"
     if not truth_path.is_file():
@@ -138,7 +139,8 @@ def _scene_matches(path: Path, size: int, seed: int) -> bool:
         return False
     names = list(PROFILES["sentinel2-l1c"].band_names)
     return (
-        truth.get("width") == size
+        truth.get("generator") == GENERATOR_VERSION
+        and truth.get("width") == size
         and truth.get("height") == size
         and truth.get("seed") == seed
         and truth.get("offset_baseline") is False

@@ -58,6 +58,9 @@ _WATER = {
     "B12": 0.007,
 }
 BLOCK_ROWS = 256
+#: Bumped whenever the generated pixels change, so cached scenes of an older generator are
+#: not reused (2: fires heat B11 too and spill into their neighbours).
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,7 @@ def generate_scene(
         ]
     truth = {
         "synthetic": True,
+        "generator": GENERATOR_VERSION,
         "seed": seed,
         "width": width,
         "height": height,

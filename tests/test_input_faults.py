@@ -194,3 +194,16 @@ def test_unreadable_band_file_costs_only_its_detectors(crop_copy: Path) -> None:
         f.write_bytes(b"II*\x00garbage")
     with pytest.raises(InputError, match=r"\.tif: not a readable GeoTIFF"):
         open_scene(crop_copy)
+
+
+def test_one_flipped_nir_bit_on_water_raises_no_ship(crop_copy: Path) -> None:
+    from pipeline.settings import ShipSettings
+
+    ships = Settings(detectors=("ships",))
+    one_px = ships.replace(ships=ShipSettings(thresholds={"free_support_px": 1}))
+    with rasterio.open(crop_copy / "B08.tif") as ds:
+        v = int(ds.read(1)[454, 191])
+    _set_sample(crop_copy / "B08.tif", 454, 191, v ^ (1 << 12))  # +0.41 NIR on open water
+    for settings, extra in ((ships, 0), (one_px, 1)):  # without spatial support: a "ship"
+        clean = run_scene(CROP, settings).counts()["ship"]
+        assert run_scene(crop_copy, settings).counts()["ship"] == clean + extra

@@ -12,7 +12,8 @@
    bright turbid or shallow water patches in marsh channels have NDVI near -0.3, hulls near 0)
    and its brightest pixel is at least ``free_contrast_min`` (NIR reflectance) above the sea
    background (faint marsh and shoal patches are 0.02-0.05 above it, the ports' free vessels
-   0.07 and more).
+   0.07 and more), in at least ``free_support_px`` pixels (spatial support: a flipped bit
+   brightens one pixel).
    Footprints smaller than ``min_pixels`` or longer than ``max_length_m`` are dropped.
 3. **Vessels at quays and along the shore** (docked hulls merge with the quay in the water mask,
    so the contrast test cannot separate them): in the same chips, every non-water pixel within
@@ -111,6 +112,9 @@ CHIP_DEFAULTS = {
     "free_water_min": 0.9,
     "free_ndvi_min": -0.15,
     "free_contrast_min": 0.05,
+    #: pixels of a free footprint that reach free_contrast_min on their own: one flipped bit
+    #: (single-event upset) makes one bright pixel, a hull spreads over several
+    "free_support_px": 2.0,
     "seed_prob": 0.98,
     "grow_prob": 0.8,
     "shore_min_pixels": 8.0,
@@ -636,6 +640,7 @@ class ShipDetector:
                 and c.score >= th["free_water_min"]
                 and c.measures.get("ndvi", 0.0) >= th["free_ndvi_min"]
                 and float(c.contrast.max()) >= th["free_contrast_min"]
+                and int((c.contrast >= th["free_contrast_min"]).sum()) >= th["free_support_px"]
             )
         return (
             c.rows.size >= th["shore_min_pixels"]
