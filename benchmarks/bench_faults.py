@@ -73,7 +73,9 @@ def _unhardened(settings: Any) -> Any:
 
     return settings.replace(
         robustness=RobustnessSettings(max_reflectance=1e9, stuck_line_px=0),
-        fire=FireSettings(one_sample_spill_min=0.0, one_sample_rise_min=0.0),
+        fire=FireSettings(
+            one_sample_spill_min=0.0, one_sample_rise_min=0.0, one_sample_tint_min=0.0
+        ),
     )
 
 

@@ -54,9 +54,13 @@ class FireSettings:
     #: ``one_sample_spill_min`` of the hot sample's (the sensor's point-spread spills a real
     #: fire into its neighbours: 0.48-0.67 for G90292's one-sample fires, <= 0.15 for most flips)
     #: and the SWIR 1.6 excess at least ``one_sample_rise_min`` of the SWIR 2.2 excess (a fire
-    #: heats both bands: 0.13-0.19 in G90292; a flip raises one).  0 turns a check off.
+    #: heats both bands: 0.13-0.19 in G90292; a flip raises one), and the brightest
+    #: neighbour's B12/B11 ratio at least ``one_sample_tint_min`` times the background's (the
+    #: spill carries the fire's spectrum: 1.67-1.89 in G90292; a flipped bit's neighbours are
+    #: plain land, 0.99-1.37 on the Virginia tile).  0 turns a check off.
     one_sample_spill_min: float = 0.3
     one_sample_rise_min: float = 0.08
+    one_sample_tint_min: float = 1.5
 
 
 @dataclass(frozen=True)

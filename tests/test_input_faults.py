@@ -36,7 +36,7 @@ CROP = SAMPLES / "s2_l1c_virginia_crop"
 FIRE = SAMPLES / "s2_fire_G90292"
 CHECKS_OFF = Settings(
     robustness=RobustnessSettings(max_reflectance=1e9, stuck_line_px=0),
-    fire=FireSettings(one_sample_spill_min=0.0, one_sample_rise_min=0.0),
+    fire=FireSettings(one_sample_spill_min=0, one_sample_rise_min=0, one_sample_tint_min=0),
 )
 
 
@@ -58,6 +58,19 @@ def crop_copy(tmp_path: Path) -> Path:
     return copy_scene(CROP, tmp_path / "crop")
 
 
+def test_low_bit_flip_in_a_bright_area_raises_no_fire(tmp_path: Path, shared_data: Path) -> None:
+    """The one flip of the 100x-rate benchmark run that passed the spill and rise checks (B12
+    bit 11, +0.2 in a bright field: natural neighbours looked like spill); the spill's tint
+    (B12/B11 of the neighbours) tells it from a fire."""
+    copy = copy_scene(shared_data / "s2_l1c_virginia", tmp_path / "v")
+    with rasterio.open(copy / "B12.tif") as ds:
+        v = int(ds.read(1)[100, 256])
+    _set_sample(copy / "B12.tif", 100, 256, v ^ (1 << 11))
+    assert _fires(copy, Settings()) == 0
+    no_tint = Settings(fire=FireSettings(one_sample_tint_min=0))
+    assert _fires(copy, no_tint) == 1
+
+
 @pytest.mark.parametrize("bit", [11, 12, 13, 14, 15])
 def test_one_flipped_b12_bit_raises_no_fire(crop_copy: Path, bit: int) -> None:
     assert _fires(CROP, Settings()) == 0
@@ -76,6 +89,7 @@ def test_real_one_sample_fires_pass_the_second_check() -> None:
     for d in singles:
         assert d.measures["one_sample_spill"] >= 0.3
         assert d.measures["one_sample_rise"] >= 0.08
+        assert d.measures["one_sample_tint"] >= 1.5
 
 
 def test_impossible_sample_is_flagged_and_rebuilt(crop_copy: Path) -> None:

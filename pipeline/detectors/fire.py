@@ -130,12 +130,13 @@ class FireDetector:
         score = score_full[rs, cs]
         core22 = swir22[rs, cs]
         ratio = np.where(mask, core22 / np.maximum(swir16[rs, cs], 1e-6), 0.0)
-        spill, rise = one_sample_checks(
+        spill, rise, tint = one_sample_checks(
             swir22, swir16, data.valid, fire, (rs, cs), self.context_px(scene.grid), scene
         )
         values = {
             "max_spill": spill,
             "max_rise": rise,
+            "max_tint": tint,
             "sum_score": np.where(mask, score, 0.0),
             "max_score": np.where(mask, score, 0.0),
             "max_swir22": np.where(mask, core22, 0.0),
@@ -145,6 +146,7 @@ class FireDetector:
         reducers = {
             "max_spill": MAX,
             "max_rise": MAX,
+            "max_tint": MAX,
             "sum_score": SUM,
             "max_score": MAX,
             "max_swir22": MAX,
@@ -164,20 +166,25 @@ class FireDetector:
         samples = n * native_samples_per_pixel(scene)
         fs = self.settings.fire
         spill, rise = comp.stats["max_spill"], comp.stats["max_rise"]
+        tint = comp.stats["max_tint"]
         weak_spill = 0 < fs.one_sample_spill_min and spill < fs.one_sample_spill_min
         weak_rise = 0 < fs.one_sample_rise_min and rise < fs.one_sample_rise_min
-        if samples < 1.5 and (weak_spill or weak_rise):
+        weak_tint = 0 < fs.one_sample_tint_min and tint < fs.one_sample_tint_min
+        if samples < 1.5 and (weak_spill or weak_rise or weak_tint):
             # one native SWIR sample, hot in B12 without the neighbours or B11 agreeing: what a
             # single flipped bit looks like
             log.info(
                 "%s: one-sample hot spot at pixel %s dropped by the second check "
-                "(spill %.2f, need %.2f; SWIR 1.6 rise %.2f, need %.2f)",
+                "(spill %.2f, need %.2f; SWIR 1.6 rise %.2f, need %.2f; spill tint %.2f, "
+                "need %.2f)",
                 scene.name,
                 tuple(int(v) for v in comp.geometry.bounds[:2]),
                 spill,
                 fs.one_sample_spill_min,
                 rise,
                 fs.one_sample_rise_min,
+                tint,
+                fs.one_sample_tint_min,
             )
             return None
         geom = pixel_to_wgs84(comp.geometry, scene.grid)
@@ -193,6 +200,7 @@ class FireDetector:
             "native_samples": round(samples, 2),
             "one_sample_spill": round(min(spill, NOT_CHECKED), 3),
             "one_sample_rise": round(min(rise, NOT_CHECKED), 3),
+            "one_sample_tint": round(min(tint, NOT_CHECKED), 3),
             "centroid_lon": round(lon, 6),
             "centroid_lat": round(lat, 6),
             "row_min": int(miny),
@@ -217,7 +225,10 @@ def one_sample_checks(
     """Core-sized arrays of the two second-check measures at hot pixels of one-sample clusters.
 
     ``spill``: (brightest neighbour sample - background) / (hot sample - background) in SWIR
-    2.2 um, neighbours one native sample away; ``rise``: SWIR 1.6 excess / SWIR 2.2 excess.
+    2.2 um, neighbours one native sample away; ``rise``: SWIR 1.6 excess / SWIR 2.2 excess;
+    ``tint``: the brightest neighbour's B12/B11 ratio over the background's (a fire's spill
+    carries its spectrum: 1.67-1.89 in G90292; the neighbours of a flipped bit are just land,
+    0.99-1.37 on the Virginia tile).
     Background: median of the valid samples in the (2 radius + 1)^2 context window.  Pixels of
     larger clusters get ``NOT_CHECKED`` (only one-sample clusters are checked; few pixels are).
     """
@@ -225,6 +236,7 @@ def one_sample_checks(
     mask = fire[rs, cs]
     spill = np.where(mask, NOT_CHECKED, 0.0).astype(np.float32)
     rise = spill.copy()
+    tint = spill.copy()
     per_sample = native_samples_per_pixel(scene)
     max_px = math.ceil(1.0 / per_sample)
     step = max(1, round(1.0 / math.sqrt(per_sample)))
@@ -252,14 +264,19 @@ def one_sample_checks(
             if d22 <= 0:
                 continue
             nb = [
-                float(swir22[y + dy, x + dx])
+                (float(swir22[y + dy, x + dx]), float(swir16[y + dy, x + dx]))
                 for dy in (-step, 0, step)
                 for dx in (-step, 0, step)
                 if (dy or dx) and 0 <= y + dy < h and 0 <= x + dx < w and valid[y + dy, x + dx]
             ]
-            spill[cy, cx] = (max(nb) - bg22) / d22 if nb else 0.0
             rise[cy, cx] = (float(swir16[y, x]) - bg16) / d22
-    return spill, rise
+            if nb:
+                top22, top16 = max(nb)
+                spill[cy, cx] = (top22 - bg22) / d22
+                tint[cy, cx] = (top22 / max(top16, 1e-4)) / max(bg22 / max(bg16, 1e-4), 1e-4)
+            else:
+                spill[cy, cx] = tint[cy, cx] = 0.0
+    return spill, rise, tint
 
 
 def native_samples_per_pixel(scene: Scene) -> float:
