@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import watchdog
 from .errors import ComputeFaultError, ModelError
 
 if TYPE_CHECKING:
@@ -291,10 +292,18 @@ class OnnxModel:
         return load + runtime[len(runtime) - new :]
 
     def _execute(self, feeds: dict[str, np.ndarray], call: int, attempt: int) -> list[np.ndarray]:
+        # under a watchdog (pipeline.watchdog), the run is cut off when its limit passes
+        wd = watchdog.current()
+        ro = wd.run_options() if wd is not None else None
         try:
-            out: list[np.ndarray] = self.session.run(None, feeds)
+            out: list[np.ndarray] = self.session.run(None, feeds, ro)
         except Exception as exc:
+            if wd is not None and wd.expired:
+                raise wd.error() from None
             raise ModelError(f"model {self.info.name!r} failed to run: {exc}") from None
+        finally:
+            if wd is not None:
+                wd.release(ro)
         if self.fault_hook is not None:
             out = self.fault_hook(call, attempt, out)
         return out

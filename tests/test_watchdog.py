@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from pipeline import Settings
 from pipeline.detectors.fire import FireDetector
 from pipeline.engine import run_scene
 from pipeline.errors import StageTimeout, TileError
+from pipeline.onnx_models import get_model
 from pipeline.settings import RobustnessSettings
 from pipeline.watchdog import Watchdog, current
 from tests.conftest import SAMPLES
@@ -66,3 +68,36 @@ def test_slow_tile_is_abandoned_and_the_scene_goes_on(monkeypatch: pytest.Monkey
     # without a limit, the slow tile finishes and nothing is lost
     unlimited = settings.replace(robustness=RobustnessSettings(tile_timeout_s=None))
     assert len(run_scene(FIRE, unlimited).detections) == len(clean.detections)
+
+
+def _fire_feeds(n: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    swir22 = rng.uniform(0.05, 0.6, (n, n)).astype(np.float32)
+    swir16 = rng.uniform(0.1, 0.3, (n, n)).astype(np.float32)
+    det = FireDetector(Settings(detectors=("fire",)))
+    return {
+        "swir22": swir22[None, None],
+        "swir16": swir16[None, None],
+        "valid": np.ones((1, 1, n, n), np.float32),
+        "radius": np.array([15], np.int64),
+        "context": np.array([True]),
+        **det._feeds,
+    }
+
+
+def test_watchdog_cuts_a_long_model_run_short() -> None:
+    model = get_model("fire_swir")
+    feeds = _fire_feeds(3000)
+    t0 = time.perf_counter()
+    model.run(feeds)  # the whole contextual test on 9 Mpx
+    full = time.perf_counter() - t0
+    limit = full / 10
+    with Watchdog(limit, "long run") as wd:
+        t0 = time.perf_counter()
+        with pytest.raises(StageTimeout, match="long run: abandoned by the watchdog"):
+            model.run(feeds)
+        cut = time.perf_counter() - t0
+    assert wd.expired
+    assert cut < full / 2, (cut, full)  # terminated inside onnxruntime, not at the end
+    with Watchdog(60, "after") as wd:  # the model still works after a terminated run
+        assert len(model.run(feeds)) == 3
