@@ -221,8 +221,8 @@ def one_sample_checks(
     core: tuple[slice, slice],
     radius: int,
     scene: Scene,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Core-sized arrays of the two second-check measures at hot pixels of one-sample clusters.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Core-sized arrays of the second-check measures at hot pixels of one-sample clusters.
 
     ``spill``: (brightest neighbour sample - background) / (hot sample - background) in SWIR
     2.2 um, neighbours one native sample away; ``rise``: SWIR 1.6 excess / SWIR 2.2 excess;
