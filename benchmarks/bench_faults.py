@@ -280,9 +280,11 @@ def input_faults(quick: bool) -> list[dict[str, Any]]:
             except Exception as exc:  # noqa: BLE001 - record whatever escaped
                 row.update(outcome=f"{type(exc).__name__}: {exc}", completed=False)
             else:
+                skipped = [n for n, st in res.detectors.items() if st.startswith("skipped")]
                 row.update(
                     completed=True,
-                    outcome="scene completed",
+                    outcome="scene completed"
+                    + (f"; {', '.join(skipped)} skipped (band unreadable)" if skipped else ""),
                     false_alerts=_unmatched(res.detections, clean.detections),
                     lost_alerts=_unmatched(clean.detections, res.detections),
                     samples_flagged_invalid=sum(res.info["invalid_samples"].values())
