@@ -444,7 +444,7 @@ def integrity(quick: bool) -> dict[str, Any]:
         shutil.copytree(REPO / "models", d, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
         s = Settings(detectors=("fire",), tile_size=256, models_dir=d)
         s = s.replace(robustness=RobustnessSettings(dual_execution=True))
-        model = onnx_models.get_model("fire_swir", d, s.threads, s.providers, s.robustness)
+        model = onnx_models.detector_model("fire_swir", s)
         model.fault_hook = _fault_hook(kind)
         r = run_scene(fire, s)
         model.fault_hook = None

@@ -36,7 +36,7 @@ from . import watchdog
 from .errors import ComputeFaultError, ModelError
 
 if TYPE_CHECKING:
-    from .settings import RobustnessSettings
+    from .settings import RobustnessSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -407,3 +407,11 @@ def get_model(
         golden = golden_dir_for(d, robustness) if robustness.golden_fallback else None
         dual = robustness.dual_execution
     return _cached_model(d, name, threads, tuple(providers), golden, dual)
+
+
+def detector_model(name: str, settings: Settings) -> OnnxModel:
+    """The model a detector runs: models folder, threads, providers and robustness (golden
+    copy, dual execution) from ``settings``."""
+    return get_model(
+        name, settings.models_dir, settings.threads, settings.providers, settings.robustness
+    )

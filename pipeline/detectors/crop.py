@@ -41,7 +41,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..errors import ConfigError, InputError, TileError, cause_text
 from ..ingest import TileData
-from ..onnx_models import OnnxModel, get_model
+from ..onnx_models import OnnxModel, detector_model
 from ..results import Detection
 from ..scene import Grid, Scene
 from ..settings import Settings
@@ -173,13 +173,7 @@ class CropDetector:
 
     def __init__(self, settings: Settings, model: OnnxModel | None = None) -> None:
         self.settings = settings
-        self.model = model or get_model(
-            MODEL_NAME,
-            settings.models_dir,
-            settings.threads,
-            settings.providers,
-            robustness=settings.robustness,
-        )
+        self.model = model or detector_model(MODEL_NAME, settings)
         th = dict(self.model.info.thresholds)
         unknown = sorted(set(settings.crop.thresholds) - set(th))
         if unknown:

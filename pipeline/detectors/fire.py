@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..ingest import TileData
-from ..onnx_models import OnnxModel, get_model
+from ..onnx_models import OnnxModel, detector_model
 from ..results import Detection
 from ..scene import Grid, Scene
 from ..settings import Settings
@@ -35,13 +35,7 @@ class FireDetector:
 
     def __init__(self, settings: Settings, model: OnnxModel | None = None) -> None:
         self.settings = settings
-        self.model = model or get_model(
-            MODEL_NAME,
-            settings.models_dir,
-            settings.threads,
-            settings.providers,
-            robustness=settings.robustness,
-        )
+        self.model = model or detector_model(MODEL_NAME, settings)
         th = dict(self.model.info.thresholds)
         for key, value in asdict(settings.fire).items():
             if key in th and value is not None:

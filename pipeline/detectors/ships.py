@@ -47,7 +47,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..ingest import TileData
-from ..onnx_models import OnnxModel, get_model
+from ..onnx_models import OnnxModel, detector_model
 from ..results import Detection
 from ..scene import Grid, Scene
 from ..settings import Settings
@@ -598,9 +598,8 @@ class ShipDetector:
         classifier_model: OnnxModel | None = None,
     ) -> None:
         self.settings = settings
-        load = (settings.models_dir, settings.threads, settings.providers, settings.robustness)
-        self.screen_model = screen_model or get_model(SCREEN_MODEL, *load)
-        self.classifier_model = classifier_model or get_model(CLASSIFIER_MODEL, *load)
+        self.screen_model = screen_model or detector_model(SCREEN_MODEL, settings)
+        self.classifier_model = classifier_model or detector_model(CLASSIFIER_MODEL, settings)
         feats = tuple(self.classifier_model.info.raw.get("features", ()))
         if feats != FEATURES:
             raise ModelError(
