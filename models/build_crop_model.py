@@ -247,13 +247,9 @@ def serialise() -> bytes:
 def main(argv: list[str]) -> int:
     """Write the model and its manifest entry (sha256 included) into the output folder."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from model_io import write_model
+    from model_io import build_main
 
-    out_dir = Path(argv[1]) if len(argv) > 1 else Path(__file__).parent
-    data = serialise()
-    onnx_path, manifest_path = write_model(out_dir, NAME, data, MANIFEST_ENTRY)
-    print(f"wrote {onnx_path} ({len(data)} bytes) and {manifest_path}")
-    return 0
+    return build_main(argv, NAME, serialise, MANIFEST_ENTRY)
 
 
 if __name__ == "__main__":

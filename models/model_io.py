@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +43,15 @@ def write_model(out_dir: Path, name: str, data: bytes, entry: dict[str, Any]) ->
     (golden_dir / onnx_path.name).write_bytes(data)
     full = {**entry, "sha256": hashlib.sha256(data).hexdigest()}
     return onnx_path, update_manifest(out_dir, name, full)
+
+
+def build_main(
+    argv: list[str], name: str, serialise: Callable[[], bytes], entry: dict[str, Any]
+) -> int:
+    """Command line of a graph-construction script: write the model and its manifest entry
+    (sha256 included) into ``argv[1]`` (default: this folder)."""
+    out_dir = Path(argv[1]) if len(argv) > 1 else Path(__file__).parent
+    data = serialise()
+    onnx_path, manifest_path = write_model(out_dir, name, data, entry)
+    print(f"wrote {onnx_path} ({len(data)} bytes) and {manifest_path}")
+    return 0
