@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import shutil
 import statistics
@@ -79,23 +78,18 @@ def _unhardened(settings: Any) -> Any:
     )
 
 
-def _dist_m(a: Any, b: Any) -> float:
-    lat = math.radians((a[1] + b[1]) / 2)
-    dx = (a[0] - b[0]) * 111_320.0 * math.cos(lat)
-    dy = (a[1] - b[1]) * 110_540.0
-    return math.hypot(dx, dy)
-
-
 def _unmatched(these: Sequence[Any], those: Sequence[Any]) -> dict[str, int]:
     """Detections in ``these`` with no counterpart of their class in ``those``, per class."""
+    from pipeline.evaluation import detection_lonlat, distance_m
+
     out: dict[str, int] = {}
     for d in these:
         same = [o for o in those if o.cls == d.cls]
         if d.cls == "crop_stress":
             hit = any(d.geometry.intersects(o.geometry) for o in same)
         else:
-            c = d.geometry.centroid.coords[0]
-            hit = any(_dist_m(c, o.geometry.centroid.coords[0]) <= MATCH_M for o in same)
+            lon, lat = detection_lonlat(d)
+            hit = any(distance_m(lon, lat, *detection_lonlat(o)) <= MATCH_M for o in same)
         if not hit:
             out[d.cls] = out.get(d.cls, 0) + 1
     return out

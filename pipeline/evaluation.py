@@ -204,9 +204,14 @@ def _metres(lon: float, lat: float, lon0: float, lat0: float) -> tuple[float, fl
     )
 
 
+def distance_m(lon: float, lat: float, lon0: float, lat0: float) -> float:
+    """Ground distance in metres between two nearby lon/lat points (local flat-earth)."""
+    return math.hypot(*_metres(lon, lat, lon0, lat0))
+
+
 def _box_distance_m(lon: float, lat: float, v: Vessel) -> float:
     if v.box is None:
-        return math.hypot(*_metres(lon, lat, v.lon, v.lat))
+        return distance_m(lon, lat, v.lon, v.lat)
     x0, y0 = _metres(v.box[0], v.box[1], v.lon, v.lat)
     x1, y1 = _metres(v.box[2], v.box[3], v.lon, v.lat)
     x, y = _metres(lon, lat, v.lon, v.lat)
