@@ -522,4 +522,3 @@ def _ground_res(lay: StripLayout) -> tuple[float, tuple[float, float]]:
     from .scene import _ground_res as scene_ground_res
 
     return scene_ground_res(lay.crs, lay.transform, lay.width, lay.expected_lines)
-

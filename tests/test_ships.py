@@ -387,3 +387,19 @@ def test_virginia_lagoon_and_marsh_few_false_ships() -> None:
     result = run_ships(SAMPLES / "s2_l1c_virginia_crop")
     assert result.ok
     assert result.counts()["ship"] <= 15
+
+
+def test_small_craft_below_min_length_not_reported(tmp_path: Path) -> None:
+    """A 3 x 2 px boat (about 25 m at busan's latitude) is below min_length_m (35 m) and is
+    dropped, the 10 px vessel beside it is kept; with min_length_m 0 both are reported."""
+    scene = write_ship_scene(
+        tmp_path / "small", 200, 160, (SynShip(60, 60, 3, 2, 0), SynShip(100, 140, 10, 3, 90))
+    )
+    default = run_ships(scene)
+    assert default.ok, (default.failures, default.problems)
+    lengths = [float(d.measures["length_m"]) for d in default.detections if d.cls == "ship"]
+    assert len(lengths) == 1 and lengths[0] > 60.0, lengths
+    assert default.info["thresholds"]["ships"]["min_length_m"] == pytest.approx(35.0)
+    every = run_ships(scene, ships=ShipSettings(thresholds={"min_length_m": 0.0}))
+    small = sorted(float(d.measures["length_m"]) for d in every.detections if d.cls == "ship")
+    assert len(small) == 2 and small[0] < 35.0, small
