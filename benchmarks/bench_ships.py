@@ -86,57 +86,6 @@ def _sum_scores(rows: Sequence[dict[str, Any]], label: str) -> dict[str, Any]:
     return tot
 
 
-#: A labelled vessel is "at sea" when at least this share of its 3-pixel ring (other vessels
-#: left out) is NDWI water, else "moored" (at a quay, a pier or another hull).
-AT_SEA_RING_WATER = 0.9
-
-
-def vessel_settings(path: Path) -> dict[int, str]:
-    """Instance id -> "at_sea" or "moored", from ``vessel_instances.tif`` and the NDWI water
-    mask of the scene (the detector's own test, ``ndwi_min`` 0.05)."""
-    import cv2
-    import numpy as np
-    import rasterio
-
-    inst_path = path / "vessel_instances.tif"
-    if not inst_path.is_file():
-        return {}
-    with rasterio.open(inst_path) as f:
-        inst = f.read(1)
-    with rasterio.open(path / "B03.tif") as f:
-        green = f.read(1).astype(np.float32)
-    with rasterio.open(path / "B08.tif") as f:
-        nir = f.read(1).astype(np.float32)
-    water = (green - nir) > 0.05 * (green + nir)
-    out: dict[int, str] = {}
-    kernel = np.ones((7, 7), np.uint8)
-    for i in (int(v) for v in np.unique(inst) if v):
-        obj = (inst == i).astype(np.uint8)
-        ring = (cv2.dilate(obj, kernel) > 0) & (obj == 0) & (inst == 0)
-        share = float(water[ring].mean()) if ring.any() else 0.0
-        out[i] = "at_sea" if share >= AT_SEA_RING_WATER else "moored"
-    return out
-
-
-def breakdown(path: Path, score: Any, result: Any) -> dict[str, list[int]]:
-    """[count, found] of labelled vessels at sea / moored and [count, false] of detections by
-    the detector's kind (free / shore)."""
-    kinds = vessel_settings(path)
-    missed = set(score.missed)
-    out: dict[str, list[int]] = {}
-    for vid, kind in kinds.items():
-        c = out.setdefault(f"labels_{kind}", [0, 0])
-        c[0] += 1
-        c[1] += vid not in missed
-    false = set(score.false_alarms)
-    ships = [d for d in result.detections if d.cls == "ship"]
-    for j, det in enumerate(ships):
-        c = out.setdefault(f"detections_{det.measures.get('kind', 'free')}", [0, 0])
-        c[0] += 1
-        c[1] += j in false
-    return out
-
-
 def score_port(path: Path, port: str, split: str, settings: Any) -> dict[str, Any]:
     from pipeline.evaluation import evaluate_ships
 
@@ -144,7 +93,6 @@ def score_port(path: Path, port: str, split: str, settings: Any) -> dict[str, An
     score, result = evaluate_ships(path, None, settings, TOLERANCE_M)
     wall = time.perf_counter() - t0
     d = score.to_dict()
-    d["by_setting"] = breakdown(path, score, result)
     d.update(
         port=port,
         split=split,
@@ -273,15 +221,17 @@ def _sum_breakdown(rows: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
     return tot
 
 
-def _ratio(pair: list[int] | None, invert: bool = False) -> str:
+def _ratio(pair: list[int] | None) -> str:
     if not pair or not pair[0]:
         return "–"
     n, m = pair
-    return f"{m}/{n}" if not invert else f"{n - m}/{n}"
+    return f"{m}/{n}"
 
 
 def breakdown_lines(doc: dict[str, Any]) -> list[str]:
     """Recall of vessels at sea vs moored and precision of free vs shore detections."""
+    from pipeline.evaluation import AT_SEA_RING_WATER
+
     groups = [
         ("committed model, tuned port (busan)", [r for r in doc["ports"] if r["port"] in TUNED]),
         ("committed model, held-out ports", [r for r in doc["ports"] if r["port"] not in TUNED]),
@@ -291,8 +241,10 @@ def breakdown_lines(doc: dict[str, Any]) -> list[str]:
         "",
         "Where the misses and false alarms are (vessels *at sea*: at least "
         f"{AT_SEA_RING_WATER:.0%} of the 3-pixel ring around the labelled mask is water; "
-        "*moored*: the rest, alongside quays, piers or other hulls; detections by the "
-        "detector's kind, `free` = surrounded by water, `shore` = pixel classifier):",
+        "*moored*: the rest, alongside quays, piers or other hulls; "
+        "`pipeline.evaluation.vessel_settings`, also printed by `eotriage eval ships`; "
+        "detections by the detector's kind, `free` = surrounded by water, `shore` = pixel "
+        "classifier):",
         "",
         "| runs | vessels at sea found | moored vessels found | free detections correct "
         "| shore detections correct |",
@@ -303,9 +255,8 @@ def breakdown_lines(doc: dict[str, Any]) -> list[str]:
             continue
         b = _sum_breakdown(rows)
         lines.append(
-            f"| {label} | {_ratio(b.get('labels_at_sea'))} | {_ratio(b.get('labels_moored'))} "
-            f"| {_ratio(b.get('detections_free'), True)} "
-            f"| {_ratio(b.get('detections_shore'), True)} |"
+            f"| {label} | {_ratio(b.get('at_sea'))} | {_ratio(b.get('moored'))} "
+            f"| {_ratio(b.get('free'))} | {_ratio(b.get('shore'))} |"
         )
     return lines
 

@@ -107,6 +107,7 @@ def eval_ships(
     settings = _settings(ctx, tile_size)
     rows: list[dict[str, Any]] = []
     tot = {"labels": 0, "detections": 0, "tp": 0, "fp": 0, "fn": 0, "sea_km2": 0.0}
+    split: dict[str, list[int]] = {}
     for scene in scenes:
         try:
             score, _ = evaluate_ships(scene, labels, settings, tolerance_m)
@@ -117,7 +118,12 @@ def eval_ships(
         rows.append(d)
         for k in tot:
             tot[k] += d[k]
+        for k, (n, m) in score.by_setting.items():
+            acc = split.setdefault(k, [0, 0])
+            acc[0] += n
+            acc[1] += m
     total: dict[str, Any] = dict(tot)
+    total["by_setting"] = split
     total["scene"] = "all"
     total["precision"] = tot["tp"] / tot["detections"] if tot["detections"] else None
     total["recall"] = tot["tp"] / tot["labels"] if tot["labels"] else None
@@ -142,7 +148,15 @@ def eval_ships(
         ("sea_km2", "sea km2"),
         ("false_alarms_per_10km2", "FA/10km2"),
     ]
-    click.echo(_table(rows + ([total] if len(rows) > 1 else []), cols))
+    shown = rows + ([total] if len(rows) > 1 else [])
+    if split.get("at_sea") or split.get("moored"):
+        # found / labelled, for vessels at sea and moored ones (labels with an instance raster)
+        for r in shown:
+            for k in ("at_sea", "moored"):
+                n, m = r["by_setting"].get(k, (0, 0))
+                r[f"{k}_found"] = f"{m}/{n}"
+        cols += [("at_sea_found", "at sea found"), ("moored_found", "moored found")]
+    click.echo(_table(shown, cols))
 
 
 @eval_group.command("fire")

@@ -6,7 +6,10 @@ Ships: a detection and a labelled vessel can match when the detection's centroid
 box).  Pairs are matched greedily, closest centroids first, each vessel and each detection at
 most once (a vessel found as two pieces gives one true positive and one false alarm; two vessels
 merged into one detection give one true positive and one miss).  False alarms are also given
-per 10 km2 of sea, with the sea area from the ship detector's water mask (NDWI).
+per 10 km2 of sea, with the sea area from the ship detector's water mask (NDWI).  When the
+labels come with an instance raster (``vessel_instances.tif`` beside the labels, as in
+sen2ships), recall is also split by where the vessels lie (:func:`vessel_settings`: at sea or
+moored) and precision by the detector's kind of detection (``free`` / ``shore``).
 
 Fire: a reference cluster is found when the pixel box of a fire detection contains one of its
 pixels; a detection whose box contains no reference pixel is a false cluster (the logic of
@@ -31,6 +34,13 @@ from .settings import Settings
 
 #: default matching tolerance between a detection centroid and a vessel box, ground metres
 SHIP_TOLERANCE_M = 30.0
+#: A labelled vessel is "at sea" when at least this share of the 3-pixel ring around its mask
+#: (other vessels left out) is water by the ship detector's NDWI test; "moored" otherwise
+#: (alongside a quay, a pier or another hull).
+AT_SEA_RING_WATER = 0.9
+#: Instance raster of labelled vessels looked for beside the labels file (sen2ships form:
+#: pixel value = the vessel's instance_id, on the scene grid).
+INSTANCES_FILE = "vessel_instances.tif"
 _M_PER_DEG_LAT = 110_574.0
 _M_PER_DEG_LON_EQ = 111_320.0
 
@@ -68,6 +78,9 @@ class ShipScore:
     matches: tuple[ShipMatch, ...] = ()
     missed: tuple[int, ...] = ()
     false_alarms: tuple[int, ...] = ()
+    #: "at_sea" / "moored" -> (labelled vessels, found) when the labels have an instance
+    #: raster; "free" / "shore" -> (detections, correct)
+    by_setting: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def precision(self) -> float | None:
@@ -102,6 +115,7 @@ class ShipScore:
             "tolerance_m": self.tolerance_m,
             "missed_vessel_ids": list(self.missed),
             "false_alarm_detections": list(self.false_alarms),
+            "by_setting": {k: list(v) for k, v in self.by_setting.items()},
             "matches": [
                 {
                     "vessel": m.vessel_id,
@@ -277,14 +291,71 @@ def sea_area_km2(scene_path: str | Path, settings: Settings | None = None) -> fl
     return n * g.pixel_area_m2 / 1e6
 
 
+def vessel_settings(
+    scene_path: str | Path, instances: str | Path, settings: Settings | None = None
+) -> dict[int, str]:
+    """Instance id -> ``"at_sea"`` or ``"moored"`` (see :data:`AT_SEA_RING_WATER`), from an
+    instance raster on the scene grid and the ship detector's water mask.  The scene is read
+    as one window: meant for labelled scenes, which are small."""
+    import cv2
+    import rasterio
+
+    from .detectors.ships import ShipDetector, water_mask
+    from .ingest import SceneReader
+    from .scene import open_scene
+    from .tiling import iter_tiles
+
+    settings = settings or Settings(detectors=("ships",))
+    scene = open_scene(scene_path, sensor=settings.sensor)
+    g = scene.grid
+    try:
+        with rasterio.open(instances) as f:
+            inst = f.read(1)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputError(f"{instances}: unreadable vessel instance raster ({exc})") from None
+    if inst.shape != (g.height, g.width):
+        raise InputError(
+            f"{instances}: instance raster is {inst.shape[1]} x {inst.shape[0]} px, the scene "
+            f"{scene_path} is {g.width} x {g.height}"
+        )
+    names = [scene.band_for_role("green").name, scene.band_for_role("nir").name]
+    ndwi_min = ShipDetector(settings).thresholds["ndwi_min"]
+    tile = next(iter(iter_tiles(g.width, g.height, max(g.width, g.height), 0)))
+    with SceneReader(scene, settings.robustness) as reader:
+        data = reader.read(tile, names)
+    water = water_mask(data.bands[names[0]], data.bands[names[1]], data.valid, ndwi_min)
+    water = water[tile.core_in_read]
+    kernel = np.ones((7, 7), np.uint8)  # 3-pixel ring
+    out: dict[int, str] = {}
+    for i in (int(v) for v in np.unique(inst) if v):
+        obj = (inst == i).astype(np.uint8)
+        ring = (cv2.dilate(obj, kernel) > 0) & (obj == 0) & (inst == 0)
+        share = float(water[ring].mean()) if ring.any() else 0.0
+        out[i] = "at_sea" if share >= AT_SEA_RING_WATER else "moored"
+    return out
+
+
 def score_ships(
     result: SceneResult,
     vessels: Sequence[Vessel],
     sea_km2: float,
     tolerance_m: float = SHIP_TOLERANCE_M,
+    settings_of_vessels: Mapping[int, str] | None = None,
 ) -> ShipScore:
+    """Match ``result``'s ships to ``vessels``; ``settings_of_vessels`` (from
+    :func:`vessel_settings`) adds the at-sea / moored split."""
     dets = [d for d in result.detections if d.cls == "ship"]
     matches, missed, false = match_ships(dets, vessels, tolerance_m)
+    split: dict[str, tuple[int, int]] = {}
+    lost = set(missed)
+    for vid, where in (settings_of_vessels or {}).items():
+        n, found = split.get(where, (0, 0))
+        split[where] = (n + 1, found + (vid not in lost))
+    wrong = set(false)
+    for j, det in enumerate(dets):
+        kind = str(det.measures.get("kind", "free"))
+        n, right = split.get(kind, (0, 0))
+        split[kind] = (n + 1, right + (j not in wrong))
     return ShipScore(
         scene=result.scene,
         labels=len(vessels),
@@ -297,6 +368,7 @@ def score_ships(
         matches=tuple(matches),
         missed=tuple(missed),
         false_alarms=tuple(false),
+        by_setting=split,
     )
 
 
@@ -318,7 +390,9 @@ def evaluate_ships(
         causes = [f.cause for f in result.failures[:2]] + list(result.problems[:2])
         raise InputError(f"{scene_path}: ship run incomplete: {'; '.join(causes)}")
     sea = sea_area_km2(scene_path, settings)
-    return score_ships(result, vessels, sea, tolerance_m), result
+    instances = Path(labels or scene_path / "labels.json").parent / INSTANCES_FILE
+    where = vessel_settings(scene_path, instances, settings) if instances.is_file() else None
+    return score_ships(result, vessels, sea, tolerance_m, where), result
 
 
 # ------------------------------------------------------------------------------- fire

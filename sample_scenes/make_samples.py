@@ -63,7 +63,15 @@ def main(argv: list[str]) -> int:
     _copy(fire / "G90292_20230514.tif", HERE / "s2_fire_G90292" / "G90292_20230514.tif")
     _copy(fire / "fire_pixels_swir_test.csv", HERE / "s2_fire_G90292" / "fire_pixels_swir_test.csv")
     for port in ("honolulu", "casablanca"):
-        for name in ("B02.tif", "B03.tif", "B04.tif", "B08.tif", "B11.tif", "labels.json"):
+        for name in (
+            "B02.tif",
+            "B03.tif",
+            "B04.tif",
+            "B08.tif",
+            "B11.tif",
+            "labels.json",
+            "vessel_instances.tif",
+        ):
             _copy(data / "sen2ships" / port / name, HERE / f"sen2ships_{port}" / name)
     virginia = data / "s2_l1c_virginia"
     for src in sorted(virginia.glob("B*.tif")):

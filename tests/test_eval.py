@@ -111,6 +111,29 @@ def test_synthetic_scene_scores_and_sea_area(tmp_path: Path) -> None:
     assert score.sea_km2 == pytest.approx(sea_area_km2(scene))
 
 
+def test_vessel_settings_at_sea_and_moored(tmp_path: Path) -> None:
+    """A hull in open water is at sea; one touching the land strip is moored; an instance raster
+    of the wrong size is an InputError naming both sizes."""
+    import numpy as np
+    import rasterio
+
+    from pipeline.evaluation import vessel_settings
+
+    scene = write_ship_scene(tmp_path / "syn", 200, 160, (), land_cols=40, seed=1)
+    inst = np.zeros((160, 200), np.uint8)
+    inst[70:74, 100:112] = 1  # open water
+    inst[30:42, 40:44] = 2  # alongside the land (columns 0-39)
+    with rasterio.open(scene / "B03.tif") as ref:
+        profile = {**ref.profile, "dtype": "uint8"}
+    with rasterio.open(tmp_path / "inst.tif", "w", **profile) as dst:
+        dst.write(inst, 1)
+    assert vessel_settings(scene, tmp_path / "inst.tif") == {1: "at_sea", 2: "moored"}
+    with rasterio.open(tmp_path / "small.tif", "w", **{**profile, "width": 20}) as dst:
+        dst.write(inst[:, :20], 1)
+    with pytest.raises(InputError, match="20 x 160 px.*200 x 160"):
+        vessel_settings(scene, tmp_path / "small.tif")
+
+
 def test_fire_reference_and_scores() -> None:
     scene = SAMPLES / "s2_fire_G90292"
     ref = read_fire_reference(scene / "fire_pixels_swir_test.csv")
@@ -141,6 +164,13 @@ def test_cli_eval_ships_json() -> None:
     assert row["tp"] + row["fp"] == row["detections"]
     assert row["sea_km2"] > 1.0
     assert doc["total"]["labels"] == 12
+    # vessel_instances.tif beside the labels: recall split by at sea / moored, detections by kind
+    split = row["by_setting"]
+    assert split["at_sea"][0] + split["moored"][0] == 12
+    assert split["at_sea"][1] + split["moored"][1] == row["tp"]
+    kinds = [split.get(k, [0, 0]) for k in ("free", "shore")]
+    assert sum(n for n, _ in kinds) == row["detections"]
+    assert sum(c for _, c in kinds) == row["tp"]
 
 
 def test_cli_eval_ships_table_two_scenes() -> None:
@@ -153,6 +183,9 @@ def test_cli_eval_ships_table_two_scenes() -> None:
     assert any(ln.startswith("sen2ships_casablanca") for ln in lines)
     assert lines[-1].startswith("all")
     assert lines[-1].split()[1] == "27"
+    assert lines[0].split()[-5:] == ["at", "sea", "found", "moored", "found"]
+    at_sea, moored = lines[-1].split()[-2:]
+    assert int(at_sea.split("/")[1]) + int(moored.split("/")[1]) == 27
 
 
 def test_cli_eval_usage_and_input_errors(tmp_path: Path) -> None:
