@@ -290,7 +290,11 @@ def render(doc: dict[str, Any]) -> str:
         "than that are not reported) follows the labels' convention on the tuning port: busan's "
         "smallest labelled vessel covers 34 px (about 2,300 m²) and its smallest detected one "
         "is 35.7 m long; the held-out ports' false-alarm sizes had been seen when the rule was "
-        "added (most of them were 19-33 m objects in open water).",
+        "added (most of them were 19-33 m objects in open water).  `free_swir_ratio_min` (0.2) "
+        "and `free_blue_ratio_min` (0.2) come from the Virginia L1C tile (no vessels; surf on "
+        'an inlet\'s shoals and marsh islands gave 39 free "vessels", 3 remain): its breakers '
+        "reach a SWIR/NIR contrast ratio of about 0.2-0.25, the weakest vessel of the three "
+        "ports 0.25-0.3 (seen when the value was set; a thin margin).",
         "",
         "Earlier detectors: ship_classifier 1.0.0 (logistic regression on 4 chip features; "
         "RESULTS of 2026-11-28 17:07 UTC): held-out total P 0.303 R 0.370, 19.1 FA/10 km²; "

@@ -382,11 +382,46 @@ def test_held_out_sample_port_finds_docked_vessels() -> None:
 
 
 def test_virginia_lagoon_and_marsh_few_false_ships() -> None:
-    """The Virginia crop (lagoon, salt marsh, barrier beach, ocean; no labelled vessels) gave 76
-    ships with classifier 1.0.0, nearly all faint marsh and shoal patches; 8 now."""
+    """The Virginia crop (lagoon, salt marsh, barrier beach, inlet surf, ocean; no labelled
+    vessels) gave 76 ships with classifier 1.0.0, nearly all faint marsh and shoal patches;
+    7 with 2.0.0 (breakers and marsh islands); none since the SWIR and blue ratio tests.  With
+    those tests off, the same patches come back."""
     result = run_ships(SAMPLES / "s2_l1c_virginia_crop")
     assert result.ok
-    assert result.counts()["ship"] <= 15
+    assert result.counts()["ship"] == 0
+    off = ShipSettings(thresholds={"free_swir_ratio_min": -9.0, "free_blue_ratio_min": -9.0})
+    assert run_ships(SAMPLES / "s2_l1c_virginia_crop", ships=off).counts()["ship"] >= 5
+
+
+def test_shared_virginia_tile_surf_rejected(shared_data: Path) -> None:
+    """The whole Virginia L1C tile: 39 ships before the ratio tests (surf on the inlet's shoals,
+    marsh islands), at most 3 now (0.5 per 10 km2 of its 57 km2 of water)."""
+    result = run_ships(shared_data / "s2_l1c_virginia")
+    assert result.ok
+    assert result.counts()["ship"] <= 3
+
+
+def test_foam_like_object_rejected_hull_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same bright NIR footprint: with a hull's SWIR it is a vessel; with water's SWIR (foam:
+    the 1.6 um band is absorbed) it is not; with water's blue (a mud or sand patch) neither."""
+    ships = (SynShip(80, 100, 10, 3, 45),)
+    found = run_ships(write_ship_scene(tmp_path / "hull", 200, 160, ships))
+    assert found.counts()["ship"] == 1
+    monkeypatch.setitem(HULL, "B11", WATER["B11"] + 0.005)
+    foam_scene = write_ship_scene(tmp_path / "foam", 200, 160, ships)
+    foam = run_ships(foam_scene)
+    assert foam.ok and foam.counts()["ship"] == 0
+    no_swir_test = ShipSettings(thresholds={"free_swir_ratio_min": -9.0})
+    assert run_ships(foam_scene, ships=no_swir_test).counts()["ship"] == 1
+    monkeypatch.setitem(HULL, "B11", 0.2)
+    monkeypatch.setitem(HULL, "B02", WATER["B02"])
+    mud_scene = write_ship_scene(tmp_path / "mud", 200, 160, ships)
+    mud = run_ships(mud_scene)
+    assert mud.ok and mud.counts()["ship"] == 0
+    no_blue_test = ShipSettings(thresholds={"free_blue_ratio_min": -9.0})
+    assert run_ships(mud_scene, ships=no_blue_test).counts()["ship"] == 1
 
 
 def test_small_craft_below_min_length_not_reported(tmp_path: Path) -> None:

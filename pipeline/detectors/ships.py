@@ -13,7 +13,10 @@
    and its brightest pixel is at least ``free_contrast_min`` (NIR reflectance) above the sea
    background (faint marsh and shoal patches are 0.02-0.05 above it, the ports' free vessels
    0.07 and more), in at least ``free_support_px`` pixels (spatial support: a flipped bit
-   brightens one pixel).
+   brightens one pixel), and it is not foam or mud: its SWIR contrast is at least
+   ``free_swir_ratio_min`` of its NIR contrast (breaking waves are water, which absorbs at
+   1.6 um) and its blue contrast at least ``free_blue_ratio_min`` of it (marsh, mud and sand
+   are no brighter than water in blue), both against the water of its ring.
    Footprints smaller than ``min_pixels`` or longer than ``max_length_m`` are dropped.
 3. **Vessels at quays and along the shore** (docked hulls merge with the quay in the water mask,
    so the contrast test cannot separate them): in the same chips, every non-water pixel within
@@ -117,6 +120,11 @@ CHIP_DEFAULTS = {
     #: pixels of a free footprint that reach free_contrast_min on their own: one flipped bit
     #: (single-event upset) makes one bright pixel, a hull spreads over several
     "free_support_px": 2.0,
+    #: SWIR and blue contrast of a free footprint relative to its NIR contrast (against the
+    #: water of its ring): surf and whitecaps are low in SWIR, marsh and sand in blue
+    #: (ShipScreen._spectral_ratios)
+    "free_swir_ratio_min": 0.2,
+    "free_blue_ratio_min": 0.2,
     "seed_prob": 0.98,
     "grow_prob": 0.8,
     "shore_min_pixels": 8.0,
@@ -573,6 +581,7 @@ class ShipScreen:
         if "red" in bands:  # hulls are not water-coloured (water: NDVI about -0.3)
             red, ni = float(bands["red"][r, c].mean()), float(nir[r, c].mean())
             feats["ndvi"] = (ni - red) / max(ni + red, 1e-4)
+        feats.update(self._spectral_ratios(bands, r, c, (r0, r1, c0, c1), ring, ring_w))
         return ShipCandidate(
             r.astype(np.int64),
             c.astype(np.int64),
@@ -583,6 +592,41 @@ class ShipScreen:
             "free",
             ring_water,
         )
+
+    @staticmethod
+    def _spectral_ratios(
+        bands: Mapping[str, np.ndarray],
+        r: np.ndarray,
+        c: np.ndarray,
+        box: tuple[int, int, int, int],
+        ring: np.ndarray,
+        ring_water: np.ndarray,
+    ) -> dict[str, float]:
+        """SWIR and blue contrast of a footprint relative to its NIR contrast, each against
+        the mean of the water pixels of its ring (``swir_nir``, ``blue_nir``).
+
+        Whitecaps and surf are water: the 1.6 um band is absorbed, so their SWIR contrast is
+        a small fraction of their NIR contrast (0.05-0.23 on the Virginia inlet's breakers),
+        while hulls of paint and steel keep a good part of it (0.23-0.9 on the ports'
+        vessels, less for small hulls because B11 is 20 m).  Marsh, mud and sand patches
+        are no brighter than water in blue (ratio -0.15-0.1), hulls are (0.3 and more)."""
+        out = {"swir_nir": 1.0, "blue_nir": 1.0}  # no usable ring: no evidence either way
+        r0, r1, c0, c1 = box
+        sel = np.zeros(ring.shape, bool)
+        sel[ring] = ring_water
+        if not sel.any():
+            return out
+        obj = {}
+        for role in ("nir", "swir16", "blue"):
+            if role not in bands:
+                return out
+            a = bands[role]
+            obj[role] = float(a[r, c].mean()) - float(a[r0:r1, c0:c1][sel].mean())
+        if obj["nir"] <= 1e-4:
+            return out
+        out["swir_nir"] = obj["swir16"] / obj["nir"]
+        out["blue_nir"] = obj["blue"] / obj["nir"]
+        return out
 
 
 def role_bands(data: TileData, scene: Scene) -> dict[str, np.ndarray]:
@@ -647,6 +691,8 @@ class ShipDetector:
                 and c.measures.get("ndvi", 0.0) >= th["free_ndvi_min"]
                 and float(c.contrast.max()) >= th["free_contrast_min"]
                 and int((c.contrast >= th["free_contrast_min"]).sum()) >= th["free_support_px"]
+                and c.measures.get("swir_nir", 1.0) >= th["free_swir_ratio_min"]
+                and c.measures.get("blue_nir", 1.0) >= th["free_blue_ratio_min"]
             )
         return (
             c.rows.size >= th["shore_min_pixels"]
