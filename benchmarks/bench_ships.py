@@ -211,16 +211,6 @@ def speed(quick: bool) -> list[dict[str, Any]]:
     return out
 
 
-def _sum_breakdown(rows: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
-    tot: dict[str, list[int]] = {}
-    for r in rows:
-        for k, (n, m) in r.get("by_setting", {}).items():
-            t = tot.setdefault(k, [0, 0])
-            t[0] += n
-            t[1] += m
-    return tot
-
-
 def _ratio(pair: list[int] | None) -> str:
     if not pair or not pair[0]:
         return "–"
@@ -230,7 +220,7 @@ def _ratio(pair: list[int] | None) -> str:
 
 def breakdown_lines(doc: dict[str, Any]) -> list[str]:
     """Recall of vessels at sea vs moored and precision of free vs shore detections."""
-    from pipeline.evaluation import AT_SEA_RING_WATER
+    from pipeline.evaluation import AT_SEA_RING_WATER, sum_by_setting
 
     groups = [
         ("committed model, tuned port (busan)", [r for r in doc["ports"] if r["port"] in TUNED]),
@@ -253,7 +243,7 @@ def breakdown_lines(doc: dict[str, Any]) -> list[str]:
     for label, rows in groups:
         if not rows:
             continue
-        b = _sum_breakdown(rows)
+        b = sum_by_setting(r.get("by_setting", {}) for r in rows)
         lines.append(
             f"| {label} | {_ratio(b.get('at_sea'))} | {_ratio(b.get('moored'))} "
             f"| {_ratio(b.get('free'))} | {_ratio(b.get('shore'))} |"

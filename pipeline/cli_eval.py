@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -97,7 +97,7 @@ def eval_ships(
     box; pairs are taken closest first, one-to-one.  False alarms are also given per 10 km2 of
     sea (water pixels of the detector's NDWI mask).
     """
-    from .evaluation import evaluate_ships
+    from .evaluation import evaluate_ships, sum_by_setting
 
     if labels is not None and len(scenes) > 1:
         _fail(
@@ -107,7 +107,7 @@ def eval_ships(
     settings = _settings(ctx, tile_size)
     rows: list[dict[str, Any]] = []
     tot = {"labels": 0, "detections": 0, "tp": 0, "fp": 0, "fn": 0, "sea_km2": 0.0}
-    split: dict[str, list[int]] = {}
+    splits: list[Mapping[str, tuple[int, int]]] = []
     for scene in scenes:
         try:
             score, _ = evaluate_ships(scene, labels, settings, tolerance_m)
@@ -118,10 +118,8 @@ def eval_ships(
         rows.append(d)
         for k in tot:
             tot[k] += d[k]
-        for k, (n, m) in score.by_setting.items():
-            acc = split.setdefault(k, [0, 0])
-            acc[0] += n
-            acc[1] += m
+        splits.append(score.by_setting)
+    split = sum_by_setting(splits)
     total: dict[str, Any] = dict(tot)
     total["by_setting"] = split
     total["scene"] = "all"

@@ -21,16 +21,20 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import InputError
 from .results import Detection, SceneResult
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .scene import Scene
+    from .tiling import Tile
 
 #: default matching tolerance between a detection centroid and a vessel box, ground metres
 SHIP_TOLERANCE_M = 30.0
@@ -269,41 +273,44 @@ def match_ships(
     return matches, missed, false
 
 
-def sea_area_km2(scene_path: str | Path, settings: Settings | None = None) -> float:
-    """Water area of a scene by the ship detector's NDWI water mask, km2 (tile by tile)."""
+def _water_cores(scene: Scene, settings: Settings) -> Iterator[tuple[Tile, np.ndarray]]:
+    """The ship detector's NDWI water mask of a scene, tile by tile: (tile, water over the
+    tile core)."""
     from .detectors.ships import ShipDetector, water_mask
     from .ingest import SceneReader
-    from .scene import open_scene
     from .tiling import iter_tiles
 
-    settings = settings or Settings(detectors=("ships",))
-    scene = open_scene(scene_path, sensor=settings.sensor)
     det = ShipDetector(settings)
     ndwi_min = det.thresholds["ndwi_min"]
     names = [scene.band_for_role("green").name, scene.band_for_role("nir").name]
     g = scene.grid
-    n = 0
     with SceneReader(scene, settings.robustness) as reader:
         for tile in iter_tiles(g.width, g.height, settings.tile_size, 0):
             data = reader.read(tile, names)
             wm = water_mask(data.bands[names[0]], data.bands[names[1]], data.valid, ndwi_min)
-            n += int(np.count_nonzero(wm[tile.core_in_read]))
-    return n * g.pixel_area_m2 / 1e6
+            yield tile, wm[tile.core_in_read]
+
+
+def sea_area_km2(scene_path: str | Path, settings: Settings | None = None) -> float:
+    """Water area of a scene by the ship detector's NDWI water mask, km2 (tile by tile)."""
+    from .scene import open_scene
+
+    settings = settings or Settings(detectors=("ships",))
+    scene = open_scene(scene_path, sensor=settings.sensor)
+    n = sum(int(np.count_nonzero(water)) for _, water in _water_cores(scene, settings))
+    return n * scene.grid.pixel_area_m2 / 1e6
 
 
 def vessel_settings(
     scene_path: str | Path, instances: str | Path, settings: Settings | None = None
 ) -> dict[int, str]:
     """Instance id -> ``"at_sea"`` or ``"moored"`` (see :data:`AT_SEA_RING_WATER`), from an
-    instance raster on the scene grid and the ship detector's water mask.  The scene is read
-    as one window: meant for labelled scenes, which are small."""
+    instance raster on the scene grid and the ship detector's water mask (the same tiles as
+    :func:`sea_area_km2`)."""
     import cv2
     import rasterio
 
-    from .detectors.ships import ShipDetector, water_mask
-    from .ingest import SceneReader
     from .scene import open_scene
-    from .tiling import iter_tiles
 
     settings = settings or Settings(detectors=("ships",))
     scene = open_scene(scene_path, sensor=settings.sensor)
@@ -318,13 +325,10 @@ def vessel_settings(
             f"{instances}: instance raster is {inst.shape[1]} x {inst.shape[0]} px, the scene "
             f"{scene_path} is {g.width} x {g.height}"
         )
-    names = [scene.band_for_role("green").name, scene.band_for_role("nir").name]
-    ndwi_min = ShipDetector(settings).thresholds["ndwi_min"]
-    tile = next(iter(iter_tiles(g.width, g.height, max(g.width, g.height), 0)))
-    with SceneReader(scene, settings.robustness) as reader:
-        data = reader.read(tile, names)
-    water = water_mask(data.bands[names[0]], data.bands[names[1]], data.valid, ndwi_min)
-    water = water[tile.core_in_read]
+    water = np.zeros(inst.shape, bool)
+    for tile, core in _water_cores(scene, settings):
+        r0, c0 = int(tile.core.row_off), int(tile.core.col_off)
+        water[r0 : r0 + core.shape[0], c0 : c0 + core.shape[1]] = core
     kernel = np.ones((7, 7), np.uint8)  # 3-pixel ring
     out: dict[int, str] = {}
     for i in (int(v) for v in np.unique(inst) if v):
@@ -370,6 +374,19 @@ def score_ships(
         false_alarms=tuple(false),
         by_setting=split,
     )
+
+
+def sum_by_setting(
+    splits: Iterable[Mapping[str, Sequence[int]]],
+) -> dict[str, list[int]]:
+    """Element-wise sum of :attr:`ShipScore.by_setting` mappings (or their JSON form)."""
+    tot: dict[str, list[int]] = {}
+    for split in splits:
+        for k, (n, m) in split.items():
+            acc = tot.setdefault(k, [0, 0])
+            acc[0] += n
+            acc[1] += m
+    return tot
 
 
 def evaluate_ships(

@@ -656,6 +656,33 @@ def _payload(ref: Reference, idx: list[int]) -> bytes:
     return b"".join(d for _, d in segs)
 
 
+def _reframed(
+    ref: Reference,
+    groups: dict[tuple[int, int, int], list[int]],
+    target: tuple[int, int, int],
+    payload: bytes,
+) -> bytes:
+    """The reference stream with product ``target`` carrying ``payload``, framed afresh like
+    its first packet (so every CRC verifies); the other products keep their packets."""
+    first = ref.packets[groups[target][0]].packet
+    out = bytearray()
+    for key in sorted(groups):
+        if key != target:
+            out += b"".join(ref.packets[i].raw for i in groups[key])
+            continue
+        for p in packetise(
+            payload,
+            apid=first.apid,
+            kind=first.kind,
+            scene=first.scene,
+            item=first.item,
+            first_seq=first.seq_count,
+            max_segment=1024,
+        ):
+            out += p.pack()
+    return bytes(out)
+
+
 def _damaged_stream(ref: Reference, ops: list[PacketOp]) -> bytes:
     pieces = [Piece(p.raw, i) for i, p in enumerate(ref.packets)]
     for op in ops:
@@ -738,7 +765,6 @@ def reframed_streams(draw: st.DrawFn, ref: Reference) -> bytes:
     groups: dict[tuple[int, int, int], list[int]] = _products(ref)
     keys = sorted(groups)
     target = draw(st.sampled_from(keys))
-    first = ref.packets[groups[target][0]].packet
     payload = _payload(ref, groups[target])
     mode = draw(st.sampled_from(["bytes", "body", "value"]))
     if mode == "bytes":
@@ -748,23 +774,7 @@ def reframed_streams(draw: st.DrawFn, ref: Reference) -> bytes:
         new = b"\x01" + mutate(body, draw(byte_mutations(body, [(0, min(32, len(body)))])))
     else:  # a well-formed codec value with hostile contents
         new = codec.pack(draw(_hostile_values(codec.unpack(payload))))
-    out = bytearray()
-    for key in keys:
-        if key == target:
-            for p in packetise(
-                new,
-                apid=first.apid,
-                kind=first.kind,
-                scene=first.scene,
-                item=first.item,
-                first_seq=first.seq_count,
-                max_segment=1024,
-            ):
-                out += p.pack()
-        else:
-            for i in groups[key]:
-                out += ref.packets[i].raw
-    return bytes(out)
+    return _reframed(ref, groups, target, new)
 
 
 def _raw_body(payload: bytes) -> bytes:
@@ -864,23 +874,7 @@ def damaged_pictures(draw: st.DrawFn, ref: Reference) -> bytes:
     value = codec.unpack(_payload(ref, groups[key]))
     img: bytes = value["img"]
     value["img"] = mutate(img, draw(byte_mutations(img, [(0, min(64, len(img)))])))
-    first = ref.packets[groups[key][0]].packet
-    out = bytearray()
-    for k in sorted(groups):
-        if k != key:
-            out += b"".join(ref.packets[i].raw for i in groups[k])
-            continue
-        for p in packetise(
-            codec.pack(value),
-            apid=first.apid,
-            kind=first.kind,
-            scene=first.scene,
-            item=first.item,
-            first_seq=first.seq_count,
-            max_segment=1024,
-        ):
-            out += p.pack()
-    return bytes(out)
+    return _reframed(ref, groups, key, codec.pack(value))
 
 
 @budget(8)  # ~1 s each: render_map saves an optimised 900 px PNG

@@ -53,6 +53,17 @@ def _features(result: SceneResult) -> list[dict[str, Any]]:
     return [d.to_feature() for d in result.detections]
 
 
+def _dual_settings(tmp_path: Path, detector: str, tile_size: int) -> Settings:
+    """One detector with dual execution, on a private copy of the models (fault hooks stay in
+    this test's model cache)."""
+    return Settings(
+        detectors=(detector,),
+        tile_size=tile_size,
+        models_dir=_models_copy(tmp_path),
+        robustness=DUAL,
+    )
+
+
 def _model_of(settings: Settings, name: str) -> OnnxModel:
     """The cached model object a detector built from ``settings`` uses."""
     return get_model(
@@ -205,12 +216,7 @@ def test_dual_execution_gives_the_same_detections(
     tmp_path: Path, scene: Path, detector: str, model: str, tile_size: int
 ) -> None:
     single = run_scene(scene, Settings(detectors=(detector,), tile_size=tile_size))
-    settings = Settings(
-        detectors=(detector,),
-        tile_size=tile_size,
-        models_dir=_models_copy(tmp_path),
-        robustness=DUAL,
-    )
+    settings = _dual_settings(tmp_path, detector, tile_size)
     dual = run_scene(scene, settings)
     assert single.detections and _features(dual) == _features(single)
     m = _model_of(settings, model)
@@ -228,12 +234,7 @@ def test_one_off_fault_is_corrected(
     tile_size: int,
 ) -> None:
     clean = run_scene(scene, Settings(detectors=(detector,), tile_size=tile_size))
-    settings = Settings(
-        detectors=(detector,),
-        tile_size=tile_size,
-        models_dir=_models_copy(tmp_path),
-        robustness=DUAL,
-    )
+    settings = _dual_settings(tmp_path, detector, tile_size)
     m = _model_of(settings, model)
     # the second execution of the first call returns a wrong value
     m.fault_hook = lambda call, attempt, out: _flip(out, 1) if (call, attempt) == (0, 1) else out
@@ -257,9 +258,7 @@ def test_persistent_divergent_fault_fails_the_tile_only(tmp_path: Path) -> None:
     """Every execution of the first tile's model call differs: that tile is recorded as failed
     (ComputeFaultError), and every detection that does not touch it is kept."""
     clean = run_scene(CROP_SCENE, Settings(detectors=("crop",), tile_size=256))
-    settings = Settings(
-        detectors=("crop",), tile_size=256, models_dir=_models_copy(tmp_path), robustness=DUAL
-    )
+    settings = _dual_settings(tmp_path, "crop", 256)
     m = _model_of(settings, "crop_stress")
     m.fault_hook = lambda call, attempt, out: _flip(out, attempt + 1) if call == 0 else out
     result = run_scene(CROP_SCENE, settings)
