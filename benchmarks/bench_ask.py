@@ -207,9 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from pipeline.ask.answer import answer_question
     from pipeline.ask.intent import QuestionModel
-    from pipeline.ask.packets import decode_qa, encode_answers, encode_questions
     from pipeline.ask.query import Question
     from pipeline.ask.store import DetectionStore
+    from pipeline.wire.qa import decode_qa, encode_answers, encode_questions
 
     rng = random.Random(args.seed)
     scenes = make_detections(rng)

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The crop-stress detector: area error on synthetic truth, Virginia L1C figures, detect speed.
 
-* Synthetic: ``pipeline.synthetic_crops.generate_crop_scene(dir, 1000, seed=s)`` for several
+* Synthetic: ``pipeline.testing.synthetic_crops.generate_crop_scene(dir, 1000, seed=s)`` for several
   seeds (10 x 10 km, fields of known state); each scene is run without and with its baseline
-  raster and scored with ``pipeline.crop_eval.evaluate_crop``.  Hard expectation: |area error|
+  raster and scored with ``pipeline.evaluation.crop.evaluate_crop``.  Hard expectation: |area error|
   < 10 % and no stressed pixel on water or bare soil.
 * Virginia: ``sample_scenes/s2_l1c_virginia_crop`` and ``../shared/data/s2_l1c_virginia``:
   stressed km2 and the detections' 10 m pixels on reference water (NDWI(B03, B08) > 0.1 or
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ from results_io import (
     publish,
     section_header,
     software_facts,
+    time_detect,
 )
 
 SECTION = "## Crop stress"
@@ -59,7 +59,7 @@ def virginia(path: Path, label: str) -> dict[str, Any]:
     import rasterio
 
     import pipeline
-    from pipeline.crop_eval import detection_mask
+    from pipeline.evaluation.crop import detection_mask
 
     settings = pipeline.Settings(detectors=("crop",))
     t0 = time.perf_counter()
@@ -95,9 +95,9 @@ def virginia(path: Path, label: str) -> dict[str, Any]:
 
 def synthetic(seeds: int, work: Path) -> list[dict[str, Any]]:
     import pipeline
-    from pipeline.crop_eval import evaluate_crop
+    from pipeline.evaluation.crop import evaluate_crop
     from pipeline.settings import CropSettings
-    from pipeline.synthetic_crops import generate_crop_scene
+    from pipeline.testing.synthetic_crops import generate_crop_scene
 
     rows = []
     for seed in range(seeds):
@@ -111,57 +111,30 @@ def synthetic(seeds: int, work: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def time_detect(scene_dir: Path, repeats: int) -> dict[str, Any]:
-    """Median time of ``CropDetector.detect()`` on the whole scene read as one tile."""
+def crop_detect_time(scene_dir: Path, repeats: int) -> dict[str, Any]:
+    """``CropDetector.detect()`` on the whole scene read as one tile."""
     from rasterio.windows import Window
 
     import pipeline
+    from pipeline.core.tiling import Tile
     from pipeline.detectors.crop import CropDetector
-    from pipeline.env import Env
-    from pipeline.ingest import SceneReader
-    from pipeline.tiling import Tile
 
     settings = pipeline.Settings(detectors=("crop",))
     scene = pipeline.open_scene(scene_dir)
-    det = CropDetector(settings)
     win = Window(0, 0, scene.grid.width, scene.grid.height)
-    with SceneReader(scene) as reader:
-        data = reader.read(Tile(0, 0, win, win), scene.band_names)
-    times = []
-    with Env(settings):
-        for _ in range(3):
-            det.detect(data, scene)
-        c0 = time.process_time()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            comps = det.detect(data, scene)
-            times.append(time.perf_counter() - t0)
-        cpu = (time.process_time() - c0) / repeats
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    mpx = scene.grid.width * scene.grid.height / 1e6
-    med = statistics.median(times) * 1000
-    return {
-        "tile_px": f"{scene.grid.width} x {scene.grid.height}",
-        "threads": settings.threads,
-        "repeats": repeats,
-        "components": len(comps),
-        "median_ms": round(med, 2),
-        "min_ms": round(min(times) * 1000, 2),
-        "ms_per_mpx": round(med / mpx, 2),
-        "min_ms_per_mpx": round(min(times) * 1000 / mpx, 2),
-        "cpu_ms_per_mpx": round(cpu * 1000 / mpx, 2),
-        "load_avg_1min": round(load, 2),
-    }
+    row = time_detect(CropDetector(settings), scene, Tile(0, 0, win, win), settings, repeats, 3)
+    return {"tile_px": f"{scene.grid.width} x {scene.grid.height}", **row}
 
 
 def speed(repeats: int, work: Path, shared: Path) -> list[dict[str, Any]]:
-    from pipeline.synthetic_crops import generate_crop_scene
+    from pipeline.testing.synthetic_crops import generate_crop_scene
 
     scene_dir = generate_crop_scene(work / "speed", TILE, seed=99, baseline=False)
-    rows = [{"scene": f"synthetic crop scene {TILE} x {TILE}", **time_detect(scene_dir, repeats)}]
+    name = f"synthetic crop scene {TILE} x {TILE}"
+    rows = [{"scene": name, **crop_detect_time(scene_dir, repeats)}]
     real = shared / "s2_l1c_virginia"
     if real.is_dir():
-        rows.append({"scene": "../shared/data/s2_l1c_virginia", **time_detect(real, repeats)})
+        rows.append({"scene": "../shared/data/s2_l1c_virginia", **crop_detect_time(real, repeats)})
     return rows
 
 
@@ -172,7 +145,7 @@ def render(doc: dict[str, Any]) -> str:
         f"Synthetic: `generate_crop_scene(dir, {SIZE}, seed=s)` (10 x 10 km, 10 m; fields of known "
         "state, woodland, lake, sea), run with `Settings(detectors=('crop',))`, without "
         "(`low`: truth = stressed + severe fields) and with the baseline raster (`drop`: "
-        "+ declining fields), scored by `pipeline.crop_eval.evaluate_crop`.",
+        "+ declining fields), scored by `pipeline.evaluation.crop.evaluate_crop`.",
         "",
         "| seed | mode | truth km² | detected km² | area error | pixel recall | pixel precision "
         "| stressed fields hit | px on water | px on bare soil | px on tracks/built-up |",

@@ -154,7 +154,7 @@ def compact(result: Any) -> tuple[dict[str, Any], str]:
 
 
 def available_detectors() -> tuple[str, ...]:
-    from pipeline.engine import detector_type
+    from pipeline.core.detector import detector_type
     from pipeline.settings import KNOWN_DETECTORS
 
     out = []
@@ -170,9 +170,9 @@ def available_detectors() -> tuple[str, ...]:
 def measure(path: Path, kind: str, detectors: tuple[str, ...]) -> tuple[SceneFigures, Any]:
     import ground_decoder
     from pipeline import Settings, run_scene
+    from pipeline.core.scene import open_scene
     from pipeline.downlink import encode_scene, make_extras
     from pipeline.errors import EotriageError
-    from pipeline.scene import open_scene
 
     scene = open_scene(path)
     raw = sum(b.width * b.height * 2 for b in scene.bands)

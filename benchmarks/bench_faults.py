@@ -1,6 +1,6 @@
 """Fault injection: what upsets, broken inputs, crashes and corrupt models do to the results.
 
-* **Upsets (SEU)**: random bit flips in the stored band samples (``pipeline.faults``) at a
+* **Upsets (SEU)**: random bit flips in the stored band samples (``pipeline.testing.faults``) at a
   *realistic* rate, at 100x that rate, and at a stress rate where the hardened pipeline
   (defaults) is compared with the same pipeline with its input checks off.  A false alert is a
   detection with no detection of its class in the clean run within 50 m (crop stress: no
@@ -80,7 +80,7 @@ def _unhardened(settings: Any) -> Any:
 
 def _unmatched(these: Sequence[Any], those: Sequence[Any]) -> dict[str, int]:
     """Detections in ``these`` with no counterpart of their class in ``those``, per class."""
-    from pipeline.evaluation import detection_lonlat, distance_m
+    from pipeline.evaluation.scoring import detection_lonlat, distance_m
 
     out: dict[str, int] = {}
     for d in these:
@@ -113,8 +113,8 @@ def upsets(quick: bool, rng: np.random.Generator) -> list[dict[str, Any]]:
     At the stress rate both modes run on the same damaged copies.
     """
     from pipeline import Settings
-    from pipeline.engine import run_scene
-    from pipeline.faults import inject_upsets
+    from pipeline.core.engine import run_scene
+    from pipeline.testing.faults import inject_upsets
 
     rows: list[dict[str, Any]] = []
     plan = [
@@ -205,8 +205,8 @@ def input_faults(quick: bool) -> list[dict[str, Any]]:
     from rasterio.windows import Window
 
     from pipeline import Settings
-    from pipeline.engine import run_scene
-    from pipeline.faults import copy_scene, fill_window, stick_line, truncate
+    from pipeline.core.engine import run_scene
+    from pipeline.testing.faults import copy_scene, fill_window, stick_line, truncate
 
     scenes = {label: (path, dets) for label, path, dets in _scenes(quick)}
     l1c_label = next(k for k in scenes if "virginia" in k)
@@ -301,8 +301,8 @@ def crashes(quick: bool) -> list[dict[str, Any]]:
     import subprocess
 
     from ground_decoder.decode import decode_stream
-    from pipeline.faults import sigkill_soak
-    from pipeline.outbox import Outbox
+    from pipeline.downlink.outbox import Outbox
+    from pipeline.testing.faults import sigkill_soak
 
     scenes = [
         REPO / "sample_scenes" / "s2_fire_G90292",
@@ -381,8 +381,9 @@ def crashes(quick: bool) -> list[dict[str, Any]]:
 
 def integrity(quick: bool) -> dict[str, Any]:
     """Corrupt primary model -> golden copy; dual execution: cost and injected compute faults."""
-    from pipeline import Settings, onnx_models
-    from pipeline.engine import run_scene
+    from pipeline import Settings
+    from pipeline.core import onnx_models
+    from pipeline.core.engine import run_scene
     from pipeline.settings import RobustnessSettings
 
     fire = REPO / "sample_scenes" / "s2_fire_G90292"
@@ -495,7 +496,8 @@ def render(doc: dict[str, Any]) -> str:
         *section_header(doc, SECTION),
         f"Upsets: each trial copies the scene and flips Poisson(rate x bits) random bits of its "
         f"stored band samples (any bit: sign, exponent, mantissa or integer), then runs "
-        f"`pipeline.engine.run_scene` with default settings (*hardened*) or with the input checks "
+        f"`pipeline.core.engine.run_scene` with default settings (*hardened*) or with the input "
+        f"checks "
         f"off (*checks off*: no impossible-value or stuck-line flags, no second check of "
         f"one-sample fires).  The realistic rate, {REALISTIC:g} upsets per stored bit per scene, "
         f"is an assumption at the pessimistic end for unprotected memory in LEO (a scene held "
@@ -536,7 +538,7 @@ def render(doc: dict[str, Any]) -> str:
         "",
         "Crashes: `eotriage run G90292 virginia_crop --out O --outbox B --resume --no-llm "
         "--tile-size 64` SIGKILLed at random moments (0.15-1.2 x an uninterrupted run's time) "
-        "until it finishes (`pipeline.faults.sigkill_soak`), then compared with an "
+        "until it finishes (`pipeline.testing.faults.sigkill_soak`), then compared with an "
         "uninterrupted run:",
         "",
         "| loop | attempts | kills | results lost | packets duplicated | packets missing | "

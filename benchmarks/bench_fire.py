@@ -58,8 +58,10 @@ from typing import Any
 from results_io import (
     BENCH_DIR,
     REPO,
+    BenchError,
     code_fingerprint,
     command_line,
+    default_shared,
     machine_facts,
     publish,
     section_header,
@@ -80,14 +82,6 @@ MAIN_TILE_SIZE = 1024
 SHIP_PORTS = ("busan", "casablanca", "honolulu")
 
 Box = tuple[int, int, int, int, int]  # row_min, col_min, row_max, col_max, pixel_count
-
-
-class BenchError(Exception):
-    """A result is missing or malformed."""
-
-
-def default_shared() -> Path:
-    return Path(os.environ.get("EOTRIAGE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 def show(path: Path) -> str:
@@ -277,9 +271,9 @@ def whole_scene_mask(scene: Any) -> set[tuple[int, int]]:
     import numpy as np
 
     from pipeline import Settings
+    from pipeline.core.ingest import SceneReader
+    from pipeline.core.tiling import tile_grid
     from pipeline.detectors.fire import FireDetector
-    from pipeline.ingest import SceneReader
-    from pipeline.tiling import tile_grid
 
     det = FireDetector(Settings())
     edge = max(scene.grid.width, scene.grid.height, 64)

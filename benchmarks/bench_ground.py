@@ -1,10 +1,10 @@
 """Ground segment at scale: batch throughput on 1 vs 2 Dask workers, constellation simulation.
 
-* Batch: ``pipeline.batch.run_batch`` on a LocalCluster of worker *processes*, one thread each
-  for 2 workers and 2 detector threads for 1 worker (the 2 CPUs are used either way), template
+* Batch: ``pipeline.ground.batch.run_batch`` on a LocalCluster of worker *processes*, one thread
+  each for 2 workers and 2 detector threads for 1 worker (the 2 CPUs are used either way), template
   reports; scenes per minute of batch wall time (cluster start-up excluded and given apart).
 * Simulation: the pool scenes' triage products are measured (pipeline + downlink packets, as
-  Dask tasks), then ``pipeline.constellation.simulate`` runs the default model for 12 and 100
+  Dask tasks), then ``pipeline.ground.constellation.simulate`` runs the default model for 12 and 100
   satellites over 24 h; backlog and alert latency per mode, and one PNG plot each.
 
     .venv/bin/python benchmarks/bench_ground.py            # samples + 8 synthetic 2048 px scenes
@@ -51,8 +51,8 @@ def _scenes(quick: bool) -> list[Path]:
     samples = sorted(p for p in (REPO / "sample_scenes").iterdir() if p.is_dir())
     if quick:
         return samples
-    from pipeline.constellation import generate_pool
-    from pipeline.synthetic import GENERATOR_VERSION
+    from pipeline.ground.constellation import generate_pool
+    from pipeline.testing.synthetic import GENERATOR_VERSION
 
     gen = WORK / "synthetic"
     last = gen / f"sim_{SYNTHETIC - 1:03d}" / "truth.json"
@@ -63,7 +63,7 @@ def _scenes(quick: bool) -> list[Path]:
 
 
 def _batch(scenes: list[Path], workers: int, repeats: int) -> dict[str, Any]:
-    from pipeline.batch import dask_client, run_batch
+    from pipeline.ground.batch import dask_client, run_batch
     from pipeline.settings import ReportSettings, Settings
 
     settings = Settings(threads=max(1, 2 // workers), report=ReportSettings(use_llm=False))
@@ -95,8 +95,13 @@ def _batch(scenes: list[Path], workers: int, repeats: int) -> dict[str, Any]:
 
 
 def _simulate(scenes: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from pipeline.batch import dask_client
-    from pipeline.constellation import ConstellationModel, measure_pool, plot_simulation, simulate
+    from pipeline.ground.batch import dask_client
+    from pipeline.ground.constellation import (
+        ConstellationModel,
+        measure_pool,
+        plot_simulation,
+        simulate,
+    )
     from pipeline.settings import ReportSettings, Settings
 
     settings = Settings(threads=1, report=ReportSettings(use_llm=False))
@@ -135,7 +140,7 @@ def _gb(b: float) -> str:
 def render(doc: dict[str, Any]) -> str:
     lines = section_header(doc, SECTION)
     lines += [
-        "Batch: `pipeline.batch.run_batch` (one Dask task per scene, LocalCluster of worker "
+        "Batch: `pipeline.ground.batch.run_batch` (one Dask task per scene, LocalCluster of worker "
         "processes, template reports, outputs identical to `eotriage run`).  Scenes per minute "
         "of batch wall time after a warm-up scene per worker; cluster start-up given apart.",
         "",
@@ -154,7 +159,8 @@ def render(doc: dict[str, Any]) -> str:
         f"Scenes: {doc['scenes_note']}.  Load average when the benchmark started: "
         f"{doc['loadavg_start']} (other work on this 2-CPU machine makes these figures noisy).",
         "",
-        "Constellation simulation (`pipeline.constellation`, 24 h).  **Measured**: the triage "
+        "Constellation simulation (`pipeline.ground.constellation`, 24 h).  **Measured**: the "
+        "triage "
         "product bytes of each pool scene (pipeline run + `encode_scene` packets of report + "
         "compact GeoJSON): "
         + ", ".join(f"{p['name']} {p['triage_bytes']} B [{p['priority']}]" for p in doc["pool"])

@@ -4,8 +4,8 @@
 Claim under test: a 10,980 x 10,980 px 13-band Sentinel-2 L1C scene runs with the same peak
 memory as a 2,000 x 2,000 px one (ingest is tile by tile, so memory is bounded by one tile).
 
-For each size a synthetic scene (``pipeline.synthetic.generate_scene``, uncompressed GeoTIFFs,
-known fires in ``truth.json``) is generated into ``benchmarks/_work/`` (or reused when its
+For each size a synthetic scene (``pipeline.testing.synthetic.generate_scene``, uncompressed
+GeoTIFFs, known fires in ``truth.json``) is generated into ``benchmarks/_work/`` (or reused when its
 ``truth.json`` matches size and seed), then ``eotriage run SCENE --out OUT --no-progress`` runs
 as a child process.  The child's own peak RSS comes from ``os.wait4`` (its rusage, not the
 cumulative ``RUSAGE_CHILDREN`` maximum).  Recorded per size: peak RSS, wall time, 10 m megapixels
@@ -46,6 +46,7 @@ from typing import Any
 from results_io import (
     BENCH_DIR,
     REPO,
+    BenchError,
     code_fingerprint,
     command_line,
     machine_facts,
@@ -66,10 +67,6 @@ RESULTS_JSON = BENCH_DIR / "results_memory.json"
 WORK = BENCH_DIR / "_work"
 STAGES = ("load_models", "ingest", "detect", "vectorise", "write", "total")
 MIB = 1024.0 * 1024.0
-
-
-class BenchError(Exception):
-    """A result is missing or malformed."""
 
 
 @dataclass
@@ -128,7 +125,7 @@ def _dir_bytes(path: Path) -> int:
 
 def _scene_matches(path: Path, size: int, seed: int) -> bool:
     from pipeline.sensors import PROFILES
-    from pipeline.synthetic import GENERATOR_VERSION
+    from pipeline.testing.synthetic import GENERATOR_VERSION
 
     truth_path = path / "truth.json"
     if not truth_path.is_file():
@@ -151,7 +148,7 @@ def _scene_matches(path: Path, size: int, seed: int) -> bool:
 
 def ensure_scene(size: int, seed: int, regenerate: bool) -> tuple[Path, bool, float | None]:
     """Generate the scene for ``size`` (or reuse it): (path, reused, seconds spent generating)."""
-    from pipeline.synthetic import generate_scene
+    from pipeline.testing.synthetic import generate_scene
 
     path = scene_dir(size, seed)
     if not regenerate and _scene_matches(path, size, seed):
@@ -222,14 +219,6 @@ def run_measured(cmd: Sequence[str], log_path: Path) -> tuple[int, float, float]
     return code, wall, rusage.ru_maxrss * 1024.0 / MIB
 
 
-def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    r = 6_371_008.8
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * r * math.asin(math.sqrt(min(1.0, a)))
-
-
 def _number(obj: Any, what: str) -> float:
     if isinstance(obj, bool) or not isinstance(obj, int | float) or not math.isfinite(obj):
         raise BenchError(f"{what}: expected a finite number, got {obj!r}")
@@ -290,13 +279,16 @@ def check_run(out: Path, scene: Path, size: int) -> tuple[dict[str, Any], dict[s
 
 
 def match_fires(out: Path, scene: Path, run: dict[str, Any]) -> tuple[int, int, int, float]:
-    """(truth fires, fire detections, truth fires matched, largest match distance in m).
+    """(truth fires, fire detections, truth fires matched, largest match distance in m), by
+    :func:`pipeline.evaluation.scoring.match_points` (greedy, closest pairs first).
 
     Every truth fire must have its own detection within ``MATCH_RADIUS_M`` and every detection
     must match a truth fire; otherwise :class:`BenchError`.
     """
-    truth = _load_json(scene / "truth.json")
-    fires = truth.get("fires") if isinstance(truth, dict) else None
+    from pipeline.evaluation.scoring import match_points
+
+    truth_doc = _load_json(scene / "truth.json")
+    fires = truth_doc.get("fires") if isinstance(truth_doc, dict) else None
     if not isinstance(fires, list) or not fires:
         raise BenchError(f"{scene.name}/truth.json: no fires listed")
     gj_path = out / scene.name / "detections.geojson"
@@ -320,29 +312,18 @@ def match_fires(out: Path, scene: Path, run: dict[str, Any]) -> tuple[int, int, 
             f"run.json counts fire={counts.get('fire')!r} but "
             f"detections.geojson has {len(found)} fire features"
         )
-    used: set[int] = set()
-    worst = 0.0
-    missing: list[str] = []
-    for fire in fires:
-        lon = _number(fire.get("lon"), "truth lon")
-        lat = _number(fire.get("lat"), "truth lat")
-        dists = sorted(
-            (_haversine_m(lon, lat, flon, flat), j)
-            for j, (flon, flat) in enumerate(found)
-            if j not in used
-        )
-        if not dists or dists[0][0] > MATCH_RADIUS_M:
-            near = (
-                f"nearest unmatched detection {dists[0][0]:.0f} m away"
-                if dists
-                else "no unmatched detection left"
-            )
-            missing.append(
-                f"truth fire {fire.get('id')} at ({lon:.5f}, {lat:.5f}) not found: {near}"
-            )
-            continue
-        used.add(dists[0][1])
-        worst = max(worst, dists[0][0])
+    truth = [
+        (_number(f.get("lon"), "truth lon"), _number(f.get("lat"), "truth lat")) for f in fires
+    ]
+    matches = match_points(truth, found, MATCH_RADIUS_M)
+    matched = {i for i, _, _ in matches}
+    used = {j for _, j, _ in matches}
+    worst = max((d for _, _, d in matches), default=0.0)
+    missing = [
+        f"truth fire {fires[i].get('id')} at ({lon:.5f}, {lat:.5f}) not found"
+        for i, (lon, lat) in enumerate(truth)
+        if i not in matched
+    ]
     extra = len(found) - len(used)
     if missing or extra:
         msg = "; ".join(missing)
@@ -436,7 +417,8 @@ def render_section(doc: dict[str, Any], results: Sequence[SizeResult]) -> str:
     lines = [
         *section_header(doc, SECTION),
         "Each scene is a synthetic 13-band Sentinel-2 L1C scene "
-        "(`pipeline.synthetic.generate_scene`, uncompressed tiled GeoTIFFs, bands at native "
+        "(`pipeline.testing.synthetic.generate_scene`, uncompressed tiled GeoTIFFs, bands at "
+        "native "
         f"10/20/60 m), run as `eotriage run SCENE --out OUT --no-progress --tile-size "
         f"{doc['settings']['tile_size']}` in its own process, with the default settings: all "
         "three detectors (fire, ships, crop stress) and the report written by the onboard LLM "

@@ -12,7 +12,7 @@ timeout or error.  Wall time per report is ``Report.latency_s``: prompt evaluati
 block (the few-shot prefix is reused from the KV cache), the constrained generation and the
 fact check.
 
-Fact sets: ``pipeline.report.samples.random_result(seed)`` for seeds 0..N-1 (seeded, varied:
+Fact sets: ``pipeline.testing.samples.random_result(seed)`` for seeds 0..N-1 (seeded, varied:
 0..14 fire clusters, ships and crop-stress areas, with or without lengths, headings, severities,
 place names and times, and different sets of detectors that ran), plus the real fire sample
 scene (``sample_scenes/s2_fire_G90292``, 12 clusters).
@@ -55,6 +55,7 @@ from results_io import (
     code_fingerprint,
     command_line,
     machine_facts,
+    pct,
     publish,
     section_header,
     software_facts,
@@ -75,15 +76,6 @@ def rss_mib() -> tuple[float, float]:
         if key in vals:
             vals[key] = int(line.split()[1]) / 1024
     return round(vals["VmRSS"], 1), round(vals["VmHWM"], 1)
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def _row(facts: Any, r: Any) -> dict[str, Any]:
@@ -147,8 +139,8 @@ def run_sets(writers: list[tuple[Any, Any]], n_sets: int) -> list[dict[str, Any]
     from pipeline.report.factcheck import check
     from pipeline.report.facts import facts_from_result
     from pipeline.report.phrases import template_summary
-    from pipeline.report.samples import random_result
     from pipeline.report.writer import ReportWriter
+    from pipeline.testing.samples import random_result
 
     fact_sets = [facts_from_result(random_result(seed)) for seed in range(n_sets)]
     real = facts_from_result(run_scene(REPO / "sample_scenes" / "s2_fire_G90292"))
@@ -176,25 +168,29 @@ def run_sets(writers: list[tuple[Any, Any]], n_sets: int) -> list[dict[str, Any]
 
 
 def free_generation(reporter: Any, n_tokens: int = 32) -> dict[str, float]:
-    """Plain greedy generation after the few-shot prefix (no constraint), for comparison."""
-    from pipeline.report.llm import few_shot_prefix
+    """Plain greedy generation after the few-shot prefix (no constraint), for comparison.
 
-    llm = reporter._llm
-    prompt = few_shot_prefix() + "Facts:\n- 3 ships\n- no fire clusters\nReport:"
-    tokens = llm.tokenize(prompt.encode(), add_bos=True)
-    llm.reset()
-    t0 = time.perf_counter()
-    t1 = t0
-    n = 0
-    for tok in llm.generate(tokens, temp=0.0):
-        n += 1
-        if n == 1:
-            t1 = time.perf_counter()  # prompt evaluated, first token sampled
-        if n > n_tokens or tok == llm.token_eos():
-            break
-    t2 = time.perf_counter()
-    n -= 1  # tokens after the first
-    llm.reset()
+    Runs in a model session of its own, so the reporter's cached prefix stays intact."""
+    import numpy as np
+
+    from pipeline.report.fewshot import few_shot_prefix
+    from pipeline.report.gguf import GgufSession
+
+    settings = reporter.settings
+    with GgufSession(settings, settings.n_ctx, reporter.threads, reporter.batch_threads) as llm:
+        prompt = few_shot_prefix() + "Facts:\n- 3 ships\n- no fire clusters\nReport:"
+        tokens = llm.tokenize(prompt, bos=True)
+        eos = llm.eos_token
+        t0 = time.perf_counter()
+        llm.eval(tokens, from_pos=0)
+        tok = int(np.argmax(llm.logits()))
+        t1 = time.perf_counter()  # prompt evaluated, first token chosen
+        n = 0
+        while n < n_tokens and tok != eos:
+            llm.eval([tok])
+            tok = int(np.argmax(llm.logits()))
+            n += 1
+        t2 = time.perf_counter()
     return {
         "prompt_tokens": len(tokens),
         "prompt_tokens_per_s": round(len(tokens) / (t1 - t0), 1),
@@ -222,7 +218,7 @@ def render_section(doc: dict[str, Any]) -> str:
         "in which order (a per-fact-set token trie over the logits; forced tokens are evaluated "
         "in batches).  "
         "Every report is then fact-checked; a failure, timeout or error falls back to the "
-        f"template.  Fact sets: `pipeline.report.samples.random_result(seed)`, seeds "
+        f"template.  Fact sets: `pipeline.testing.samples.random_result(seed)`, seeds "
         f"0..{m['fact_sets'] - 1}.",
         "",
         "| figure | value | target |",

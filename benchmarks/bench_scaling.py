@@ -2,10 +2,11 @@
 """Scaling: threads 1 vs 2 and a tile-size sweep, to choose the defaults.
 
 Each configuration runs ``pipeline.run_scene`` on the same synthetic 13-band Sentinel-2 L1C scene
-(``pipeline.synthetic.generate_scene``, cached in ``benchmarks/_work/`` like bench_memory.py) with
-every detector that can run on it, in this one process, one after the other.  Each configuration
-runs ``--repeats`` times and the fastest run is kept (timings on this shared 2-core machine are
-noisy; the minimum is the least disturbed).  Figures are ratios within one run of the script.
+(``pipeline.testing.synthetic.generate_scene``, cached in ``benchmarks/_work/`` like
+bench_memory.py) with every detector that can run on it, in this one process, one after the
+other.  Each configuration runs ``--repeats`` times and the fastest run is kept (timings on this
+shared 2-core machine are noisy; the minimum is the least disturbed).  Figures are ratios within
+one run of the script.
 
 Results go to the section "## Scaling: threads and tile size" of ``benchmarks/RESULTS.md`` and to
 ``benchmarks/results_scaling.json``.  Exit status 1 when a run fails or gives different detections
@@ -33,6 +34,7 @@ from results_io import (
     machine_facts,
     publish,
     section_header,
+    signature,
     software_facts,
 )
 
@@ -41,15 +43,6 @@ RESULTS_JSON = BENCH_DIR / "results_scaling.json"
 FAILED_JSON = BENCH_DIR / "_work" / "last_failed_scaling.json"
 REFERENCE = {"threads": 2, "tile_size": 1024}
 TILE_SIZES = (256, 512, 1024, 2048)
-
-
-def signature(result: Any) -> list[tuple[str, float, float]]:
-    """Detections as (class, rounded centroid lon, lat), sorted: equal across configurations."""
-    out = []
-    for d in result.detections:
-        c = d.geometry.centroid
-        out.append((d.cls, round(c.x, 5), round(c.y, 5)))
-    return sorted(out)
 
 
 def run_config(path: Any, threads: int, tile_size: int, repeats: int) -> dict[str, Any]:

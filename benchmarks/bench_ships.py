@@ -2,7 +2,7 @@
 """The ship detector on the labelled sen2ships ports, and its detect() cost per megapixel.
 
 Quality: each port of ``../shared/data/sen2ships`` (or ``$EOTRIAGE_SHARED_DATA``) runs through
-``pipeline.evaluation.evaluate_ships`` (the library behind ``eotriage eval ships``): the ship
+``pipeline.evaluation.ships.evaluate_ships`` (the library behind ``eotriage eval ships``): the ship
 detector with the committed models, detections matched one-to-one to labelled vessels when the
 detection centroid is within 30 m of the vessel box (closest first), false alarms per 10 km² of
 sea (NDWI water pixels).  The screen thresholds were tuned and the committed pixel classifier
@@ -16,7 +16,7 @@ other two ports into a temporary models folder and the port is scored with it.
 
 Speed: ``ShipDetector.detect()`` on one 1088 × 1088 read window (2 threads, models loaded
 beforehand, median of repeated calls): a land-heavy tile of the synthetic L1C scene
-(``pipeline.synthetic.generate_scene``: land with a coast, water on the east quarter) and a
+(``pipeline.testing.synthetic.generate_scene``: land with a coast, water on the east quarter) and a
 sea-heavy tile (the synthetic sen2ships-style sea scene of ``tests/test_ships.py`` with 20
 vessels).  ms per Mpx = detect time / read-window megapixels.
 
@@ -37,7 +37,6 @@ import datetime as dt
 import importlib.util
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -50,10 +49,12 @@ from results_io import (
     REPO,
     code_fingerprint,
     command_line,
+    default_shared,
     machine_facts,
     publish,
     section_header,
     software_facts,
+    time_detect,
 )
 
 SECTION = "## Ships on labelled ports (sen2ships)"
@@ -65,10 +66,6 @@ SAMPLE_DIRS = {"casablanca": "sen2ships_casablanca", "honolulu": "sen2ships_hono
 TOLERANCE_M = 30.0
 TILE = 1088
 TARGETS = {"recall": 0.90, "precision": 0.85, "false_alarms_per_10km2": 2.0}
-
-
-def default_shared() -> Path:
-    return Path(os.environ.get("EOTRIAGE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 def _sum_scores(rows: Sequence[dict[str, Any]], label: str) -> dict[str, Any]:
@@ -87,7 +84,7 @@ def _sum_scores(rows: Sequence[dict[str, Any]], label: str) -> dict[str, Any]:
 
 
 def score_port(path: Path, port: str, split: str, settings: Any) -> dict[str, Any]:
-    from pipeline.evaluation import evaluate_ships
+    from pipeline.evaluation.ships import evaluate_ships
 
     t0 = time.perf_counter()
     score, result = evaluate_ships(path, None, settings, TOLERANCE_M)
@@ -142,48 +139,28 @@ def lopo_skip_reason(have_shared: bool) -> str | None:
     return None
 
 
-def time_detect(path: Path, repeats: int) -> dict[str, Any]:
-    """Median ShipDetector.detect() time on the first 1088 x 1088 read window of a scene."""
+def ship_detect_time(path: Path, repeats: int) -> dict[str, Any]:
+    """ShipDetector.detect() on the first 1088 x 1088 read window of a scene."""
     from rasterio.windows import Window
 
     import pipeline
+    from pipeline.core.tiling import Tile
     from pipeline.detectors.ships import ShipDetector
-    from pipeline.ingest import SceneReader
-    from pipeline.tiling import Tile
 
+    settings = pipeline.Settings(detectors=("ships",), threads=2)
     scene = pipeline.open_scene(path)
-    det = ShipDetector(pipeline.Settings(detectors=("ships",), threads=2))
-    core = Window(64, 64, TILE - 128, TILE - 128)
-    tile = Tile(0, 0, core, Window(0, 0, TILE, TILE))
-    with SceneReader(scene) as reader:
-        data = reader.read(tile, det.band_names(scene))
-    det.detect(data, scene)  # warm-up
-    times = []
-    comps = 0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        comps = len(det.detect(data, scene))
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    mpx = TILE * TILE / 1e6
-    return {
-        "scene": os.path.relpath(path, REPO) if path.is_relative_to(REPO) else path.name,
-        "read_window_px": [TILE, TILE],
-        "repeats": repeats,
-        "median_ms": round(med * 1000, 2),
-        "min_ms": round(min(times) * 1000, 2),
-        "ms_per_mpx": round(med * 1000 / mpx, 2),
-        "min_ms_per_mpx": round(min(times) * 1000 / mpx, 2),
-        "components": comps,
-    }
+    tile = Tile(0, 0, Window(64, 64, TILE - 128, TILE - 128), Window(0, 0, TILE, TILE))
+    row = time_detect(ShipDetector(settings), scene, tile, settings, repeats, 1)
+    shown = os.path.relpath(path, REPO) if path.is_relative_to(REPO) else path.name
+    return {"scene": shown, **row}
 
 
 def speed(quick: bool) -> list[dict[str, Any]]:
     sys.path.insert(0, str(REPO))
     import numpy as np
 
-    from pipeline.synthetic import generate_scene
-    from tests.test_ships import SynShip, write_ship_scene
+    from pipeline.testing.ship_scenes import SynShip, write_ship_scene
+    from pipeline.testing.synthetic import generate_scene
 
     WORK.mkdir(parents=True, exist_ok=True)
     land = generate_scene(
@@ -204,7 +181,7 @@ def speed(quick: bool) -> list[dict[str, Any]]:
     reps = 5 if quick else 20
     out = []
     for kind, p in (("land-heavy (synthetic L1C, coast)", land), ("sea-heavy (20 vessels)", sea)):
-        r = time_detect(p, reps)
+        r = ship_detect_time(p, reps)
         r["tile"] = kind
         out.append(r)
         print(f"  detect {kind}: {r['median_ms']} ms = {r['ms_per_mpx']} ms/Mpx", flush=True)
@@ -220,7 +197,7 @@ def _ratio(pair: list[int] | None) -> str:
 
 def breakdown_lines(doc: dict[str, Any]) -> list[str]:
     """Recall of vessels at sea vs moored and precision of free vs shore detections."""
-    from pipeline.evaluation import AT_SEA_RING_WATER, sum_by_setting
+    from pipeline.evaluation.ships import AT_SEA_RING_WATER, sum_by_setting
 
     groups = [
         ("committed model, tuned port (busan)", [r for r in doc["ports"] if r["port"] in TUNED]),
@@ -232,7 +209,7 @@ def breakdown_lines(doc: dict[str, Any]) -> list[str]:
         "Where the misses and false alarms are (vessels *at sea*: at least "
         f"{AT_SEA_RING_WATER:.0%} of the 3-pixel ring around the labelled mask is water; "
         "*moored*: the rest, alongside quays, piers or other hulls; "
-        "`pipeline.evaluation.vessel_settings`, also printed by `eotriage eval ships`; "
+        "`pipeline.evaluation.ships.vessel_settings`, also printed by `eotriage eval ships`; "
         "detections by the detector's kind, `free` = surrounded by water, `shore` = pixel "
         "classifier):",
         "",
@@ -260,7 +237,8 @@ def _f(v: Any, nd: int = 3) -> str:
 def render(doc: dict[str, Any]) -> str:
     lines = [
         *section_header(doc, SECTION),
-        "Library call per port: `pipeline.evaluation.evaluate_ships(port_dir)` (= `eotriage eval "
+        "Library call per port: `pipeline.evaluation.ships.evaluate_ships(port_dir)` "
+        "(= `eotriage eval "
         "ships PORT_DIR`): ship detector with the committed models and default settings "
         f"(tile 1024, {doc['settings']['threads']} threads); a detection matches a labelled "
         f"vessel when its centroid is within {TOLERANCE_M:g} m of the vessel box (closest "

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Streaming triage: acquisition-to-alert latency per class, and same results as the file path.
 
-Each scene is replayed by the sensor simulator (``pipeline.simulator.replay``) as a push-broom
-line stream and fed block by block to ``pipeline.stream.Triage`` with alert packets
-(``pipeline.alerts.AlertEncoder``), all detectors enabled.  Latency of an alert = time from the
-block completing its evidence entering ``Triage.feed`` to its alert packet being ready (no LLM
-text: that follows in the scene report).  Scenes are replayed at Sentinel-2's line rate
+Each scene is replayed by the sensor simulator (``pipeline.core.replay.replay``) as a push-broom
+line stream and fed block by block to ``pipeline.core.stream.Triage`` with alert packets
+(``pipeline.downlink.alerts.AlertEncoder``), all detectors enabled.  Latency of an alert = time
+from the block completing its evidence entering ``Triage.feed`` to its alert packet being ready
+(no LLM text: that follows in the scene report).  Scenes are replayed at Sentinel-2's line rate
 (664 lines/s of 10 m pixels, so triage must keep up with the sensor) and, for comparison, as
 fast as they can be read.  Every run is checked against ``pipeline.run_scene`` on the file.
 
@@ -36,8 +36,10 @@ from results_io import (
     REPO,
     command_line,
     machine_facts,
+    pct,
     publish,
     section_header,
+    signature,
     software_facts,
 )
 
@@ -48,23 +50,11 @@ S2_RATE = 664.0
 SAMPLES = ("s2_fire_G90292", "s2_l1c_virginia_crop", "sen2ships_honolulu", "sen2ships_casablanca")
 
 
-def signature(result: Any) -> list[tuple[str, float, float]]:
-    return sorted(
-        (d.cls, round(d.geometry.centroid.x, 6), round(d.geometry.centroid.y, 6))
-        for d in result.detections
-    )
-
-
-def pct(vals: list[float], q: float) -> float:
-    s = sorted(vals)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
-
-
 def stream_once(path: Path, rate: float | None, block_lines: int) -> dict[str, Any]:
     import pipeline
-    from pipeline.alerts import AlertEncoder
-    from pipeline.simulator import replay
-    from pipeline.stream import StripLayout, Triage
+    from pipeline.core.replay import replay
+    from pipeline.core.stream import StripLayout, Triage
+    from pipeline.downlink.alerts import AlertEncoder
 
     settings = pipeline.Settings()
     scene = pipeline.open_scene(path)
@@ -115,7 +105,7 @@ def render(doc: dict[str, Any]) -> str:
     lines += [
         "Each scene is replayed by the sensor simulator as a push-broom line stream "
         f"({doc['settings']['block_lines']}-line blocks per band, bands in acquisition order) "
-        "into `pipeline.stream.Triage` with all detectors and alert packets.  Latency = time "
+        "into `pipeline.core.stream.Triage` with all detectors and alert packets.  Latency = time "
         "from the block completing a detection's evidence entering `Triage.feed` to its alert "
         "packet being ready (no LLM text).  Rate 664 = Sentinel-2's 10 m line rate, so triage "
         "runs while the sensor delivers; 'max' = blocks as fast as they are read.  'after last "

@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: machine/software facts and ``RESULTS.md`` sections.
+"""Helpers shared by the benchmark scripts: machine/software facts, ``RESULTS.md`` sections, and
+the one percentile, detection signature and detector timing every script uses.
 
 ``benchmarks/`` is not a package; the scripts run as ``python benchmarks/X.py``, which puts this
 folder on ``sys.path``, so they import this module as ``from results_io import ...``.
@@ -26,6 +27,76 @@ RESULTS_MD = BENCH_DIR / "RESULTS.md"
 #: Environment variable that redirects RESULTS.md and the results_*.json files to another folder
 #: (``eotriage bench --quick`` uses it so CI never overwrites the recorded figures).
 OUT_ENV = "EOTRIAGE_BENCH_OUT"
+
+
+class BenchError(Exception):
+    """A benchmark result is missing or malformed."""
+
+
+def default_shared() -> Path:
+    """The shared real data: ``$EOTRIAGE_SHARED_DATA`` or ``../shared/data`` beside the repo."""
+    return Path(os.environ.get("EOTRIAGE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) with linear interpolation between order statistics (numpy's
+    default); NaN for no values."""
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = (len(s) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def signature(result: Any) -> list[tuple[str, float, float]]:
+    """A scene result's detections as sorted (class, centroid lon, lat) rounded to 6 decimals
+    (~0.1 m): equal when two runs (tilings, threads, stream vs file) found the same objects."""
+    return sorted(
+        (d.cls, round(d.geometry.centroid.x, 6), round(d.geometry.centroid.y, 6))
+        for d in result.detections
+    )
+
+
+def time_detect(
+    detector: Any, scene: Any, tile: Any, settings: Any, repeats: int, warmup: int = 2
+) -> dict[str, Any]:
+    """Time ``detector.detect`` on one tile of ``scene`` (read once beforehand): median and
+    minimum wall time, per Mpx of the tile's read window, CPU time per Mpx and the load average
+    (other processes share the cores; the minimum is the least disturbed figure)."""
+    import statistics
+    import time
+
+    from pipeline.core.env import Env
+    from pipeline.core.ingest import SceneReader
+
+    with SceneReader(scene) as reader:
+        data = reader.read(tile, detector.band_names(scene))
+    times: list[float] = []
+    comps = 0
+    with Env(settings):
+        for _ in range(warmup):
+            detector.detect(data, scene)
+        c0 = time.process_time()
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            comps = len(detector.detect(data, scene))
+            times.append(time.perf_counter() - t0)
+        cpu = (time.process_time() - c0) / repeats
+    mpx = tile.read.width * tile.read.height / 1e6
+    med = statistics.median(times) * 1000
+    return {
+        "read_window_px": [int(tile.read.width), int(tile.read.height)],
+        "threads": settings.threads,
+        "repeats": repeats,
+        "components": comps,
+        "median_ms": round(med, 2),
+        "min_ms": round(min(times) * 1000, 2),
+        "ms_per_mpx": round(med / mpx, 2),
+        "min_ms_per_mpx": round(min(times) * 1000 / mpx, 2),
+        "cpu_ms_per_mpx": round(cpu * 1000 / mpx, 2),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 def results_dir() -> Path:

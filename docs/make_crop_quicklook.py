@@ -27,9 +27,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import pipeline  # noqa: E402
+from pipeline.core.ingest import SceneReader  # noqa: E402
+from pipeline.core.tiling import Tile  # noqa: E402
 from pipeline.detectors.crop import CropDetector  # noqa: E402
-from pipeline.ingest import SceneReader  # noqa: E402
-from pipeline.tiling import Tile  # noqa: E402
 
 COLOURS = {"moderate": (255, 150, 0), "severe": (230, 0, 0)}
 CLASS_RGB = np.array(

@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.evaluation import INSTANCES_FILE, evaluate_ships, vessel_settings  # noqa: E402
+from pipeline.evaluation.ships import INSTANCES_FILE, evaluate_ships, vessel_settings  # noqa: E402
 
 CROP = 48
 ZOOM = 4

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.ask.packets import QA_KINDS
-from pipeline.downlink.ccsds import SEQ_MODULO, DamagedRange, ScannedPacket, scan_stream
-from pipeline.downlink.products import (
+from pipeline.errors import PacketError
+from pipeline.wire.ccsds import SEQ_MODULO, DamagedRange, ScannedPacket, scan_stream
+from pipeline.wire.products import (
     Chip,
     DetectionsChunk,
     Kind,
@@ -25,7 +25,7 @@ from pipeline.downlink.products import (
     unpack_detections_chunk,
     unpack_report,
 )
-from pipeline.errors import PacketError
+from pipeline.wire.qa import QA_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def _decode_scene(tag: int, pkts: list[ScannedPacket], ranges: Sequence[DamagedR
 
 
 def _unpack_value(data: bytes) -> Any:
-    from pipeline.downlink import codec
+    from pipeline.wire import codec
 
     return codec.unpack(data)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.ask.packets import QA_KINDS, DecodedQA, decode_qa
+from pipeline.wire.qa import QA_KINDS, DecodedQA, decode_qa
 
 
 @dataclass(frozen=True)

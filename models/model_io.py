@@ -3,7 +3,7 @@
 Shared by every script in ``models/`` (they run as ``python models/X.py``, which puts this folder
 on ``sys.path``).  The manifest is read, changed and written back, so building one model never
 drops the entries of the others.  Every model is also written, byte for byte, to
-``golden/<name>.onnx``: the second stored copy that ``pipeline.onnx_models`` loads when the
+``golden/<name>.onnx``: the second stored copy that ``pipeline.core.onnx_models`` loads when the
 primary file is corrupt (``settings.robustness.golden_fallback``), so a rebuild keeps both in
 step.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-#: Sub-folder of the golden copies (the same name as ``pipeline.onnx_models.GOLDEN_SUBDIR``).
+#: Sub-folder of the golden copies (the same name as ``pipeline.core.onnx_models.GOLDEN_SUBDIR``).
 GOLDEN_SUBDIR = "golden"
 
 

@@ -103,10 +103,10 @@ def scene_pixels(
     import rasterio
 
     import pipeline
+    from pipeline.core.ingest import SceneReader
+    from pipeline.core.onnx_models import load_manifest
+    from pipeline.core.tiling import tile_grid
     from pipeline.detectors.ships import FEATURES, ROLES, pixel_features, shore_zone
-    from pipeline.ingest import SceneReader
-    from pipeline.onnx_models import load_manifest
-    from pipeline.tiling import tile_grid
 
     ndwi_min = float(load_manifest(models_dir)["ship_screen"].thresholds["ndwi_min"])
     scene = pipeline.open_scene(scene_dir)

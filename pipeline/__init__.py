@@ -25,7 +25,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 #: public name -> submodule that defines it
 _EXPORTS = {
-    "run_scene": "engine",
+    "run_scene": "core.engine",
     "ConfigError": "errors",
     "EmptySceneError": "errors",
     "EotriageError": "errors",
@@ -36,12 +36,20 @@ _EXPORTS = {
     "ComputeFaultError": "errors",
     "StageTimeout": "errors",
     "UnknownSensorError": "errors",
-    "write_scene": "outputs",
-    "Detection": "results",
-    "SceneResult": "results",
-    "TileFailure": "results",
-    "Scene": "scene",
-    "open_scene": "scene",
+    "CheckpointError": "errors",
+    "LlmTimeout": "errors",
+    "OutboxError": "errors",
+    "QuestionError": "errors",
+    "StoreError": "errors",
+    "UplinkError": "errors",
+    "SceneRunner": "runner",
+    "SceneOutcome": "runner",
+    "write_scene": "runner",
+    "Detection": "core.results",
+    "SceneResult": "core.results",
+    "TileFailure": "core.results",
+    "Scene": "core.scene",
+    "open_scene": "core.scene",
     "PROFILES": "sensors",
     "CropSettings": "settings",
     "DownlinkSettings": "settings",
@@ -51,11 +59,12 @@ _EXPORTS = {
     "ShipSettings": "settings",
     "ReportWriter": "report.writer",
     "compact_geojson": "report.compact",
-    "Triage": "stream",
-    "StripLayout": "stream",
+    "Triage": "core.stream",
+    "StripLayout": "core.stream",
 }
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
     "CropSettings",
     "Detection",
@@ -64,15 +73,21 @@ __all__ = [
     "EotriageError",
     "FireSettings",
     "InputError",
+    "LlmTimeout",
     "ModelError",
+    "OutboxError",
     "PROFILES",
     "PacketError",
+    "QuestionError",
     "ReportSettings",
     "ReportWriter",
     "Scene",
+    "SceneOutcome",
     "SceneResult",
+    "SceneRunner",
     "Settings",
     "ShipSettings",
+    "StoreError",
     "StripLayout",
     "TileError",
     "ComputeFaultError",
@@ -80,6 +95,7 @@ __all__ = [
     "TileFailure",
     "Triage",
     "UnknownSensorError",
+    "UplinkError",
     "__version__",
     "compact_geojson",
     "open_scene",
@@ -102,24 +118,31 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .engine import run_scene
+    from .core.engine import run_scene
+    from .core.results import Detection, SceneResult, TileFailure
+    from .core.scene import Scene, open_scene
+    from .core.stream import StripLayout, Triage
     from .errors import (
+        CheckpointError,
         ComputeFaultError,
         ConfigError,
         EmptySceneError,
         EotriageError,
         InputError,
+        LlmTimeout,
         ModelError,
+        OutboxError,
         PacketError,
+        QuestionError,
         StageTimeout,
+        StoreError,
         TileError,
         UnknownSensorError,
+        UplinkError,
     )
-    from .outputs import write_scene
     from .report.compact import compact_geojson
     from .report.writer import ReportWriter
-    from .results import Detection, SceneResult, TileFailure
-    from .scene import Scene, open_scene
+    from .runner import SceneOutcome, SceneRunner, write_scene
     from .sensors import PROFILES
     from .settings import (
         CropSettings,
@@ -129,4 +152,3 @@ if TYPE_CHECKING:
         Settings,
         ShipSettings,
     )
-    from .stream import StripLayout, Triage

@@ -50,6 +50,30 @@ class PacketError(EotriageError, ValueError):
     """A downlink packet that is malformed or fails its checksum."""
 
 
+class CheckpointError(InputError):
+    """A checkpoint that does not belong to the run being resumed, or cannot be read."""
+
+
+class LlmTimeout(ModelError):
+    """The report took longer than ``ReportSettings.timeout_s``."""
+
+
+class OutboxError(EotriageError, OSError):
+    """The outbox cannot be used: locked by another process, unreadable, or a packet is corrupt."""
+
+
+class UplinkError(InputError):
+    """An uplink bundle that is rejected: bad signature, old version, tampered or invalid file."""
+
+
+class StoreError(EotriageError):
+    """The detection store cannot be opened, read or written."""
+
+
+class QuestionError(InputError):
+    """A question that cannot be understood or answered (bad area, time, class...)."""
+
+
 def cause_text(exc: BaseException, limit: int = 200) -> str:
     """One line saying what went wrong, from the innermost cause of a library exception.
 

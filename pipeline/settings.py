@@ -1,5 +1,10 @@
 """One typed settings source, loadable from TOML.
 
+Every section is a frozen dataclass whose fields are checked against their type and range when
+it is made, so a bad value fails at once with one :class:`~pipeline.errors.ConfigError` naming
+the key (``[fire] ratio_min must be a number > 0, got -1.5``).  Detector thresholds follow one
+scheme: a field per threshold, ``None`` meaning the value stored in the model manifest.
+
 Example ``eotriage.toml``::
 
     tile_size = 1024
@@ -11,6 +16,12 @@ Example ``eotriage.toml``::
     ratio_min = 1.3
     context_m = 300
 
+    [ships]
+    min_length_m = 35
+
+    [crop]
+    ndvi_stress = 0.5
+
     [gdal]
     GDAL_CACHEMAX = "64"
 """
@@ -18,8 +29,11 @@ Example ``eotriage.toml``::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +45,124 @@ from .errors import ConfigError
 KNOWN_DETECTORS = ("fire", "ships", "crop")
 
 
+def _num(default: float | None = None, **bounds: float) -> Any:
+    """A numeric field with bounds: ``gt``, ``ge``, ``lt``, ``le`` (checked by :func:`_check`)."""
+    return field(default=default, metadata=bounds)
+
+
+def _int(default: int | None = None, **bounds: float) -> Any:
+    return field(default=default, metadata=bounds)
+
+
+_BOUND_TEXT = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _describe(kind: Any) -> str:
+    if kind is bool:
+        return "true or false"
+    if kind is int:
+        return "an integer"
+    if kind is float:
+        return "a number"
+    if kind in (str, Path):
+        return "a string"
+    return str(kind)
+
+
+def _coerce(section: str, name: str, kind: Any, value: Any) -> Any:
+    """``value`` checked against the annotation ``kind`` (and converted int -> float, str ->
+    Path, list -> tuple); ConfigError naming ``[section] name`` when it does not fit."""
+    where = f"[{section}] {name}" if section else name
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(kind)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _coerce(section, name, inner[0], value)
+        raise ConfigError(f"{where}: unsupported type {kind}")  # pragma: no cover
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if kind is Path:
+        if not isinstance(value, str | os.PathLike):
+            raise ConfigError(f"{where} must be a path (string), got {value!r}")
+        return Path(value)
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+        if not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+        return tuple(value)
+    if origin in (Mapping, dict) or kind in (Mapping, dict):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a table, got {value!r}")
+        return dict(value)
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        if not isinstance(value, kind):
+            raise ConfigError(f"[{name}] must be a table of settings, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {kind}")  # pragma: no cover
+
+
+def _check(obj: Any, section: str) -> None:
+    """Type- and range-check every field of a settings dataclass (converting where lossless)."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = _coerce(section, f.name, hints[f.name], getattr(obj, f.name))
+        if value is not getattr(obj, f.name):
+            object.__setattr__(obj, f.name, value)
+        if value is None or not f.metadata:
+            continue
+        for bound, limit in f.metadata.items():
+            ok = {
+                "gt": value > limit,
+                "ge": value >= limit,
+                "lt": value < limit,
+                "le": value <= limit,
+            }[bound]
+            if not ok:
+                where = f"[{section}] {f.name}" if section else f.name
+                rules = " and ".join(f"{_BOUND_TEXT[b]} {v:g}" for b, v in f.metadata.items())
+                what = _describe(int if isinstance(value, int) else float)
+                raise ConfigError(f"{where} must be {what} {rules}, got {value!r}")
+
+
+def manifest_thresholds(section: Any, manifest: Mapping[str, float]) -> dict[str, float]:
+    """The thresholds a detector runs with: ``manifest`` (the model manifest's values, with
+    the detector's own defaults), overridden by every field of its settings section that is
+    set (not ``None``) and names one of them."""
+    th = {k: float(v) for k, v in manifest.items()}
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if f.name in th and value is not None:
+            th[f.name] = float(value)
+    return th
+
+
 @dataclass(frozen=True)
 class FireSettings:
     """Thresholds of the SWIR active-fire test (reflectance units).
@@ -38,16 +170,16 @@ class FireSettings:
     ``None`` means: use the value stored in the model manifest.
     """
 
-    ratio_min: float | None = None
-    swir22_min: float | None = None
-    context_k: float | None = None
-    context_delta: float | None = None
-    unamb_ratio: float | None = None
-    unamb_swir22: float | None = None
+    ratio_min: float | None = _num(gt=0)
+    swir22_min: float | None = _num(ge=0)
+    context_k: float | None = _num(ge=0)
+    context_delta: float | None = _num(ge=0)
+    unamb_ratio: float | None = _num(gt=0)
+    unamb_swir22: float | None = _num(ge=0)
     #: Radius of the background window for the contextual test, in metres on the ground.
-    context_m: float = 300.0
+    context_m: float = _num(300.0, gt=0)
     #: Clusters with fewer hot pixels are dropped (1 keeps single hot pixels).
-    min_pixels: int = 1
+    min_pixels: int = _int(1, ge=1)
     #: Second checks for a cluster covering only one sample of the native SWIR 2.2 um band
     #: (what one flipped bit in B12 looks like).  Against the median background of the
     #: context window: the brightest neighbour sample's SWIR 2.2 excess must be at least
@@ -58,29 +190,67 @@ class FireSettings:
     #: neighbour's B12/B11 ratio at least ``one_sample_tint_min`` times the background's (the
     #: spill carries the fire's spectrum: 1.67-1.89 in G90292; a flipped bit's neighbours are
     #: plain land, 0.99-1.37 on the Virginia tile).  0 turns a check off.
-    one_sample_spill_min: float = 0.3
-    one_sample_rise_min: float = 0.08
-    one_sample_tint_min: float = 1.5
+    one_sample_spill_min: float = _num(0.3, ge=0)
+    one_sample_rise_min: float = _num(0.08, ge=0)
+    one_sample_tint_min: float = _num(1.5, ge=0)
+
+    def __post_init__(self) -> None:
+        _check(self, "fire")
 
 
 @dataclass(frozen=True)
 class ShipSettings:
-    """Ship detector settings.
+    """Ship detector thresholds; ``None`` = the value in the model manifest (the screen's and the
+    classifier's entries) or the detector's default.  See :mod:`pipeline.detectors.ships`."""
 
-    ``thresholds`` overrides model-manifest thresholds by name (e.g. ``{"min_score": 0.6}``).
-    """
+    # the screen (models/ship_screen.onnx)
+    ndwi_min: float | None = _num(ge=-1, le=1)
+    k_std: float | None = _num(ge=0)
+    delta_min: float | None = _num(ge=0)
+    nir_min: float | None = _num(ge=0)
+    sea_frac_min: float | None = _num(ge=0, le=1)
+    min_water: float | None = _num(ge=0)
+    land_block_min: float | None = _num(ge=0, le=1)
+    # objects: free vessels, shore objects, size rules
+    min_score: float | None = _num(ge=0)
+    free_water_min: float | None = _num(ge=0, le=1)
+    free_ndvi_min: float | None = None
+    free_contrast_min: float | None = None
+    free_support_px: float | None = _num(ge=0)
+    free_swir_ratio_min: float | None = None
+    free_blue_ratio_min: float | None = None
+    seed_prob: float | None = _num(ge=0, le=1)
+    grow_prob: float | None = _num(ge=0, le=1)
+    shore_min_pixels: float | None = _num(ge=0)
+    min_elongation: float | None = _num(ge=0)
+    grow_k: float | None = _num(ge=0)
+    grow_delta: float | None = _num(ge=0)
+    min_pixels: float | None = _num(ge=0)
+    land_open_px: float | None = _num(ge=0)
+    land_grow_px: float | None = _num(ge=0)
+    land_close_px: float | None = _num(ge=0)
+    max_length_m: float | None = _num(gt=0)
+    #: vessels shorter than this are not reported (metres)
+    min_length_m: float | None = _num(ge=0)
 
-    thresholds: Mapping[str, float] = field(default_factory=dict)
+    def __post_init__(self) -> None:
+        _check(self, "ships")
 
 
 @dataclass(frozen=True)
 class CropSettings:
-    """Crop-stress detector settings.
+    """Crop-stress detector settings; thresholds ``None`` = the model manifest's value."""
 
-    ``thresholds`` overrides model-manifest thresholds by name.
-    """
-
-    thresholds: Mapping[str, float] = field(default_factory=dict)
+    ndvi_stress: float | None = _num(ge=-1, le=1)
+    ndvi_severe: float | None = _num(ge=-1, le=1)
+    ndre_stress: float | None = _num(ge=-1, le=1)
+    ndmi_stress: float | None = _num(ge=-1, le=1)
+    msi_severe: float | None = _num(ge=0)
+    drop_min: float | None = _num(ge=0)
+    drop_severe: float | None = _num(ge=0)
+    bare_ndvi_max: float | None = _num(ge=-1, le=1)
+    water_ndwi_min: float | None = _num(ge=-1, le=1)
+    water_ndvi_max: float | None = _num(ge=-1, le=1)
     #: Optional uplinked cropland mask (GeoTIFF, any CRS/grid; non-zero = cropland).  ``None``:
     #: the spectral rule decides (vegetated land: not water, not bare soil or built-up).
     cropland_mask: str | None = None
@@ -88,9 +258,12 @@ class CropSettings:
     #: stress is a drop against it, elsewhere the low-value test.
     baseline_ndvi: str | None = None
     #: Working resolution of the test in metres (20: the red-edge and SWIR bands' own grid).
-    grid_m: float = 20.0
+    grid_m: float = _num(20.0, gt=0)
     #: Stressed areas smaller than this (after merging across tiles) are dropped.
-    min_area_m2: float = 5000.0
+    min_area_m2: float = _num(5000.0, ge=0)
+
+    def __post_init__(self) -> None:
+        _check(self, "crop")
 
 
 @dataclass(frozen=True)
@@ -105,36 +278,23 @@ class ReportSettings:
     model_path: Path | None = None
     model_sha256: str | None = None
     #: seconds allowed for one LLM report (model loading excluded); then the template is used
-    timeout_s: float = 5.0
+    timeout_s: float = _num(5.0, gt=0)
     #: features in compact.geojson, highest score first
-    max_features: int = 50
-    max_chars: int = 280
+    max_features: int = _int(50, ge=0)
+    max_chars: int = _int(280, ge=40, le=2000)
     #: generated-token budget of one LLM report
-    max_tokens: int = 96
+    max_tokens: int = _int(96, ge=8)
     #: words of the model's headline (chosen from a fixed neutral vocabulary)
-    headline_words: int = 4
-    n_ctx: int = 2048
+    headline_words: int = _int(4, ge=1)
+    n_ctx: int = _int(2048, ge=512)
     #: llama.cpp threads for prompt evaluation; ``None`` = ``Settings.threads``.  1 by default:
     #: on 2 busy cores, 2 llama.cpp threads wait on each other at every op (p90 5 s vs 0.8 s)
-    threads: int | None = 1
+    threads: int | None = _int(1, ge=1)
     #: llama.cpp threads for single-token decoding steps
-    decode_threads: int = 1
+    decode_threads: int = _int(1, ge=1)
 
     def __post_init__(self) -> None:
-        if self.model_path is not None and not isinstance(self.model_path, Path):
-            object.__setattr__(self, "model_path", Path(self.model_path))
-        if self.timeout_s <= 0:
-            raise ConfigError(f"report timeout_s must be > 0, got {self.timeout_s}")
-        if self.max_features < 0:
-            raise ConfigError(f"report max_features must be >= 0, got {self.max_features}")
-        if not 40 <= self.max_chars <= 2000:
-            raise ConfigError(f"report max_chars must be in 40..2000, got {self.max_chars}")
-        if self.max_tokens < 8 or self.headline_words < 1 or self.n_ctx < 512:
-            raise ConfigError("report max_tokens >= 8, headline_words >= 1, n_ctx >= 512")
-        if self.decode_threads < 1:
-            raise ConfigError(f"report decode_threads must be >= 1, got {self.decode_threads}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"report threads must be >= 1, got {self.threads}")
+        _check(self, "report")
 
 
 @dataclass(frozen=True)
@@ -145,20 +305,15 @@ class DownlinkSettings:
     listed in run.json.  Chips and the quicklook are optional extras, off by default.
     """
 
-    budget_bytes: int | None = None
+    budget_bytes: int | None = _int(ge=0)
     chips: bool = False
-    chip_size: int = 64
-    max_chips: int = 50
+    chip_size: int = _int(64, ge=8, le=512)
+    max_chips: int = _int(50, ge=0)
     quicklook: bool = False
-    quicklook_width: int = 256
+    quicklook_width: int = _int(256, ge=16)
 
     def __post_init__(self) -> None:
-        if self.budget_bytes is not None and self.budget_bytes < 0:
-            raise ConfigError(f"downlink budget_bytes must be >= 0, got {self.budget_bytes}")
-        if not 8 <= self.chip_size <= 512:
-            raise ConfigError(f"downlink chip_size must be in 8..512 px, got {self.chip_size}")
-        if self.quicklook_width < 16:
-            raise ConfigError(f"downlink quicklook_width must be >= 16, got {self.quicklook_width}")
+        _check(self, "downlink")
 
 
 @dataclass(frozen=True)
@@ -170,10 +325,10 @@ class RobustnessSettings:
 
     #: Reflectances above this are physically impossible (e.g. a flipped high bit) and are
     #: flagged invalid; bright clouds and hot fires stay well below 2.0.
-    max_reflectance: float = 2.0
+    max_reflectance: float = _num(2.0, gt=0)
     #: A row or column of the read window whose samples all hold one non-zero value over at
     #: least this many pixels is a stuck detector line and flagged invalid (0 = off).
-    stuck_line_px: int = 64
+    stuck_line_px: int = _int(64, ge=0)
     #: Models whose sha256 does not match fall back to the copy in this directory
     #: (``None`` = ``<models_dir>/golden``); ``False`` in ``golden_fallback`` refuses instead.
     golden_dir: Path | None = None
@@ -183,22 +338,13 @@ class RobustnessSettings:
     dual_execution: bool = False
     #: Seconds one tile may take in the detectors before it is abandoned and recorded
     #: (``None`` = no limit).
-    tile_timeout_s: float | None = 60.0
+    tile_timeout_s: float | None = _num(60.0, gt=0)
     #: The Ed25519 public key (PEM or raw 32 bytes) uplink bundles must be signed with;
     #: used by `eotriage uplink verify|install` when --pubkey is not given.
     uplink_pubkey: Path | None = None
 
     def __post_init__(self) -> None:
-        for name in ("golden_dir", "uplink_pubkey"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, Path):
-                object.__setattr__(self, name, Path(value))
-        if not self.max_reflectance > 0:
-            raise ConfigError(f"robustness max_reflectance must be > 0, got {self.max_reflectance}")
-        if self.stuck_line_px < 0:
-            raise ConfigError(f"robustness stuck_line_px must be >= 0, got {self.stuck_line_px}")
-        if self.tile_timeout_s is not None and self.tile_timeout_s <= 0:
-            raise ConfigError(f"robustness tile_timeout_s must be > 0, got {self.tile_timeout_s}")
+        _check(self, "robustness")
 
 
 #: TOML table name -> dataclass of that section.
@@ -216,9 +362,11 @@ SECTIONS: dict[str, type] = {
 class Settings:
     """Everything a run can be tuned with.  Frozen: derive variants with :meth:`replace`."""
 
-    tile_size: int = 1024
-    overlap: int = 64
-    threads: int = field(default_factory=lambda: max(1, min(2, os.cpu_count() or 1)))
+    tile_size: int = _int(1024, ge=64)
+    overlap: int = _int(64, ge=0)
+    threads: int = field(
+        default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), metadata={"ge": 1}
+    )
     #: onnxruntime execution providers in order of preference; empty = automatic
     #: (TensorRT, then CUDA, then CPU, whichever are available).
     providers: tuple[str, ...] = ()
@@ -234,7 +382,7 @@ class Settings:
     downlink: DownlinkSettings = field(default_factory=DownlinkSettings)
     robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
     #: Let glibc malloc keep tile-sized buffers between tiles (fewer page faults; see
-    #: pipeline.allocator).  Process-wide; off leaves the C allocator untouched.
+    #: pipeline.core.allocator).  Process-wide; off leaves the C allocator untouched.
     reuse_buffers: bool = True
     #: Read the next tile in a background thread while the detectors run (one tile ahead).
     prefetch: bool = True
@@ -245,15 +393,14 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
-        if self.tile_size < 64:
-            raise ConfigError(f"tile_size must be >= 64 px, got {self.tile_size}")
+        if isinstance(self.detectors, str):  # "fire,ships" from a TOML string or a caller
+            object.__setattr__(self, "detectors", _split_names(self.detectors))
+        _check(self, "")
         if not 0 <= self.overlap <= self.tile_size:
             raise ConfigError(
                 f"overlap must be in 0..{self.tile_size} px for tile_size {self.tile_size}, "
                 f"got {self.overlap}"
             )
-        if self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
         unknown = [d for d in self.detectors if d not in KNOWN_DETECTORS]
         if unknown:
             raise ConfigError(
@@ -261,6 +408,10 @@ class Settings:
             )
         if not self.detectors:
             raise ConfigError("at least one detector must be enabled")
+        bad = {k: v for k, v in self.gdal.items() if not isinstance(v, str | int | float)}
+        if bad:
+            raise ConfigError(f"[gdal] options must be strings, got {bad!r}")
+        object.__setattr__(self, "gdal", {str(k): str(v) for k, v in self.gdal.items()})
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -280,7 +431,7 @@ class Settings:
         if isinstance(changes.get("detectors"), str):
             text = changes.pop("detectors")
             if text.strip():  # empty text: keep the configured detectors
-                changes["detectors"] = tuple(d.strip() for d in text.split(",") if d.strip())
+                changes["detectors"] = _split_names(text)
         for name, fields in (sections or {}).items():
             given = {k: v for k, v in fields.items() if v is not None}
             if given:
@@ -305,13 +456,6 @@ class Settings:
         for section, kind in SECTIONS.items():
             if section in data and not isinstance(data[section], kind):
                 data[section] = _section(section, kind, data[section])
-        for key in ("providers", "detectors"):
-            if key in data:
-                data[key] = tuple(data[key])
-        if data.get("models_dir") is not None:
-            data["models_dir"] = Path(data["models_dir"])
-        if "gdal" in data:
-            data["gdal"] = {str(k): str(v) for k, v in data["gdal"].items()}
         try:
             return cls(**data)
         except TypeError as exc:
@@ -327,7 +471,14 @@ class Settings:
             raise ConfigError(f"{p}: cannot read settings: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-        return cls.from_mapping(data)
+        try:
+            return cls.from_mapping(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+
+
+def _split_names(text: str) -> tuple[str, ...]:
+    return tuple(d.strip() for d in text.split(",") if d.strip())
 
 
 def _section(name: str, kind: type, values: Any) -> Any:
@@ -336,17 +487,10 @@ def _section(name: str, kind: type, values: Any) -> Any:
     allowed = {f.name for f in dataclasses.fields(kind)}
     bad = sorted(set(values) - allowed)
     if bad:
-        raise ConfigError(f"unknown [{name}] setting(s): {', '.join(bad)}")
-    values = dict(values)
-    if "thresholds" in values:
-        th = values["thresholds"]
-        if not isinstance(th, Mapping):
-            raise ConfigError(f"[{name}.thresholds] must be a table of numbers")
-        try:
-            values["thresholds"] = {str(k): float(v) for k, v in th.items()}
-        except (TypeError, ValueError):
-            raise ConfigError(f"[{name}.thresholds] must hold numbers, got {dict(th)!r}") from None
+        raise ConfigError(
+            f"unknown [{name}] setting(s): {', '.join(bad)} (known: {', '.join(sorted(allowed))})"
+        )
     try:
         return kind(**values)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
         raise ConfigError(f"bad [{name}] settings: {exc}") from None

@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
-import hashlib
 import io
 import json
 import logging
@@ -50,8 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, EotriageError, InputError
-from .outbox import fsync_dir
+from ._fsio import fsync_dir, sha256_bytes, sha256_file
+from .errors import ConfigError, EotriageError, UplinkError
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +65,6 @@ KEEP_RELEASES = 2
 
 _DEST_RE = re.compile(r"^(models/[A-Za-z0-9_.-]+\.onnx|models/manifest\.json|settings\.toml)$")
 _RELEASE_RE = re.compile(r"^v(\d{6,})$")
-
-
-class UplinkError(InputError):
-    """An uplink bundle that is rejected: bad signature, old version, tampered or invalid file."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +227,7 @@ def sign_bundle(
         except OSError as exc:
             raise UplinkError(f"{p}: cannot read: {exc.strerror or exc}") from None
         contents[dest] = data
-        entries.append({"dest": dest, "sha256": _sha256(data), "size": len(data)})
+        entries.append({"dest": dest, "sha256": sha256_bytes(data), "size": len(data)})
     _validate_payload_files(contents, origin=None)
     manifest = {
         "format": FORMAT,
@@ -284,7 +279,7 @@ def _read_members(path: Path) -> tuple[dict[str, bytes], str]:
                 members[m.name] = fh.read()
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise UplinkError(f"{path}: not a readable bundle (tar: {exc})") from None
-    return members, _sha256(raw)
+    return members, sha256_bytes(raw)
 
 
 def verify_bundle(
@@ -347,7 +342,7 @@ def verify_bundle(
         data = members.get(f"files/{f.dest}")
         if data is None:
             raise UplinkError(f"{path}: {f.dest} is listed in the manifest but missing")
-        if len(data) != f.size or _sha256(data) != f.sha256:
+        if len(data) != f.size or sha256_bytes(data) != f.sha256:
             raise UplinkError(
                 f"{path}: {f.dest} was tampered with or damaged (sha256/size mismatch)"
             )
@@ -530,8 +525,8 @@ def _check_settings(data: bytes, where: str) -> None:
 
 def _validate_release(stage: Path, origin: Path) -> None:
     """The staged release must load: every model in the manifest present with its sha256."""
+    from .core.onnx_models import load_manifest
     from .errors import ModelError
-    from .onnx_models import load_manifest, sha256_file
 
     models = stage / "models"
     if (models / "manifest.json").is_file():
@@ -616,7 +611,3 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

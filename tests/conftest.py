@@ -13,7 +13,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from pipeline.synthetic import generate_scene
+from pipeline.testing.synthetic import generate_scene
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_scenes"

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.ask.answer import answer_question, check_text, template_text
-from pipeline.ask.packets import decode_qa, encode_answers, encode_questions
-from pipeline.ask.query import Question, QuestionError, parse_numbers, run_query
+from pipeline.ask.query import Question, parse_numbers, run_query
 from pipeline.ask.store import DetectionStore
+from pipeline.errors import QuestionError
+from pipeline.wire.qa import decode_qa, encode_answers, encode_questions
 
 from .conftest import SAMPLES, run_cli
 
@@ -205,6 +206,7 @@ def test_answer_packets_round_trip() -> None:
     assert decode_qa(encode_answers(answers)).answers == tuple(answers)
 
 
+@pytest.mark.slow
 def test_cli_question_to_decoded_answer(tmp_path: Path) -> None:
     out = tmp_path / "out"
     scenes = [

@@ -32,12 +32,14 @@ def model() -> Iterator[QuestionModel]:
         ("Which drought-stressed field is the biggest?", "largest", "crop_stress"),
     ],
 )
+@pytest.mark.slow
 def test_intent_is_a_valid_filter(model: QuestionModel, text: str, kind: str, cls: str) -> None:
     got_kind, got_cls, margin = model.intent(text)
     assert (got_kind, got_cls) == (kind, cls)
     assert margin > 0
 
 
+@pytest.mark.slow
 def test_llm_answer_is_checked_or_replaced(model: QuestionModel, tmp_path: Path) -> None:
     with DetectionStore(tmp_path / "s.db") as store:
         store.add_scene(
@@ -55,6 +57,7 @@ def test_llm_answer_is_checked_or_replaced(model: QuestionModel, tmp_path: Path)
         assert a.fallback_reason
 
 
+@pytest.mark.slow
 def test_intent_timeout_falls_back_to_keywords(model: QuestionModel, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="timed out"):
         model.intent("How many ships?", timeout_s=1e-6)

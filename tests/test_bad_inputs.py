@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from pipeline.sensors import PROFILES
-from pipeline.synthetic import generate_scene
+from pipeline.testing.synthetic import generate_scene
 
 from .conftest import run_cli, write_tif
 
@@ -144,6 +144,7 @@ def out(tmp_path: Path) -> Path:
         ),
     ],
 )
+@pytest.mark.slow
 def test_missing_band(
     tmp_path: Path, out: Path, good: tuple[Path, list[dict]], bands: tuple[str, ...] | None
 ) -> None:
@@ -156,6 +157,7 @@ def test_missing_band(
     assert_good_completed(proc, out, good)
 
 
+@pytest.mark.slow
 def test_missing_band_skips_only_that_detector(tmp_path: Path, out: Path) -> None:
     """With every detector enabled (the default), a 13-band scene without B12 still gets the
     ship and crop detectors; run.json says why fire was skipped."""
@@ -188,6 +190,7 @@ def _in_window(fire: dict, window: list[int]) -> bool:
     return col <= fire["col20"] < col + w and row <= fire["row20"] < row + h
 
 
+@pytest.mark.slow
 def test_truncated_band(
     truncated: tuple[Path, list[dict]], out: Path, good: tuple[Path, list[dict]]
 ) -> None:
@@ -216,6 +219,7 @@ def test_truncated_band(
     assert_good_completed(proc, out, good)
 
 
+@pytest.mark.slow
 def test_truncated_band_cause_is_reported(
     truncated: tuple[Path, list[dict]], out: Path, good: tuple[Path, list[dict]]
 ) -> None:
@@ -243,6 +247,7 @@ def _text_tif(tmp_path: Path) -> Path:
     return p
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [_png, _text_tif], ids=["png", "text-as-tif"])
 def test_not_a_geotiff(tmp_path: Path, out: Path, good: tuple[Path, list[dict]], make) -> None:
     bad = make(tmp_path)
@@ -281,6 +286,7 @@ def _non_band_tif(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [_empty_dir, _non_band_tif], ids=["empty-dir", "non-band-tif"])
 def test_empty_scene(tmp_path: Path, out: Path, good: tuple[Path, list[dict]], make) -> None:
     bad = make(tmp_path)
@@ -293,6 +299,7 @@ def test_empty_scene(tmp_path: Path, out: Path, good: tuple[Path, list[dict]], m
 # --------------------------------------------------------------------------- NaN band
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nodata", [None, float("nan")], ids=["no-nodata", "nodata-nan"])
 @pytest.mark.parametrize("tiles", [(), SMALL_TILES], ids=["one-tile", "4-tiles"])
 def test_nan_band(
@@ -320,6 +327,7 @@ def test_nan_band(
 # --------------------------------------------------------------------------- wrong CRS
 
 
+@pytest.mark.slow
 def test_wrong_crs(tmp_path: Path, out: Path, good: tuple[Path, list[dict]]) -> None:
     bad = tmp_path / "crsmix"
     bad.mkdir()
@@ -335,6 +343,7 @@ def test_wrong_crs(tmp_path: Path, out: Path, good: tuple[Path, list[dict]]) -> 
 # --------------------------------------------------------------------------- sanity
 
 
+@pytest.mark.slow
 def test_good_scene_alone(out: Path, good: tuple[Path, list[dict]]) -> None:
     """The reference scene alone: exit 0, silent stderr (so the checks above mean something)."""
     proc = run_cli("run", good[0], "--out", out, *SMALL_TILES, cwd=out.parent)

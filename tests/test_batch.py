@@ -14,12 +14,8 @@ pytest.importorskip("distributed", reason="dask.distributed not installed (extra
 
 from distributed import Client  # noqa: E402
 
-from pipeline.batch import (  # noqa: E402
-    dask_client,
-    outputs_complete,
-    process_scene,
-    run_batch,
-)
+from pipeline.ground.batch import dask_client, process_scene, run_batch  # noqa: E402
+from pipeline.runner import outputs_complete  # noqa: E402
 from pipeline.settings import ReportSettings, Settings  # noqa: E402
 
 from .conftest import SAMPLES, run_cli  # noqa: E402
@@ -157,6 +153,7 @@ def test_duplicate_scene_names_get_separate_folders(client: Client, tmp_path: Pa
     assert a.read_bytes() == b.read_bytes()
 
 
+@pytest.mark.slow
 def test_cli_batch_local_cluster(tmp_path: Path) -> None:
     bad = tmp_path / "not_a_scene.tif"
     bad.write_text("hello")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from shapely.geometry import shape
 
 from .conftest import SAMPLES, run_cli
@@ -15,6 +16,7 @@ def _ccw(ring: list[list[float]]) -> bool:
     return area > 0
 
 
+@pytest.mark.slow
 def test_run_writes_geojson_and_run_json(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run_cli(
@@ -81,6 +83,7 @@ def test_info_and_sensors() -> None:
     assert all(n in proc.stdout for n in ("sentinel2-l1c", "sen2ships", "landsat8-oli"))
 
 
+@pytest.mark.slow
 def test_scene_needing_missing_bands_fails_alone(tmp_path: Path) -> None:
     """Asked for fire only, a port scene without B12 fails alone: one line, exit 1."""
     proc = run_cli(
@@ -99,6 +102,7 @@ def test_scene_needing_missing_bands_fails_alone(tmp_path: Path) -> None:
     assert (tmp_path / "s2_fire_G90292" / "detections.geojson").is_file()
 
 
+@pytest.mark.slow
 def test_generate_then_run(tmp_path: Path) -> None:
     scene = tmp_path / "gen"
     proc = run_cli("scenes", "generate", scene, "--size", "300", "--fires", "2", "--seed", "7")

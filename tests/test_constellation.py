@@ -14,8 +14,10 @@ pytest.importorskip("distributed", reason="dask.distributed not installed (extra
 from distributed import Client  # noqa: E402
 
 import ground_decoder  # noqa: E402
-from pipeline.batch import dask_client  # noqa: E402
-from pipeline.constellation import (  # noqa: E402
+from pipeline.downlink import encode_scene  # noqa: E402
+from pipeline.errors import ConfigError  # noqa: E402
+from pipeline.ground.batch import dask_client  # noqa: E402
+from pipeline.ground.constellation import (  # noqa: E402
     ConstellationModel,
     Pass,
     PoolScene,
@@ -27,8 +29,6 @@ from pipeline.constellation import (  # noqa: E402
     simulate,
     simulate_satellite,
 )
-from pipeline.downlink import encode_scene  # noqa: E402
-from pipeline.errors import ConfigError  # noqa: E402
 from pipeline.settings import ReportSettings, Settings  # noqa: E402
 
 from .conftest import SAMPLES, run_cli  # noqa: E402
@@ -174,6 +174,7 @@ def test_simulation_on_dask_and_plot(
         assert len(im.getcolors(1 << 16) or []) > 10  # more than an empty canvas
 
 
+@pytest.mark.slow
 def test_cli_simulate(tmp_path: Path) -> None:
     proc = run_cli(
         "simulate",

@@ -16,11 +16,11 @@ import rasterio
 from affine import Affine
 
 from pipeline import Settings, open_scene, run_scene
-from pipeline.crop_eval import detection_mask, evaluate_crop
+from pipeline.core.results import SceneResult
 from pipeline.errors import ConfigError, InputError, ModelError
-from pipeline.results import SceneResult
+from pipeline.evaluation.crop import detection_mask, evaluate_crop
 from pipeline.settings import CropSettings
-from pipeline.synthetic_crops import BANDS, generate_crop_scene
+from pipeline.testing.synthetic_crops import BANDS, generate_crop_scene
 
 from .conftest import REPO, SAMPLES
 
@@ -213,10 +213,8 @@ def test_uplinked_cropland_mask(crop_scene: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_threshold_is_a_config_error() -> None:
-    from pipeline.detectors.crop import CropDetector
-
     with pytest.raises(ConfigError, match="ndvi_typo"):
-        CropDetector(Settings(detectors=CROP, crop=CropSettings(thresholds={"ndvi_typo": 1.0})))
+        Settings.from_mapping({"detectors": list(CROP), "crop": {"ndvi_typo": 1.0}})
 
 
 # --------------------------------------------------------------------------- real data

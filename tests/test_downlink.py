@@ -13,15 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ground_decoder import decode_scenes, decode_stream
-from pipeline.downlink import Chip, Extras, Kind, Quicklook, codec, encode_scene, plan_pass
-from pipeline.downlink.ccsds import (
+from pipeline.downlink import encode_scene, plan_pass
+from pipeline.errors import PacketError
+from pipeline.wire import codec
+from pipeline.wire.ccsds import (
     OVERHEAD,
-    SEQ_UNSEGMENTED,
+    SeqFlags,
     SpacePacket,
     crc16_ccitt,
     scan_stream,
 )
-from pipeline.errors import PacketError
+from pipeline.wire.products import Chip, Extras, Kind, Quicklook
 
 from .conftest import SAMPLES
 
@@ -177,14 +179,14 @@ def test_crc16_ccitt_check_value() -> None:
 
 
 def test_primary_header_layout() -> None:
-    p = SpacePacket(0x123, 77, SEQ_UNSEGMENTED, 2, 0xBEEF, 3, 0, 1, b"abc")
+    p = SpacePacket(0x123, 77, SeqFlags.UNSEGMENTED, 2, 0xBEEF, 3, 0, 1, b"abc")
     raw = p.pack()
     w0, w1, length = struct.unpack(">HHH", raw[:6])
     assert w0 >> 13 == 0  # version 0
     assert (w0 >> 12) & 1 == 0  # telemetry
     assert (w0 >> 11) & 1 == 1  # secondary header present
     assert w0 & 0x7FF == 0x123
-    assert w1 >> 14 == SEQ_UNSEGMENTED and w1 & 0x3FFF == 77
+    assert w1 >> 14 == SeqFlags.UNSEGMENTED and w1 & 0x3FFF == 77
     assert length == len(raw) - 7
     assert len(raw) == OVERHEAD + 3
     assert struct.unpack(">H", raw[-2:])[0] == crc16_ccitt(raw[:-2])
@@ -219,7 +221,7 @@ def test_packet_round_trip(
 
 
 def test_every_single_bit_flip_is_detected() -> None:
-    good = SpacePacket(5, 9, SEQ_UNSEGMENTED, 1, 1, 0, 0, 1, b"payload!" * 4).pack()
+    good = SpacePacket(5, 9, SeqFlags.UNSEGMENTED, 1, 1, 0, 0, 1, b"payload!" * 4).pack()
     for pos in range(len(good)):
         for bit in range(8):
             raw = bytearray(good)
@@ -551,8 +553,8 @@ def test_two_scenes_in_one_stream(fire_geojson: dict[str, Any]) -> None:
 def test_chips_and_quicklook_from_a_real_scene(fire_geojson: dict[str, Any]) -> None:
     from PIL import Image
 
+    from pipeline.core.scene import open_scene
     from pipeline.downlink import make_chips, make_quicklook
-    from pipeline.scene import open_scene
 
     scene = open_scene(SAMPLES / "s2_fire_G90292")
     feats = fire_geojson["features"]
@@ -577,8 +579,8 @@ def test_chips_and_quicklook_from_a_real_scene(fire_geojson: dict[str, Any]) -> 
 
 
 def test_chip_for_a_point_feature_as_png(fire_geojson: dict[str, Any]) -> None:
+    from pipeline.core.scene import open_scene
     from pipeline.downlink import make_chips
-    from pipeline.scene import open_scene
 
     scene = open_scene(SAMPLES / "s2_fire_G90292")
     f = fire_geojson["features"][0]
@@ -622,8 +624,8 @@ def test_pixel_outlines_cost_about_one_byte_per_vertex() -> None:
 def test_ship_chips_are_true_colour() -> None:
     from PIL import Image
 
+    from pipeline.core.scene import open_scene
     from pipeline.downlink import make_chips
-    from pipeline.scene import open_scene
 
     scene = open_scene(SAMPLES / "sen2ships_honolulu")
     lon, lat = scene.grid.center_lonlat

@@ -1,4 +1,4 @@
-"""pipeline.evaluation and ``eotriage eval``: matching, sea area, fire clusters, the CLI."""
+"""pipeline.evaluation.ships and ``eotriage eval``: matching, sea area, fire clusters, the CLI."""
 
 from __future__ import annotations
 
@@ -8,21 +8,21 @@ from pathlib import Path
 import pytest
 from shapely.geometry import Point
 
+from pipeline.core.results import Detection
 from pipeline.errors import InputError
-from pipeline.evaluation import (
+from pipeline.evaluation.fire import evaluate_fire, read_fire_reference
+from pipeline.evaluation.ships import (
     ShipScore,
     Vessel,
-    evaluate_fire,
     evaluate_ships,
     load_vessel_labels,
     match_ships,
-    read_fire_reference,
     sea_area_km2,
 )
-from pipeline.results import Detection
+from pipeline.testing.ship_scenes import write_ship_scene
 
 from .conftest import SAMPLES, run_cli
-from .test_ships import SYN_SHIPS, write_ship_scene
+from .test_ships import SYN_SHIPS
 
 LON0, LAT0 = 10.0, 45.0
 M_LON = 111_320.0 * 0.7071067811865476  # metres per degree of longitude at 45 degrees
@@ -117,7 +117,7 @@ def test_vessel_settings_at_sea_and_moored(tmp_path: Path) -> None:
     import numpy as np
     import rasterio
 
-    from pipeline.evaluation import vessel_settings
+    from pipeline.evaluation.ships import vessel_settings
 
     scene = write_ship_scene(tmp_path / "syn", 200, 160, (), land_cols=40, seed=1)
     inst = np.zeros((160, 200), np.uint8)

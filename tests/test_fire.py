@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import Settings, open_scene, run_scene
-from pipeline.results import SceneResult
+from pipeline.core.results import SceneResult
 
 from .conftest import SAMPLES, write_tif
 
@@ -157,9 +157,9 @@ def test_crop_pass_equals_whole_array_pass(synthetic_fires: tuple[Path, dict]) -
     """The contextual test on crops around candidates gives the whole-array result."""
     import numpy as np
 
+    from pipeline.core.ingest import SceneReader
+    from pipeline.core.tiling import tile_grid
     from pipeline.detectors.fire import FireDetector
-    from pipeline.ingest import SceneReader
-    from pipeline.tiling import tile_grid
 
     det = FireDetector(Settings())
     for path in (SAMPLES / "s2_fire_G90292", synthetic_fires[0]):

@@ -44,10 +44,16 @@ from hypothesis import strategies as st
 
 import ground_decoder
 from ground_decoder.decode import Decoded
-from pipeline.ask.packets import DecodedQA, decode_qa, encode_answers, encode_questions
-from pipeline.downlink import codec
-from pipeline.downlink.ccsds import SpacePacket, packetise, scan_stream
-from pipeline.downlink.products import (
+from pipeline.core.engine import run_scene
+from pipeline.core.ingest import SceneReader
+from pipeline.core.results import SceneResult
+from pipeline.core.scene import open_scene
+from pipeline.core.tiling import count_tiles, iter_tiles
+from pipeline.errors import EotriageError, InputError
+from pipeline.settings import DownlinkSettings, Settings
+from pipeline.wire import codec
+from pipeline.wire.ccsds import SpacePacket, packetise, scan_stream
+from pipeline.wire.products import (
     Chip,
     Kind,
     Manifest,
@@ -55,13 +61,7 @@ from pipeline.downlink.products import (
     unpack_detections_chunk,
     unpack_report,
 )
-from pipeline.engine import run_scene
-from pipeline.errors import EotriageError, InputError
-from pipeline.ingest import SceneReader
-from pipeline.results import SceneResult
-from pipeline.scene import open_scene
-from pipeline.settings import DownlinkSettings, Settings
-from pipeline.tiling import count_tiles, iter_tiles
+from pipeline.wire.qa import DecodedQA, decode_qa, encode_answers, encode_questions
 
 from .conftest import SAMPLES
 
@@ -304,6 +304,7 @@ def _read_everything(scene_path: Path, bad: Path) -> None:
                 assert arr.shape == data.flags.shape
 
 
+@pytest.mark.slow
 @budget(400)
 @given(data=st.data())
 def test_scene_reader_damaged_band_file(
@@ -321,6 +322,7 @@ def _fire_settings() -> Settings:
     return Settings(tile_size=64, detectors=("fire",), prefetch=False)
 
 
+@pytest.mark.slow
 @budget(150)
 @given(data=st.data())
 def test_run_scene_damaged_band_file(
@@ -380,6 +382,7 @@ def _detection_key(d: Any) -> tuple[str, float, str]:
     return d.cls, round(d.score, 6), d.geometry.wkb_hex
 
 
+@pytest.mark.slow
 @budget(70)
 @given(data=st.data())
 def test_corrupt_data_block_keeps_other_tiles(
@@ -476,7 +479,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
         ("s2_fire_G90292", DownlinkSettings(chips=True, quicklook=True, max_chips=4)),
         ("s2_l1c_virginia_crop", DownlinkSettings()),
     ):
-        from pipeline.outputs import write_scene
+        from pipeline.runner import write_scene
 
         res = run_scene(SAMPLES / name, Settings(detectors=("fire",)))
         written = write_scene(res, out, downlink=dl).downlink
@@ -690,6 +693,7 @@ def _damaged_stream(ref: Reference, ops: list[PacketOp]) -> bytes:
     return b"".join(p.data for p in pieces)
 
 
+@pytest.mark.slow
 @budget(300)
 @given(ops=st.lists(packet_ops, min_size=1, max_size=6))
 def test_decoder_damaged_packets(reference: Reference, ops: list[PacketOp]) -> None:
@@ -852,6 +856,7 @@ def _exercise(dec: Decoded) -> None:
     dec.counts()
 
 
+@pytest.mark.slow
 @budget(400)
 @given(data=st.data())
 def test_decoder_valid_crc_damaged_products(reference: Reference, data: st.DataObject) -> None:
@@ -877,6 +882,7 @@ def damaged_pictures(draw: st.DrawFn, ref: Reference) -> bytes:
     return _reframed(ref, groups, key, codec.pack(value))
 
 
+@pytest.mark.slow
 @budget(8)  # ~1 s each: render_map saves an optimised 900 px PNG
 @given(data=st.data())
 def test_write_decoded_survives_damaged_pictures_and_values(
@@ -908,6 +914,7 @@ def test_codec_unpack_raises_packet_error_only(data: bytes) -> None:
         pass
 
 
+@pytest.mark.slow
 @budget(500)
 @given(data=st.data())
 def test_product_decoders_raise_packet_error_only(
@@ -939,14 +946,14 @@ def test_product_decoders_raise_packet_error_only(
 def _stream_with(products: list[tuple[Kind, int, bytes]], features: int = 0) -> bytes:
     """A one-pass stream (manifest first) of hand-made product payloads, all CRCs valid."""
     from pipeline.downlink.plan import plan_pass
-    from pipeline.downlink.products import Product
+    from pipeline.wire.products import Product
 
     prods = [Product(k, item, payload, (int(k), item)) for k, item, payload in products]
     return plan_pass("regress", prods, features=features).packets
 
 
 def _report_payload() -> bytes:
-    from pipeline.downlink.products import pack_report
+    from pipeline.wire.products import pack_report
 
     return pack_report({"summary": "2 fire clusters", "priority": "high"})
 
@@ -1005,7 +1012,7 @@ def test_infinite_numbers_raise_packet_error(kind: Kind, value: dict[str, Any]) 
 def test_huge_feature_count_is_bounded() -> None:
     """A manifest or chunk claiming 2**40 features made the ground build a 2**40-entry
     ``missing_features`` tuple (memory exhaustion).  Counts are bounded by MAX_FEATURES."""
-    from pipeline.downlink.products import MAX_FEATURES, pack_detections_chunk
+    from pipeline.wire.products import MAX_FEATURES, pack_detections_chunk
 
     chunk = pack_detections_chunk({"type": "FeatureCollection", "features": []}, [], True)
     value = codec.unpack(chunk)
@@ -1162,7 +1169,7 @@ def test_write_decoded_with_absurd_coordinates(coords: list[float], tmp_path: Pa
     (1e20, 1e20) raised ZeroDivisionError in the map projection, NaN/inf raised ValueError in
     the frame, (-1e308, 1e308) a math domain error; and ``x += step`` in the tick loop cannot
     move at 1e20.  Such positions are now left off the map; the GeoJSON keeps them."""
-    from pipeline.downlink.products import pack_detections_chunk
+    from pipeline.wire.products import pack_detections_chunk
 
     fc = {
         "type": "FeatureCollection",
@@ -1209,7 +1216,7 @@ def test_report_holding_bytes_is_undecodable(tmp_path: Path) -> None:
     """Found by the ``write_decoded`` fuzzer: a CRC-valid report whose values include
     ``bytes`` (the codec carries them; JSON cannot) decoded as a report, then ``json.dumps``
     raised TypeError in ``write_decoded``.  Reports and GeoJSON must be plain JSON."""
-    from pipeline.downlink.products import pack_detections_chunk
+    from pipeline.wire.products import pack_detections_chunk
 
     fc = {"type": "FeatureCollection", "features": [], "eotriage": {"blob": b"\x00\x01"}}
     stream = _stream_with(

@@ -60,8 +60,8 @@ print(sorted(m for m in sys.modules if m.split('.')[0] in BLOCKED))
 def _downlink(tmp_path: Path, with_extras: bool = True) -> tuple[Path, dict]:
     """Run the sample fire scene and write its downlink packets (with chips and quicklook)."""
     from pipeline import run_scene
+    from pipeline.core.scene import open_scene
     from pipeline.downlink import encode_scene, make_extras
-    from pipeline.scene import open_scene
 
     scene = open_scene(REPO / "sample_scenes" / "s2_fire_G90292")
     gj = json.loads(json.dumps(run_scene(scene).to_geojson()))

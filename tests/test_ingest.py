@@ -7,9 +7,9 @@ import pytest
 import rasterio
 from affine import Affine
 
-from pipeline.ingest import FLAG_NAN, FLAG_NODATA, FLAG_SATURATED, FLAG_ZERO, SceneReader
-from pipeline.scene import open_scene
-from pipeline.tiling import tile_grid
+from pipeline.core.ingest import FLAG_NAN, FLAG_NODATA, FLAG_SATURATED, FLAG_ZERO, SceneReader
+from pipeline.core.scene import open_scene
+from pipeline.core.tiling import tile_grid
 
 from .conftest import SAMPLES, write_tif
 

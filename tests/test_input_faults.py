@@ -16,10 +16,8 @@ import rasterio
 from rasterio.windows import Window
 
 from pipeline import Settings
-from pipeline.engine import run_scene
-from pipeline.errors import InputError
-from pipeline.faults import copy_scene, fill_window, flip_bits, inject_upsets, stick_line
-from pipeline.ingest import (
+from pipeline.core.engine import run_scene
+from pipeline.core.ingest import (
     FLAG_IMPOSSIBLE,
     FLAG_REPAIRED,
     FLAG_STUCK,
@@ -27,9 +25,11 @@ from pipeline.ingest import (
     repair_thin,
     stuck_lines,
 )
-from pipeline.scene import open_scene
+from pipeline.core.scene import open_scene
+from pipeline.core.tiling import iter_tiles
+from pipeline.errors import InputError
 from pipeline.settings import FireSettings, RobustnessSettings
-from pipeline.tiling import iter_tiles
+from pipeline.testing.faults import copy_scene, fill_window, flip_bits, inject_upsets, stick_line
 from tests.conftest import SAMPLES
 
 CROP = SAMPLES / "s2_l1c_virginia_crop"
@@ -210,16 +210,17 @@ def test_unreadable_band_file_costs_only_its_detectors(crop_copy: Path) -> None:
         open_scene(crop_copy)
 
 
+@pytest.mark.slow
 def test_one_flipped_nir_bit_on_water_raises_no_ship(crop_copy: Path) -> None:
     from pipeline.settings import ShipSettings
 
     ships = Settings(detectors=("ships",))
     # the flip brightens NIR only: the SWIR and blue ratio tests reject it on their own, and so
     # does the spatial-support test; only with all three off is it a "ship"
-    one_px = ships.replace(ships=ShipSettings(thresholds={"free_support_px": 1}))
+    one_px = ships.replace(ships=ShipSettings(free_support_px=1))
     no_ratio = {"free_swir_ratio_min": -9.0, "free_blue_ratio_min": -9.0}
-    ratios_off = ships.replace(ships=ShipSettings(thresholds=no_ratio))
-    all_off = ships.replace(ships=ShipSettings(thresholds={"free_support_px": 1, **no_ratio}))
+    ratios_off = ships.replace(ships=ShipSettings(**no_ratio))
+    all_off = ships.replace(ships=ShipSettings(free_support_px=1, **no_ratio))
     with rasterio.open(crop_copy / "B08.tif") as ds:
         v = int(ds.read(1)[454, 191])
     _set_sample(crop_copy / "B08.tif", 454, 191, v ^ (1 << 12))  # +0.41 NIR on open water

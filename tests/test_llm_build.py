@@ -30,6 +30,7 @@ print(json.dumps({"usage": out["usage"], "text": out["choices"][0]["text"]}))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.llm
 def test_llama_build_runs_long_prompt() -> None:
     proc = subprocess.run(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.synthetic import generate_scene
+from pipeline.testing.synthetic import generate_scene
 
 from .conftest import REPO
 

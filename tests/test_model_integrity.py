@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.engine import run_scene
+from pipeline._fsio import sha256_file
+from pipeline.core.engine import run_scene
+from pipeline.core.onnx_models import OnnxModel, get_model, load_manifest
+from pipeline.core.results import SceneResult
 from pipeline.errors import ComputeFaultError, ModelError, TileError
-from pipeline.onnx_models import OnnxModel, get_model, load_manifest, sha256_file
-from pipeline.results import SceneResult
 from pipeline.settings import RobustnessSettings, Settings
 
 from .conftest import REPO, SAMPLES
@@ -109,7 +110,7 @@ def test_corrupt_primary_falls_back_to_golden(
     primary = load_manifest(d)[model].path
     _flip_byte(primary)
     settings = Settings(detectors=(detector,), tile_size=tile_size, models_dir=d)
-    with caplog.at_level(logging.WARNING, logger="pipeline.onnx_models"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.core.onnx_models"):
         result = run_scene(scene, settings)
     assert result.ok and not result.failures
     assert clean.detections and _features(result) == _features(clean)
@@ -238,7 +239,7 @@ def test_one_off_fault_is_corrected(
     m = _model_of(settings, model)
     # the second execution of the first call returns a wrong value
     m.fault_hook = lambda call, attempt, out: _flip(out, 1) if (call, attempt) == (0, 1) else out
-    with caplog.at_level(logging.WARNING, logger="pipeline.onnx_models"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.core.onnx_models"):
         result = run_scene(scene, settings)
     assert not result.failures and _features(result) == _features(clean)
     assert m.dual_mismatches == 1
@@ -317,7 +318,7 @@ def test_nan_outputs_compare_equal(tmp_path: Path) -> None:
 def test_events_per_scene_and_bounded(tmp_path: Path) -> None:
     """A cached model serves many scenes: events_since(mark) gives one scene's share (plus the
     load event), and run-time events stay bounded while the golden fallback is never dropped."""
-    from pipeline.onnx_models import MAX_EVENTS
+    from pipeline.core.onnx_models import MAX_EVENTS
 
     d = _models_copy(tmp_path)
     _flip_byte(d / "fire_swir.onnx")
@@ -342,7 +343,7 @@ def test_events_per_scene_and_bounded(tmp_path: Path) -> None:
 def test_output_comparison_rules() -> None:
     """Bit-identical or equal by value (NaN payloads, signed zero) is the same result; any other
     value, dtype or shape difference is a mismatch."""
-    from pipeline.onnx_models import _same_outputs
+    from pipeline.core.onnx_models import _same_outputs
 
     nan_a = np.array([1.0, np.nan], np.float32)
     nan_b = nan_a.copy()

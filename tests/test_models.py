@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline._fsio import sha256_file
+from pipeline.core.onnx_models import OnnxModel, choose_providers, load_manifest
 from pipeline.errors import ModelError
-from pipeline.onnx_models import OnnxModel, choose_providers, load_manifest, sha256_file
 
 from .conftest import REPO, run_cli
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import EotriageError
-from pipeline.outbox import JOURNAL, Outbox, OutboxError, decode_record, encode_record
+from pipeline.downlink.outbox import JOURNAL, Outbox, decode_record, encode_record
+from pipeline.errors import EotriageError, OutboxError
 
 from .conftest import REPO, SAMPLES
 
@@ -158,7 +158,7 @@ def test_compact_keeps_state(tmp_path: Path) -> None:
 
 _CHILD = """
 import hashlib, random, sys
-from pipeline.outbox import Outbox
+from pipeline.downlink.outbox import Outbox
 def _payload(i, size=1000):
     seed = hashlib.sha256(str(i).encode()).digest()
     return (seed * (size // len(seed) + 1))[: size + i % 97]
@@ -180,6 +180,7 @@ print("done", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     """A producer putting N packets is SIGKILLed after a random delay, again and again, and
     restarted each time (it redoes all N puts, as a restarted pipeline would).  After every

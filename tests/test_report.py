@@ -11,16 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point, box
 
+from pipeline.core.results import Detection, SceneResult
 from pipeline.errors import ConfigError, ModelError
 from pipeline.report.compact import COMPACT_DECIMALS, compact_geojson
 from pipeline.report.factcheck import check
 from pipeline.report.facts import facts_from_result
-from pipeline.report.llm import resolve_model
+from pipeline.report.gguf import resolve_model
 from pipeline.report.phrases import fact_phrases, fmt_area, fmt_lonlat, template_summary
-from pipeline.report.samples import PLACES, random_result
 from pipeline.report.writer import ReportWriter
-from pipeline.results import Detection, SceneResult
 from pipeline.settings import ReportSettings, Settings
+from pipeline.testing.samples import PLACES, random_result
 
 from .conftest import run_cli
 

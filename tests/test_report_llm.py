@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ModelError
+from pipeline.core.results import SceneResult
+from pipeline.errors import LlmTimeout, ModelError
 from pipeline.report.factcheck import check
 from pipeline.report.facts import Facts, facts_from_result
-from pipeline.report.llm import LlmOutput, LlmReporter, LlmTimeout
-from pipeline.report.samples import random_result
+from pipeline.report.llm import LlmOutput, LlmReporter
 from pipeline.report.writer import ReportWriter
-from pipeline.results import SceneResult
 from pipeline.settings import ReportSettings
+from pipeline.testing.samples import random_result
 
 from .conftest import run_cli
 from .test_report import _numbers_match_geojson, _report_matches_geojson, _ships_and_crop
@@ -47,6 +47,7 @@ def fire_result(fire_scene: Path) -> SceneResult:
     return run_scene(fire_scene)
 
 
+@pytest.mark.slow
 def test_real_model_writes_a_checked_report(
     reporter: LlmReporter, fire_result: SceneResult
 ) -> None:
@@ -65,6 +66,7 @@ def test_real_model_writes_a_checked_report(
     assert reporter.loaded  # a writer given a reporter does not close it
 
 
+@pytest.mark.slow
 def test_generated_fact_sets_pass_the_check(reporter: LlmReporter) -> None:
     passed = 0
     for seed in range(12):
@@ -125,13 +127,14 @@ def test_wrong_sha256_refuses_the_model(reporter: LlmReporter) -> None:
 
 QUIET = r"""
 from pipeline.report.llm import LlmReporter
-from pipeline.report.samples import random_result
+from pipeline.testing.samples import random_result
 from pipeline.report.facts import facts_from_result
 with LlmReporter() as rep:
     print(rep.write(facts_from_result(random_result(3)), timeout_s=60).summary)
 """
 
 
+@pytest.mark.slow
 def test_model_is_quiet() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", QUIET], capture_output=True, text=True, timeout=300
@@ -141,6 +144,7 @@ def test_model_is_quiet() -> None:
     assert "priority" in proc.stdout
 
 
+@pytest.mark.slow
 def test_run_writes_llm_reports_matching_detections(tmp_path: Path, fire_scene: Path) -> None:
     out = tmp_path / "out"
     virginia = fire_scene.parent / "s2_l1c_virginia_crop"
@@ -158,12 +162,14 @@ def test_run_writes_llm_reports_matching_detections(tmp_path: Path, fire_scene: 
 
 
 def test_timeout_aborts_a_running_decode(reporter: LlmReporter, fire_result: SceneResult) -> None:
-    reporter._abort_at = time.perf_counter()  # the deadline has passed: llama.cpp must stop
+    model = reporter.model
+    assert model is not None
+    model.deadline = time.perf_counter()  # the deadline has passed: llama.cpp must stop
     try:
         with pytest.raises(LlmTimeout, match="aborted"):
-            reporter._run(reporter._tok("- 3 ships\n" * 40), from_pos=reporter.prefix_tokens)
+            model.eval(model.tokenize("- 3 ships\n" * 40), from_pos=reporter.prefix_tokens)
     finally:
-        reporter._abort_at = math.inf
+        model.deadline = math.inf
     facts = facts_from_result(fire_result)
     out = reporter.write(facts, timeout_s=60)  # the prefix in the KV cache is intact
     assert check(out.summary, out.priority, facts).ok, out.summary

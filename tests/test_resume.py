@@ -17,11 +17,12 @@ import pytest
 
 from ground_decoder.decode import decode_stream
 from pipeline import Settings
-from pipeline.checkpoint import CheckpointError, read_checkpoint
-from pipeline.engine import checkpoint_header, run_scene
-from pipeline.faults import sigkill_soak
-from pipeline.outbox import Outbox
+from pipeline.core.checkpoint import read_checkpoint
+from pipeline.core.engine import checkpoint_header, run_scene
+from pipeline.downlink.outbox import Outbox
+from pipeline.errors import CheckpointError
 from pipeline.settings import FireSettings
+from pipeline.testing.faults import sigkill_soak
 from tests.conftest import REPO, SAMPLES, run_cli
 
 FIRE = SAMPLES / "s2_fire_G90292"
@@ -105,8 +106,8 @@ def test_missing_checkpoint_resumes_nothing(tmp_path: Path) -> None:
 
 
 def test_header_names_models_and_layout() -> None:
-    from pipeline.engine import build_detectors
-    from pipeline.scene import open_scene
+    from pipeline.core.engine import build_detectors
+    from pipeline.core.scene import open_scene
 
     scene = open_scene(FIRE)
     dets, _ = build_detectors(scene, SMALL)
@@ -125,6 +126,7 @@ def _eotriage(*args: str | Path) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.slow
 def test_sigkill_loop_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     """Kill `eotriage run --resume --outbox` at random moments until it completes."""
     scenes = [FIRE, SAMPLES / "s2_l1c_virginia_crop"]

@@ -65,5 +65,5 @@ def test_override_ignores_none_and_parses_cli_values() -> None:
         base.override(sensor="nope")
     with pytest.raises(ConfigError, match="unknown detector"):
         base.override(detectors="fire,radar")
-    with pytest.raises(ConfigError, match="downlink budget_bytes"):
+    with pytest.raises(ConfigError, match=r"\[downlink\] budget_bytes"):
         base.override(sections={"downlink": {"budget_bytes": -1}})

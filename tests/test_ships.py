@@ -3,116 +3,23 @@ synthetic sea scene with known vessels, including vessels cut by tile edges."""
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import rasterio
-from affine import Affine
 
 import pipeline
+from pipeline.core.onnx_models import OnnxModel, load_manifest
 from pipeline.detectors.ships import FEATURES, ShipDetector, ShipScreen, chip_thresholds
-from pipeline.errors import ModelError
-from pipeline.onnx_models import OnnxModel, load_manifest
+from pipeline.errors import ConfigError, ModelError
 from pipeline.settings import Settings, ShipSettings
+from pipeline.testing.ship_scenes import HULL, WATER, SynShip, write_ship_scene
 
 from .conftest import REPO, SAMPLES
 
 MODELS = REPO / "models"
-SHIP_BANDS = ("B02", "B03", "B04", "B08", "B11")
-#: sen2ships-like reflectances: (harbour water, land, hull)
-WATER = {"B02": 0.07, "B03": 0.063, "B04": 0.05, "B08": 0.045, "B11": 0.03}
-LAND = {"B02": 0.09, "B03": 0.08, "B04": 0.07, "B08": 0.27, "B11": 0.22}
-HULL = {"B02": 0.17, "B03": 0.18, "B04": 0.19, "B08": 0.24, "B11": 0.2}
-
-
-@dataclass(frozen=True)
-class SynShip:
-    row: float  # centre, pixels
-    col: float
-    length_px: float
-    width_px: float
-    heading_deg: float  # axis, clockwise from north
-
-
-def ship_polygon(s: SynShip) -> np.ndarray:
-    """Corners (x=col, y=row) of the hull rectangle."""
-    t = math.radians(s.heading_deg)
-    ax = np.array([math.sin(t), -math.cos(t)])  # along the axis: east, south components
-    px = np.array([math.cos(t), math.sin(t)])
-    c = np.array([s.col, s.row])
-    hl, hw = s.length_px / 2, s.width_px / 2
-    return np.array(
-        [c + a * hl * ax + b * hw * px for a, b in ((1, 1), (1, -1), (-1, -1), (-1, 1))]
-    )
-
-
-def write_ship_scene(
-    out: Path,
-    width: int,
-    height: int,
-    ships: Sequence[SynShip],
-    land_cols: int = 0,
-    seed: int = 0,
-) -> Path:
-    """A 5-band sen2ships-style scene (EPSG:3857, uint16 DN/65535) with known vessels and
-    ``labels.json``; land (if any) is the western ``land_cols`` columns."""
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    transform = Affine(10.0, 0.0, 14_362_150.0, 0.0, -10.0, 4_181_750.0)
-    hull = np.zeros((height, width), np.uint8)
-    inst = np.zeros((height, width), np.uint16)
-    for i, s in enumerate(ships, 1):
-        poly = np.round(ship_polygon(s) * 16).astype(np.int32)
-        one = np.zeros_like(hull)
-        cv2.fillPoly(one, [poly], 1, lineType=cv2.LINE_8, shift=4)
-        hull |= one
-        inst[one > 0] = i
-    for band in SHIP_BANDS:
-        refl = np.full((height, width), WATER[band], np.float64)
-        refl += rng.normal(0.0, 0.002, refl.shape)
-        if land_cols:
-            refl[:, :land_cols] = LAND[band] + rng.normal(0.0, 0.01, (height, land_cols))
-        refl[hull > 0] = HULL[band] + rng.normal(0.0, 0.01, int(hull.sum()))
-        dn = np.clip(np.round(refl * 65535.0), 1, 65535).astype(np.uint16)
-        with rasterio.open(
-            out / f"{band}.tif",
-            "w",
-            driver="GTiff",
-            width=width,
-            height=height,
-            count=1,
-            dtype="uint16",
-            crs="EPSG:3857",
-            transform=transform,
-        ) as dst:
-            dst.write(dn, 1)
-    vessels = []
-    for i in range(1, len(ships) + 1):
-        r, c = np.nonzero(inst == i)
-        x0, y0 = transform @ (float(c.min()), float(r.max() + 1))
-        x1, y1 = transform @ (float(c.max() + 1), float(r.min()))
-        cx, cy = transform @ (float(c.mean() + 0.5), float(r.mean() + 0.5))
-        lon, lat = (v[0] for v in rasterio.warp.transform("EPSG:3857", "EPSG:4326", [cx], [cy]))
-        vessels.append(
-            {
-                "instance_id": i,
-                "centroid_lonlat": [lon, lat],
-                "bbox_crs_xyxy": [x0, y0, x1, y1],
-                "area_px": int(r.size),
-            }
-        )
-    labels = {"image": {"crs": "EPSG:3857", "width": width, "height": height}, "vessels": vessels}
-    (out / "labels.json").write_text(json.dumps(labels, indent=2))
-    return out
-
-
 #: Vessels of the synthetic scene; with tile_size 128 several sit on tile edges (row or col
 #: 128 / 256) and one on a tile corner.
 SYN_SHIPS = (
@@ -151,7 +58,7 @@ def run_ships(path: Path, **kw: object) -> pipeline.SceneResult:
 
 
 def test_synthetic_vessels_found_with_measures(ship_scene: Path) -> None:
-    from pipeline.evaluation import load_vessel_labels, match_ships
+    from pipeline.evaluation.ships import load_vessel_labels, match_ships
 
     result = run_ships(ship_scene)
     assert result.ok, (result.failures, result.problems)
@@ -201,9 +108,9 @@ def test_no_ships_on_empty_sea_and_land(tmp_path: Path) -> None:
 def test_screen_candidates_independent_of_window_origin(ship_scene: Path) -> None:
     """The block grid is aligned to the scene: a window shifted by a few pixels gives the same
     candidate pixels where both windows have full context."""
-    from pipeline.ingest import SceneReader
-    from pipeline.onnx_models import get_model
-    from pipeline.tiling import Tile
+    from pipeline.core.ingest import SceneReader
+    from pipeline.core.onnx_models import get_model
+    from pipeline.core.tiling import Tile
 
     scene = pipeline.open_scene(ship_scene)
     model = get_model("ship_screen", threads=1)
@@ -251,7 +158,7 @@ def test_shared_busan_tuned_port(shared_data: Path) -> None:
     classifier 2.0.0: recall 0.33, precision 0.51, 17 false alarms; far from the issue's
     targets, see benchmarks/RESULTS.md).  The held-out ports are reported by
     benchmarks/bench_ships.py."""
-    from pipeline.evaluation import evaluate_ships
+    from pipeline.evaluation.ships import evaluate_ships
 
     score, result = evaluate_ships(shared_data / "sen2ships" / "busan")
     assert result.ok
@@ -283,14 +190,13 @@ def test_classifier_features_must_match(tmp_path: Path) -> None:
 
 
 def test_unknown_threshold_override_rejected() -> None:
-    s = Settings(detectors=("ships",), ships=ShipSettings(thresholds={"no_such": 1.0}))
-    with pytest.raises(ModelError, match="unknown ship threshold"):
-        ShipDetector(s)
+    with pytest.raises(ConfigError, match=r"unknown \[ships\] setting\(s\): no_such"):
+        Settings.from_mapping({"detectors": ["ships"], "ships": {"no_such": 1.0}})
 
 
 def test_threshold_override_applies(ship_scene: Path) -> None:
     """min_score above every classifier score drops everything."""
-    s = ShipSettings(thresholds={"min_score": 1.01})
+    s = ShipSettings(min_score=1.01)
     result = pipeline.run_scene(ship_scene, Settings(detectors=("ships",), ships=s))
     assert result.counts()["ship"] == 0
     assert result.info["thresholds"]["ships"]["min_score"] == pytest.approx(1.01)
@@ -343,9 +249,9 @@ def test_shared_port_tiling_invariance(shared_data: Path) -> None:
 def test_pixel_features_exact_inside_margin() -> None:
     """A pixel's features depend on PIXEL_MARGIN pixels around it only: computed on a small
     box or on the whole scene, they agree wherever the small box has that margin."""
+    from pipeline.core.ingest import SceneReader
+    from pipeline.core.tiling import tile_grid
     from pipeline.detectors.ships import PIXEL_MARGIN, ROLES, pixel_features
-    from pipeline.ingest import SceneReader
-    from pipeline.tiling import tile_grid
 
     scene = pipeline.open_scene(SAMPLES / "sen2ships_honolulu")
     g = scene.grid
@@ -370,7 +276,7 @@ def test_held_out_sample_port_finds_docked_vessels() -> None:
     """casablanca is held out (the committed classifier was trained on busan).  Measured
     2026-11-28: 7 of 15 vessels, some of them docked (found by the pixel classifier), 2 false
     alarms; with classifier 1.0.0 it was 6 of 15 with 11 false alarms."""
-    from pipeline.evaluation import evaluate_ships
+    from pipeline.evaluation.ships import evaluate_ships
 
     score, result = evaluate_ships(SAMPLES / "sen2ships_casablanca")
     assert result.ok
@@ -389,7 +295,7 @@ def test_virginia_lagoon_and_marsh_few_false_ships() -> None:
     result = run_ships(SAMPLES / "s2_l1c_virginia_crop")
     assert result.ok
     assert result.counts()["ship"] == 0
-    off = ShipSettings(thresholds={"free_swir_ratio_min": -9.0, "free_blue_ratio_min": -9.0})
+    off = ShipSettings(free_swir_ratio_min=-9.0, free_blue_ratio_min=-9.0)
     assert run_ships(SAMPLES / "s2_l1c_virginia_crop", ships=off).counts()["ship"] >= 5
 
 
@@ -413,14 +319,14 @@ def test_foam_like_object_rejected_hull_kept(
     foam_scene = write_ship_scene(tmp_path / "foam", 200, 160, ships)
     foam = run_ships(foam_scene)
     assert foam.ok and foam.counts()["ship"] == 0
-    no_swir_test = ShipSettings(thresholds={"free_swir_ratio_min": -9.0})
+    no_swir_test = ShipSettings(free_swir_ratio_min=-9.0)
     assert run_ships(foam_scene, ships=no_swir_test).counts()["ship"] == 1
     monkeypatch.setitem(HULL, "B11", 0.2)
     monkeypatch.setitem(HULL, "B02", WATER["B02"])
     mud_scene = write_ship_scene(tmp_path / "mud", 200, 160, ships)
     mud = run_ships(mud_scene)
     assert mud.ok and mud.counts()["ship"] == 0
-    no_blue_test = ShipSettings(thresholds={"free_blue_ratio_min": -9.0})
+    no_blue_test = ShipSettings(free_blue_ratio_min=-9.0)
     assert run_ships(mud_scene, ships=no_blue_test).counts()["ship"] == 1
 
 
@@ -435,6 +341,6 @@ def test_small_craft_below_min_length_not_reported(tmp_path: Path) -> None:
     lengths = [float(d.measures["length_m"]) for d in default.detections if d.cls == "ship"]
     assert len(lengths) == 1 and lengths[0] > 60.0, lengths
     assert default.info["thresholds"]["ships"]["min_length_m"] == pytest.approx(35.0)
-    every = run_ships(scene, ships=ShipSettings(thresholds={"min_length_m": 0.0}))
+    every = run_ships(scene, ships=ShipSettings(min_length_m=0.0))
     small = sorted(float(d.measures["length_m"]) for d in every.detections if d.cls == "ship")
     assert len(small) == 2 and small[0] < 35.0, small

@@ -19,8 +19,8 @@ from ground_decoder.stac import (  # noqa: E402
     scene_dirs,
     write_collection,
 )
+from pipeline.core.scene import open_scene  # noqa: E402
 from pipeline.downlink import encode_scene, make_extras  # noqa: E402
-from pipeline.scene import open_scene  # noqa: E402
 
 from .conftest import REPO, SAMPLES, run_cli  # noqa: E402
 

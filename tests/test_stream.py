@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import pipeline
+from pipeline.core.replay import replay
+from pipeline.core.stream import StripLayout, Triage
 from pipeline.errors import InputError
 from pipeline.settings import KNOWN_DETECTORS
-from pipeline.simulator import replay
-from pipeline.stream import StripLayout, Triage
 
 from .conftest import SAMPLES, run_cli
 
@@ -107,7 +107,7 @@ def test_alerts_come_before_the_end_of_the_strip() -> None:
 
 def test_alert_packets_decode_on_the_ground(tmp_path: Path) -> None:
     from ground_decoder import decode_scenes
-    from pipeline.alerts import AlertEncoder
+    from pipeline.downlink.alerts import AlertEncoder
 
     path = SAMPLES / "s2_fire_G90292"
     scene = pipeline.open_scene(path)

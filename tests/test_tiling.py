@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.tiling import count_tiles, tile_grid
+from pipeline.core.tiling import count_tiles, tile_grid
 
 
 @settings(max_examples=60, deadline=None)

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from pipeline import Settings
+from pipeline.core.engine import run_scene
+from pipeline.core.onnx_models import get_model
+from pipeline.core.watchdog import Watchdog, current
 from pipeline.detectors.fire import FireDetector
-from pipeline.engine import run_scene
 from pipeline.errors import StageTimeout, TileError
-from pipeline.onnx_models import get_model
 from pipeline.settings import RobustnessSettings
-from pipeline.watchdog import Watchdog, current
 from tests.conftest import SAMPLES
 
 FIRE = SAMPLES / "s2_fire_G90292"
@@ -85,6 +85,7 @@ def _fire_feeds(n: int) -> dict[str, np.ndarray]:
     }
 
 
+@pytest.mark.slow
 def test_watchdog_cuts_a_long_model_run_short() -> None:
     model = get_model("fire_swir")
     feeds = _fire_feeds(3000)

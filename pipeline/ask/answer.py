@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import EotriageError
+from ..errors import EotriageError, QuestionError
 from .intent import QuestionModel
-from .query import Question, QuestionError, keyword_intent, parse_numbers, run_query
+from .query import Question, keyword_intent, parse_numbers, run_query
 from .store import DetectionStore
 
 log = logging.getLogger(__name__)

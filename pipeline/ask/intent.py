@@ -109,7 +109,7 @@ class QuestionModel:
     def load(self) -> None:
         if self._llm is not None:
             return
-        from ..report.llm import open_llama
+        from ..report.gguf import open_llama
 
         t0 = time.perf_counter()
         llama_cpp, self._llm, path, sha = open_llama(

@@ -19,16 +19,12 @@ from shapely import wkt as shapely_wkt
 from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import InputError
+from ..errors import QuestionError
 from .store import SIZE_MEASURE, DetectionStore, StoredDetection
 
 KINDS = ("count", "nearest", "largest")
 CLASSES = ("ship", "fire", "crop_stress")
 EARTH_RADIUS_M = 6_371_008.8
-
-
-class QuestionError(InputError):
-    """A question that cannot be understood or answered (bad area, time, class...)."""
 
 
 @dataclass(frozen=True)

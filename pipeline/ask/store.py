@@ -23,13 +23,9 @@ from shapely import wkb
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import EotriageError
+from ..errors import StoreError
 
 log = logging.getLogger(__name__)
-
-
-class StoreError(EotriageError):
-    """The detection store cannot be opened, read or written."""
 
 
 SCHEMA = """

@@ -39,13 +39,11 @@ from rasterio.windows import Window, from_bounds
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import ConfigError, InputError, TileError, cause_text
-from ..ingest import TileData
-from ..onnx_models import OnnxModel, detector_model
-from ..results import Detection
-from ..scene import Grid, Scene
-from ..settings import Settings
-from ..vectorise import (
+from ..core.ingest import TileData
+from ..core.onnx_models import OnnxModel, detector_model
+from ..core.results import Detection
+from ..core.scene import Grid, Scene
+from ..core.vectorise import (
     SUM,
     Component,
     centroid_lonlat,
@@ -53,6 +51,8 @@ from ..vectorise import (
     pixel_to_wgs84,
     stats_by_label,
 )
+from ..errors import InputError, TileError, cause_text
+from ..settings import Settings, manifest_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ _NONE = np.full((1, 1, 1, 1), NO_BASELINE, np.float32)
 def _polygons(labels: np.ndarray, transform: Affine) -> dict[int, BaseGeometry]:
     """Label image -> {label: polygon or multipolygon}, vertices mapped by ``transform``.
 
-    Same geometry as :func:`pipeline.vectorise.component_polygons` (GDAL polygonize), but the
+    Same geometry as :func:`pipeline.core.vectorise.component_polygons` (GDAL polygonize), but the
     shapely objects are built from coordinate arrays and corner-touching parts form a
     MultiPolygon without a union: about 1.5x faster on field-edge polygons.
     """
@@ -174,16 +174,7 @@ class CropDetector:
     def __init__(self, settings: Settings, model: OnnxModel | None = None) -> None:
         self.settings = settings
         self.model = model or detector_model(MODEL_NAME, settings)
-        th = dict(self.model.info.thresholds)
-        unknown = sorted(set(settings.crop.thresholds) - set(th))
-        if unknown:
-            raise ConfigError(
-                f"unknown [crop.thresholds] name(s) {', '.join(unknown)} "
-                f"(model {MODEL_NAME} has {', '.join(sorted(th))})"
-            )
-        th.update({k: float(v) for k, v in settings.crop.thresholds.items()})
-        if settings.crop.grid_m <= 0:
-            raise ConfigError(f"[crop] grid_m must be > 0, got {settings.crop.grid_m}")
+        th = manifest_thresholds(settings.crop, self.model.info.thresholds)
         self.thresholds = th
         self._feeds = {k: np.array([v], np.float32) for k, v in th.items()}
         self.cropland = (

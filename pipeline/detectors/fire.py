@@ -6,17 +6,23 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import asdict
 
 import cv2
 import numpy as np
 
-from ..ingest import TileData
-from ..onnx_models import OnnxModel, detector_model
-from ..results import Detection
-from ..scene import Grid, Scene
-from ..settings import Settings
-from ..vectorise import MAX, SUM, Component, centroid_lonlat, components_from_mask, pixel_to_wgs84
+from ..core.ingest import TileData
+from ..core.onnx_models import OnnxModel, detector_model
+from ..core.results import Detection
+from ..core.scene import Grid, Scene
+from ..core.vectorise import (
+    MAX,
+    SUM,
+    Component,
+    centroid_lonlat,
+    components_from_mask,
+    pixel_to_wgs84,
+)
+from ..settings import Settings, manifest_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +42,7 @@ class FireDetector:
     def __init__(self, settings: Settings, model: OnnxModel | None = None) -> None:
         self.settings = settings
         self.model = model or detector_model(MODEL_NAME, settings)
-        th = dict(self.model.info.thresholds)
-        for key, value in asdict(settings.fire).items():
-            if key in th and value is not None:
-                th[key] = float(value)
+        th = manifest_thresholds(settings.fire, self.model.info.thresholds)
         self.thresholds = th
         self._feeds = {k: np.array([v], np.float32) for k, v in th.items()}
 

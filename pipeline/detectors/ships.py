@@ -50,13 +50,20 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..core.ingest import TileData
+from ..core.onnx_models import OnnxModel, detector_model
+from ..core.results import Detection
+from ..core.scene import Grid, Scene
+from ..core.vectorise import (
+    MAX,
+    SUM,
+    Component,
+    centroid_lonlat,
+    components_from_mask,
+    pixel_to_wgs84,
+)
 from ..errors import ModelError
-from ..ingest import TileData
-from ..onnx_models import OnnxModel, detector_model
-from ..results import Detection
-from ..scene import Grid, Scene
-from ..settings import Settings
-from ..vectorise import MAX, SUM, Component, centroid_lonlat, components_from_mask, pixel_to_wgs84
+from ..settings import Settings, manifest_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +118,7 @@ SHORE_PX = 7
 DIST_CAP = 20.0
 
 #: Thresholds used by this module (not graph inputs); defaults, overridden by the classifier's
-#: manifest entry and then by ``ShipSettings.thresholds``.
+#: manifest entry and then by the fields of ``ShipSettings``.
 CHIP_DEFAULTS = {
     "min_score": 0.5,
     "free_water_min": 0.9,
@@ -660,12 +667,7 @@ class ShipDetector:
         th = chip_thresholds(
             self.screen_model.info.thresholds, self.classifier_model.info.thresholds
         )
-        unknown = sorted(set(settings.ships.thresholds) - set(th))
-        if unknown:
-            raise ModelError(
-                f"unknown ship threshold(s) {', '.join(unknown)} (known: {', '.join(sorted(th))})"
-            )
-        self.thresholds = chip_thresholds(th, settings.ships.thresholds)
+        self.thresholds = manifest_thresholds(settings.ships, th)
         self.screen = ShipScreen(self.screen_model, self.thresholds, self.classifier_model)
 
     @property

@@ -1,4 +1,4 @@
-"""Downlink: compact codec, CCSDS space packets, priority order and budget, optional extras.
+"""Downlink: priority order and pass budget, optional extras, alerts and the outbox.
 
 Typical use::
 
@@ -7,9 +7,11 @@ Typical use::
     plan = encode_scene(report, geojson, budget_bytes=64_000)
     Path("downlink.bin").write_bytes(plan.packets)
 
-The codec, packet framing and planning (``codec``, ``ccsds``, ``products``, ``plan``) use the
-standard library only, so the ground decoder shares them; ``chips`` (image chips and the
-quicklook) reads scenes with rasterio and is imported only when used.
+The packet format itself (codec, CCSDS framing, products) is :mod:`pipeline.wire`, which the
+ground decoder shares.  ``plan`` uses the standard library only; ``chips`` (image chips and the
+quicklook) reads scenes with rasterio and is imported only when used; ``pack`` puts a scene's
+products together; ``alerts`` frames live alerts of the streaming API; ``outbox`` is the
+crash-safe queue of packets waiting for a pass.
 """
 
 from __future__ import annotations
@@ -23,29 +25,21 @@ _EXPORTS = {
     "build_products": "plan",
     "encode_scene": "plan",
     "plan_pass": "plan",
-    "Chip": "products",
-    "Extras": "products",
-    "Kind": "products",
-    "Product": "products",
-    "Quicklook": "products",
+    "pack_scene": "pack",
     "make_chips": "chips",
     "make_quicklook": "chips",
     "make_extras": "chips",
 }
 
 __all__ = [
-    "Chip",
     "DownlinkPlan",
-    "Extras",
-    "Kind",
-    "Product",
-    "Quicklook",
     "SentProduct",
     "build_products",
     "encode_scene",
     "make_chips",
     "make_extras",
     "make_quicklook",
+    "pack_scene",
     "plan_pass",
 ]
 
@@ -65,5 +59,5 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .chips import make_chips, make_extras, make_quicklook
+    from .pack import pack_scene
     from .plan import DownlinkPlan, SentProduct, build_products, encode_scene, plan_pass
-    from .products import Chip, Extras, Kind, Product, Quicklook

@@ -1,7 +1,7 @@
 """Optional extras: image chips around detections and a low-resolution quicklook of a scene.
 
 Off by default and counted separately from the core downlink.  Chips are read window by window
-through :class:`pipeline.ingest.SceneReader` (nothing else of the scene is read); the quicklook
+through :class:`pipeline.core.ingest.SceneReader` (nothing else of the scene is read); the quicklook
 is read band by band with decimated (averaged) reads.  Both are JPEG (or PNG) via Pillow.
 """
 
@@ -19,12 +19,12 @@ from rasterio.errors import RasterioError
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
+from ..core.ingest import SceneReader
+from ..core.results import Detection
+from ..core.scene import Scene
+from ..core.tiling import Tile
 from ..errors import InputError, cause_text
-from ..ingest import SceneReader
-from ..results import Detection
-from ..scene import Scene
-from ..tiling import Tile
-from .products import Chip, Extras, Quicklook
+from ..wire.products import Chip, Extras, Quicklook
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def make_chips(
 ) -> tuple[Chip, ...]:
     """A ``size`` x ``size`` px chip (working-grid pixels) around each detection.
 
-    ``detections`` are :class:`~pipeline.results.Detection` objects or GeoJSON features (pass
+    ``detections`` are :class:`~pipeline.core.results.Detection` objects or GeoJSON features (pass
     the features that are downlinked, so ``Chip.index`` matches their position).  Fires are
     shown in SWIR false colour (B12, B11, B8A), other classes in true colour.  A chip that
     cannot be read is logged and skipped.  ``limit`` caps the number of chips (first ones).

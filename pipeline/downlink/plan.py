@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PacketError
-from . import ccsds
-from .products import (
+from ..wire import ccsds
+from ..wire.products import (
     Extras,
     Kind,
     Manifest,

@@ -13,10 +13,11 @@ llama-cpp-python is imported only when a model is loaded.
 
 from __future__ import annotations
 
+from ..errors import LlmTimeout
 from .compact import compact_geojson
 from .factcheck import CheckResult, check
 from .facts import Facts, facts_from_result
-from .llm import LlmOutput, LlmReporter, LlmTimeout
+from .llm import LlmOutput, LlmReporter
 from .phrases import template_summary
 from .writer import Report, ReportWriter, WrittenReport, write_report_files
 

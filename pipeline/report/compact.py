@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from shapely.geometry import mapping
 
-from ..results import DETECTION_CLASSES, Detection, SceneResult
+from ..core.results import DETECTION_CLASSES, Detection, SceneResult
 
 #: 5 decimals of a degree: ~1.1 m at the equator
 COMPACT_DECIMALS = 5
@@ -90,6 +91,14 @@ def _properties(d: Detection) -> dict[str, Any]:
 
 
 def compact_geojson(result: SceneResult, max_features: int = 50) -> dict[str, Any]:
+    """FeatureCollection of at most ``max_features`` of the scene's detections, highest score
+    first (see :func:`compact_collection`)."""
+    return compact_collection(result.scene, result.detections, max_features)
+
+
+def compact_collection(
+    scene: str, detections: Sequence[Detection], max_features: int = 50
+) -> dict[str, Any]:
     """FeatureCollection of at most ``max_features`` detections, highest score first.
 
     The member ``"eotriage"`` holds the scene name, the counts of all detections per class and
@@ -97,24 +106,24 @@ def compact_geojson(result: SceneResult, max_features: int = 50) -> dict[str, An
     """
     if max_features < 0:
         raise ValueError(f"max_features must be >= 0, got {max_features}")
-    order = sorted(range(len(result.detections)), key=lambda i: (-result.detections[i].score, i))
+    order = sorted(range(len(detections)), key=lambda i: (-detections[i].score, i))
     kept = order[:max_features]
     counts = {c: 0 for c in DETECTION_CLASSES}
     omitted = {c: 0 for c in DETECTION_CLASSES}
-    for d in result.detections:
+    for d in detections:
         counts[d.cls] += 1
     for i in order[max_features:]:
-        omitted[result.detections[i].cls] += 1
+        omitted[detections[i].cls] += 1
     features = [
         {
             "type": "Feature",
-            "geometry": _geometry(result.detections[i]),
-            "properties": _properties(result.detections[i]),
+            "geometry": _geometry(detections[i]),
+            "properties": _properties(detections[i]),
         }
         for i in kept
     ]
     return {
         "type": "FeatureCollection",
         "features": features,
-        "eotriage": {"scene": result.scene, "counts": counts, "omitted": omitted},
+        "eotriage": {"scene": scene, "counts": counts, "omitted": omitted},
     }

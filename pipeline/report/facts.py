@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..results import DETECTION_CLASSES, Detection, SceneResult
+from ..core.results import DETECTION_CLASSES, Detection, SceneResult
 
 #: report order of the classes: alerts first
 CLASS_ORDER = ("fire", "ship", "crop_stress")

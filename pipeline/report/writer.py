@@ -15,13 +15,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..errors import EotriageError, ModelError
-from ..results import SceneResult
+from .._fsio import atomic_write
+from ..core.results import SceneResult
+from ..errors import EotriageError, LlmTimeout, ModelError
 from ..settings import ReportSettings
 from .compact import compact_geojson
 from .factcheck import check
 from .facts import Facts, facts_from_result
-from .llm import LlmOutput, LlmReporter, LlmTimeout
+from .llm import LlmOutput, LlmReporter
 from .phrases import template_summary
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,6 @@ class ReportWriter:
 
 
 def write_report_files(directory: Path, report: Report, compact: dict[str, Any]) -> WrittenReport:
-    from ..outputs import atomic_write
 
     directory.mkdir(parents=True, exist_ok=True)
     files = {

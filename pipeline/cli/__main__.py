@@ -1,0 +1,5 @@
+"""``python -m pipeline.cli`` = ``eotriage``."""
+
+from . import main
+
+main()

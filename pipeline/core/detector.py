@@ -1,0 +1,74 @@
+"""What the engine expects of a detector, and the registry of detectors by name.
+
+A detector is constructed with the run's :class:`~pipeline.settings.Settings`, loads its ONNX
+model(s) once, and then, per tile, turns a :class:`~pipeline.core.ingest.TileData` into connected
+:class:`~pipeline.core.vectorise.Component` pieces in scene pixel coordinates.  The engine merges
+pieces cut by tile edges and calls :meth:`Detector.finalise` once per merged object.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from .ingest import TileData
+    from .onnx_models import OnnxModel
+    from .results import Detection
+    from .scene import Grid, Scene
+    from .vectorise import Component
+
+
+class Detector(Protocol):
+    #: detector name used in settings (``fire``, ``ships``, ``crop``)
+    name: str
+    #: detection class it emits (``fire``, ``ship``, ``crop_stress``)
+    cls: str
+    #: band roles that must be present for the detector to run (see pipeline.sensors)
+    roles: tuple[str, ...]
+    #: effective thresholds (manifest values with settings overrides applied)
+    thresholds: Mapping[str, float]
+
+    def __init__(self, settings: Settings) -> None:
+        """Load the model(s) once; thresholds = manifest values with settings overrides."""
+        ...
+
+    @property
+    def models(self) -> Sequence[OnnxModel]:
+        """Every ONNX model the detector runs (for run.json provenance)."""
+        ...
+
+    def band_names(self, scene: Scene) -> list[str]:
+        """Scene band names to read for each tile."""
+        ...
+
+    def context_px(self, grid: Grid) -> int:
+        """Pixels of context needed around a tile core (the engine's overlap is at least this)."""
+        ...
+
+    def detect(self, data: TileData, scene: Scene) -> list[Component]:
+        """Objects whose pixels lie in the tile core."""
+        ...
+
+    def finalise(self, comp: Component, scene: Scene) -> Detection | None:
+        """A merged object -> a WGS84 detection with its measures (None to drop it)."""
+        ...
+
+
+#: detector name -> "module:class", imported on first use (heavy model code loads lazily).  The
+#: detectors live in :mod:`pipeline.detectors`, a room above core: core finds them by name here
+#: and never imports them statically.
+DETECTOR_TYPES: dict[str, str] = {
+    "fire": "pipeline.detectors.fire:FireDetector",
+    "ships": "pipeline.detectors.ships:ShipDetector",
+    "crop": "pipeline.detectors.crop:CropDetector",
+}
+
+
+def detector_type(name: str) -> type[Detector]:
+    """The detector class registered under ``name``."""
+    module, _, cls = DETECTOR_TYPES[name].partition(":")
+    kind: type[Detector] = getattr(importlib.import_module(module), cls)
+    return kind

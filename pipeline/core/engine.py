@@ -1,0 +1,347 @@
+"""The scene engine: ingest -> detect -> vectorise -> merge, tile by tile.
+
+Each stage is usable alone (``SceneReader.read``, ``FireDetector.detect``,
+``merge_components``, ``FireDetector.finalise``); :func:`run_scene` wires them together,
+records per-tile failures and goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import EotriageError, InputError
+from ..settings import Settings
+from .checkpoint import CheckpointWriter, Restored, TileRecord, read_checkpoint
+from .detector import Detector, detector_type
+from .env import Env
+from .ingest import SceneReader, TileData
+from .prefetch import read_tiles
+from .results import Detection, SceneResult, TileFailure
+from .scene import Scene, open_scene
+from .tiling import Tile, count_tiles, iter_tiles
+from .vectorise import Component, merge_components
+from .watchdog import Watchdog
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+
+
+def build_detectors(scene: Scene, settings: Settings) -> tuple[list[Detector], dict[str, str]]:
+    """Detectors that can run on this scene, and a status line for each enabled one.
+
+    Raises :class:`InputError` when none of the enabled detectors has its bands.
+    """
+    ready: list[Detector] = []
+    status: dict[str, str] = {}
+    missing_all: list[str] = []
+    for name in settings.detectors:
+        kind = detector_type(name)
+        missing = [r for r in kind.roles if not scene.has_roles(r)]
+        if missing:
+            want = [scene.profile.role_to_band().get(r, r) for r in missing]
+            broken = [b for b in want if b in scene.unreadable]
+            why = (
+                f" (unreadable: {'; '.join(scene.unreadable[b] for b in broken)})" if broken else ""
+            )
+            status[name] = f"skipped: needs band(s) {', '.join(want)}{why}"
+            missing_all.append(f"{name} needs {', '.join(want)}{why}")
+            continue
+        ready.append(kind(settings))
+        status[name] = "ran"
+    if not ready:
+        raise InputError(
+            f"{scene.path}: missing band(s): {'; '.join(missing_all)} "
+            f"(scene has {', '.join(scene.band_names)})"
+        )
+    return ready, status
+
+
+@dataclass
+class Stages:
+    """The detectors of one scene or strip and what they need, wired once for both the file
+    path (:func:`run_scene`) and the streaming path (:class:`~pipeline.core.stream.Triage`)."""
+
+    detectors: list[Detector]
+    #: "ran" or "skipped: <why>" per enabled detector
+    status: dict[str, str]
+    #: bands every tile must read
+    band_names: list[str]
+    #: tile overlap: the configured one, raised to the detectors' widest context
+    overlap: int
+
+    @classmethod
+    def build(cls, scene: Scene, settings: Settings) -> Stages:
+        detectors, status = build_detectors(scene, settings)
+        band_names = sorted({b for d in detectors for b in d.band_names(scene)})
+        context = max(d.context_px(scene.grid) for d in detectors)
+        overlap = max(settings.overlap, context)
+        if overlap != settings.overlap:
+            log.info(
+                "overlap raised from %d to %d px for the detectors' context",
+                settings.overlap,
+                overlap,
+            )
+        return cls(detectors, status, band_names, overlap)
+
+    def finalise(self, merged: Sequence[Component], scene: Scene) -> list[Detection]:
+        """Merged objects -> WGS84 detections (each by the detector of its class)."""
+        by_cls = {d.cls: d for d in self.detectors}
+        out = []
+        for comp in merged:
+            det = by_cls[comp.cls].finalise(comp, scene)
+            if det is not None:
+                out.append(det)
+        return out
+
+    def models_info(self) -> dict[str, dict[str, str]]:
+        """name -> version, sha256 and execution providers of every model run."""
+        return {
+            m.info.name: {
+                "version": m.info.version,
+                "sha256": m.info.sha256,
+                "providers": ",".join(m.providers),
+            }
+            for d in self.detectors
+            for m in d.models
+        }
+
+
+def sort_detections(dets: Sequence[Detection]) -> tuple[Detection, ...]:
+    """Highest score first; ties by class and tile (deterministic)."""
+    return tuple(sorted(dets, key=lambda d: (-d.score, d.cls, str(d.measures.get("tiles", "")))))
+
+
+def run_scene(
+    scene: Scene | str | Path,
+    settings: Settings | None = None,
+    progress: ProgressFn | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+) -> SceneResult:
+    """Run every enabled detector over a scene, tile by tile, in bounded memory.
+
+    A tile that fails, or runs past ``settings.robustness.tile_timeout_s`` (the watchdog), is
+    recorded in :attr:`SceneResult.failures` and the scene goes on.  With ``checkpoint``, each
+    finished tile is recorded there (fsynced) and, with ``resume``, tiles already recorded are
+    not run again (see :mod:`pipeline.core.checkpoint`).  Raises :class:`InputError` only when the
+    scene cannot be processed at all (or the checkpoint belongs to another run).
+    """
+    settings = settings or Settings()
+    if not isinstance(scene, Scene):
+        scene = open_scene(scene, sensor=settings.sensor)
+    timings: dict[str, float] = defaultdict(float)
+    t_start = time.perf_counter()
+    with Env(settings):
+        t0 = time.perf_counter()
+        stages = Stages.build(scene, settings)
+        detectors, status = stages.detectors, stages.status
+        band_names, overlap = stages.band_names, stages.overlap
+        # models are cached across scenes: this scene reports its own events (and the load's)
+        marks = {id(m): m.event_mark() for d in detectors for m in d.models}
+        timings["load_models"] = time.perf_counter() - t0
+        grid = scene.grid
+        total = count_tiles(grid.width, grid.height, settings.tile_size)
+        failures: list[TileFailure] = []
+        components: dict[str, list[Component]] = {d.name: [] for d in detectors}
+        invalid: dict[str, int] = dict.fromkeys(band_names, 0)
+        repaired: dict[str, int] = dict.fromkeys(band_names, 0)
+        read_px = 0
+        tiles = list(iter_tiles(grid.width, grid.height, settings.tile_size, overlap))
+        header = checkpoint_header(scene, settings, detectors, overlap)
+        restored = Restored()
+        if checkpoint is not None and resume:
+            restored = read_checkpoint(checkpoint, header)
+            for old in restored.tiles.values():
+                read_px += _absorb(old, components, invalid, repaired)
+            if restored.tiles:
+                log.info(
+                    "%s: resuming: %d of %d tiles already done",
+                    scene.name,
+                    len(restored.tiles),
+                    total,
+                )
+        writer = CheckpointWriter(checkpoint, header, restored) if checkpoint is not None else None
+        done = len(restored.tiles)
+        todo = [t for t in tiles if t.id not in restored.tiles]
+        limit = settings.robustness.tile_timeout_s
+        try:
+            with SceneReader(scene, settings.robustness) as reader:
+                for item in read_tiles(reader, todo, band_names, ahead=settings.prefetch):
+                    rec = run_tile(item.tile, item.data, scene, detectors, timings, failures, limit)
+                    if rec is not None:
+                        read_px += _absorb(rec, components, invalid, repaired)
+                        if writer is not None:
+                            writer.add(rec)
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+        finally:
+            if writer is not None:
+                writer.close()
+        t0 = time.perf_counter()
+        detections: list[Detection] = []
+        for det in detectors:
+            detections += stages.finalise(merge_components(components[det.name]), scene)
+        timings["vectorise"] = time.perf_counter() - t0
+    problems: list[str] = [
+        f"band {b} left out: {msg}" for b, msg in sorted(scene.unreadable.items())
+    ]
+    if failures and len(failures) == total:
+        problems.append(f"all {total} tiles failed; first cause: {failures[0].cause}")
+    for name, n in invalid.items():
+        if read_px and n >= read_px:
+            src = scene.band(name)
+            problems.append(
+                f"{src.label}: band {name} has no valid samples (all NaN, nodata or zero)"
+            )
+    timings["total"] = time.perf_counter() - t_start
+    models = stages.models_info()
+    info = {
+        "path": str(scene.path),
+        "sensor": scene.profile.name,
+        "sensor_reason": scene.sensor_reason,
+        "scaling": scene.scaling.describe(),
+        "scaling_reason": scene.scaling.reason,
+        "bands": {b.name: b.label for b in scene.bands},
+        "grid": {
+            "width": grid.width,
+            "height": grid.height,
+            "crs": grid.crs.to_string(),
+            "transform": list(grid.transform)[:6],
+            "ground_res_m": round(grid.ground_res_m, 3),
+        },
+        "input_bytes": scene.input_bytes,
+        "tile_size": settings.tile_size,
+        "overlap": overlap,
+        "pixels_processed": read_px,
+        "thresholds": {d.name: d.thresholds for d in detectors},
+        "resumed_tiles": len(restored.tiles),
+        #: samples flagged unusable per band (NaN, nodata, zero fill, impossible, stuck lines)
+        "invalid_samples": dict(invalid),
+        #: impossible / stuck samples rebuilt from their neighbours (isolated or thin lines)
+        "repaired_samples": dict(repaired),
+        "model_events": [
+            e for d in detectors for m in d.models for e in m.events_since(marks[id(m)])
+        ],
+    }
+    return SceneResult(
+        scene=scene.name,
+        detections=sort_detections(detections),
+        failures=tuple(failures),
+        problems=tuple(problems),
+        tiles_total=total,
+        timings_s={k: round(v, 4) for k, v in timings.items()},
+        models=models,
+        detectors=status,
+        info=info,
+    )
+
+
+def _absorb(
+    rec: TileRecord,
+    components: dict[str, list[Component]],
+    invalid: dict[str, int],
+    repaired: dict[str, int],
+) -> int:
+    """Add one tile's record to the scene totals; returns its pixel count."""
+    for name, comps in rec.components.items():
+        components.setdefault(name, []).extend(comps)
+    for name, n in rec.invalid.items():
+        invalid[name] = invalid.get(name, 0) + n
+    for name, n in rec.repaired.items():
+        repaired[name] = repaired.get(name, 0) + n
+    return rec.read_px
+
+
+def run_tile(
+    tile: Tile,
+    read: Callable[[], tuple[TileData, float]],
+    scene: Scene,
+    detectors: Sequence[Detector],
+    timings: dict[str, float],
+    failures: list[TileFailure],
+    limit_s: float | None,
+) -> TileRecord | None:
+    """One tile through every detector under a watchdog of ``limit_s`` seconds.
+
+    ``read`` returns the tile's data and the seconds spent reading.  Returns the tile's
+    record, or None after appending a :class:`TileFailure` (error, bug or watchdog).
+    """
+    with Watchdog(limit_s, f"{scene.name} tile {tile.id}") as wd:
+        try:
+            t0 = time.perf_counter()
+            data, read_s = read()
+            t1 = time.perf_counter()
+            timings["ingest"] = timings.get("ingest", 0.0) + read_s
+            timings["ingest_wait"] = timings.get("ingest_wait", 0.0) + t1 - t0
+            comps: dict[str, list[Component]] = {}
+            for det in detectors:
+                wd.check()
+                t2 = time.perf_counter()
+                # a fault in a band this detector does not read must not mask its pixels
+                own = data.for_bands(det.band_names(scene)) if data.band_invalid else data
+                comps[det.name] = list(det.detect(own, scene))
+                timings[f"detect_{det.name}"] = (
+                    timings.get(f"detect_{det.name}", 0.0) + time.perf_counter() - t2
+                )
+            wd.check()  # a tile past its limit is abandoned, even if its last stage finished
+            timings["detect"] = timings.get("detect", 0.0) + time.perf_counter() - t1
+            return TileRecord(
+                tile.id,
+                comps,
+                dict(data.invalid_in_core),
+                int(tile.core.width * tile.core.height),
+                dict(data.repaired_in_core),
+            )
+        except Exception as exc:  # a bug must not lose the other tiles' results either
+            if wd.expired:  # whatever the abandoned stage raised, the cause is the watchdog
+                cause = str(wd.error())
+            elif isinstance(exc, EotriageError):
+                cause = str(exc)
+            else:
+                cause = f"internal error: {type(exc).__name__}: {exc}"
+                log.exception("%s tile %s: internal error", scene.name, tile.id)
+            failures.append(_failure(tile, cause))
+            log.warning("%s tile %s failed: %s", scene.name, tile.id, cause)
+            return None
+
+
+def checkpoint_header(
+    scene: Scene, settings: Settings, detectors: list[Detector], overlap: int
+) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: scene, layout, models and thresholds."""
+    conf = {
+        name: dataclasses.asdict(getattr(settings, name))
+        for name in ("fire", "ships", "crop", "robustness")
+    }
+    return json.loads(
+        json.dumps(
+            {
+                "scene": str(Path(scene.path).resolve()),
+                "grid": [scene.grid.width, scene.grid.height],
+                "tile_size": settings.tile_size,
+                "overlap": overlap,
+                "detectors": [d.name for d in detectors],
+                "models": {m.info.name: m.info.sha256 for d in detectors for m in d.models},
+                "settings": conf,
+            },
+            default=str,
+            sort_keys=True,
+        )
+    )
+
+
+def _failure(tile: Tile, cause: str) -> TileFailure:
+    w = tile.core
+    return TileFailure(
+        tile.id, (int(w.col_off), int(w.row_off), int(w.width), int(w.height)), cause
+    )
