@@ -708,6 +708,7 @@ def scene_view(decoded: Decoded) -> SceneView:
         (r.cause, r.start, r.end) for r in (*dmg.crc_failures, *dmg.truncated, *dmg.garbage)
     )
     ranges.sort(key=lambda t: t[1])
+    recovered = _recovered(decoded, len(detections), bad_images)
     notices: list[Notice] = []
     nothing = decoded.packets == 0
     if nothing:
@@ -719,11 +720,25 @@ def scene_view(decoded: Decoded) -> SceneView:
             why += " (the file is empty)"
         notices.append(Notice("error", f"Nothing could be recovered from this pass: {why}."))
     elif not dmg.ok:
+        got = [f"{name} ({state})" if state != "received" else name for name, state in recovered]
+        kinds = []
+        if dmg.crc_failures:
+            kinds.append(f"{len(dmg.crc_failures)} packet(s) failed CRC")
+        if dmg.truncated:
+            kinds.append(f"{len(dmg.truncated)} truncated")
+        if dmg.garbage:
+            kinds.append(f"{sum(r.end - r.start for r in dmg.garbage):,} byte(s) of garbage")
+        lost_pkts = sum(len(v) for v in dmg.lost_seq.values())
+        if lost_pkts:
+            kinds.append(f"{lost_pkts} packet(s) lost")
         notices.append(
             Notice(
                 "warning",
-                "This pass arrived damaged: the page shows what was recovered; "
-                "see 'Downlink' for the damaged ranges.",
+                "This pass arrived damaged"
+                + (f" ({', '.join(kinds)})" if kinds else "")
+                + ". Recovered: "
+                + "; ".join(got)
+                + ". The damaged byte ranges are listed under 'Downlink'.",
             )
         )
     if outcome == "failed":
@@ -756,7 +771,9 @@ def scene_view(decoded: Decoded) -> SceneView:
         notices.append(Notice("warning", f"Picture not shown: {b}."))
 
     title = decoded.scene or (
-        f"scene tag {decoded.scene_tag:#06x} (name lost)" if decoded.packets else "empty pass"
+        f"scene tag {decoded.scene_tag:#06x} (name lost)"
+        if decoded.packets
+        else "nothing recovered"
     )
     bounds = union_bbox(
         [d.bbox for d in detections]
@@ -790,7 +807,7 @@ def scene_view(decoded: Decoded) -> SceneView:
         ok=decoded.ok,
         damage_lines=tuple(dmg.lines()),
         damaged_ranges=tuple(ranges),
-        recovered=tuple(_recovered(decoded, len(detections), bad_images)),
+        recovered=tuple(recovered),
         waiting=decoded.waiting,
         notices=tuple(notices),
         bounds=bounds,

@@ -378,7 +378,8 @@ def _legend(view: SceneView) -> str:
 
 def _no_detections_text(view: SceneView) -> str:
     if view.packets == 0:
-        return "Nothing could be recovered from this pass (see the notices above)."
+        first = next((n.text for n in view.notices if n.level == "error"), None)
+        return first or "Nothing could be recovered from this pass."
     if any(n.text.startswith("No detections on the map") for n in view.notices):
         return next(n.text for n in view.notices if n.text.startswith("No detections on the map"))
     if view.outcome == "failed":
@@ -459,10 +460,12 @@ def _sort_key_time(acquired: str | None) -> str:
 
 
 def sort_entries(entries: Iterable[IndexEntry]) -> list[IndexEntry]:
-    """Priority (high first), then acquisition time (newest first, unknown last), then name."""
+    """Priority (high first, unknown after low), then acquisition time (newest first, unknown
+    last), then name."""
     rows = sorted(entries, key=lambda e: (e.view.title if e.view else "", e.source or ""))
     rows.sort(key=lambda e: _sort_key_time(e.view.acquired if e.view else None), reverse=True)
-    rows.sort(key=lambda e: e.view.priority_rank if e.view else 4)
+    # passes that gave nothing go after those of the same priority that gave something
+    rows.sort(key=lambda e: (e.view.priority_rank, e.view.packets == 0) if e.view else (4, True))
     return rows
 
 
