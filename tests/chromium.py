@@ -216,9 +216,11 @@ class Chromium:
         return res.get("result", {}).get("value")
 
     def wait_for(self, expression: str, timeout: float | None = None) -> Any:
+        """Poll until ``expression`` is truthy (a DOM node counts as true); returns its value."""
         deadline = time.monotonic() + (timeout or self.timeout)
+        probe = f"(() => {{ const v = ({expression}); return v instanceof Node ? true : v; }})()"
         while True:
-            value = self.evaluate(expression)
+            value = self.evaluate(probe)
             if value:
                 return value
             if time.monotonic() > deadline:
