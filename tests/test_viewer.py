@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ground_decoder
 from ground_decoder.passes import pass_plan
@@ -480,3 +482,104 @@ def test_browser_folder_index(browser: Chromium, decoded_folder: Path) -> None:
     assert browser.evaluate("document.getElementById('eot-title').innerText") == (
         "sen2ships_casablanca"
     )
+
+
+# ------------------------------------------------------------------------------ junk in, page out
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_coords = st.recursive(
+    st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), _scalars), max_size=3),
+    lambda inner: st.lists(inner, max_size=5),
+    max_leaves=20,
+)
+_geometry = st.one_of(
+    _json,
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(
+                [
+                    "Point",
+                    "MultiPoint",
+                    "LineString",
+                    "MultiLineString",
+                    "Polygon",
+                    "MultiPolygon",
+                    "GeometryCollection",
+                    "Nope",
+                ]
+            ),
+            "coordinates": _coords,
+        }
+    ),
+)
+_feature = st.one_of(
+    _json,
+    st.fixed_dictionaries(
+        {
+            "type": st.just("Feature"),
+            "geometry": _geometry,
+            "properties": st.one_of(
+                _json,
+                st.dictionaries(
+                    st.sampled_from(
+                        [
+                            "class",
+                            "score",
+                            "length_m",
+                            "area_m2",
+                            "area_km2",
+                            "heading_deg",
+                            "setting",
+                            "cloud",
+                            "centroid_lon",
+                            "centroid_lat",
+                            "severity",
+                            "</script><b>x",
+                        ]
+                    ),
+                    _scalars,
+                    max_size=6,
+                ),
+            ),
+        }
+    ),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    features=st.lists(_feature, max_size=5),
+    members=st.dictionaries(
+        st.sampled_from(["eotriage", "properties", "outcome", "classes"]), _json, max_size=3
+    ),
+    report=st.one_of(
+        st.none(),
+        st.dictionaries(
+            st.sampled_from(["summary", "priority", "text", "facts", "outcome", "clouds"]),
+            _json,
+            max_size=5,
+        ),
+    ),
+)
+def test_any_product_gives_a_page(
+    features: list[Any], members: dict[str, Any], report: dict[str, Any] | None
+) -> None:
+    """Whatever a damaged or future product holds, the page is written and its scripts stay
+    intact (no raw '</script' from the data)."""
+    gj = {"type": "FeatureCollection", **members, "features": features}
+    page = scene_html(scene_view(_fake(gj, report)))
+    assert page.count("<script") == page.count("</script>")
+    assert "</script><b>" not in page

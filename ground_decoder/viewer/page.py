@@ -678,4 +678,5 @@ def write_text(path: Path, text: str) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+    log.debug("wrote %s (%d bytes)", path, len(text.encode()))
     return path
