@@ -509,7 +509,7 @@ def index_html(entries: Sequence[IndexEntry], title: str = "Decoded passes") -> 
     views = [e.view for e in rows if e.view is not None]
     bounds = union_bbox(v.bounds for v in views)
     m = _base_map(folium, bounds, f"{title} · eotriage ground viewer")
-    _graticule(folium, bounds if bounds and bounds[2] - bounds[0] < 20 else None).add_to(m)
+    _graticule(folium, bounds).add_to(m)
     footprints = []
     alerts: dict[str, list[dict[str, Any]]] = {}
     popups: list[str] = []
