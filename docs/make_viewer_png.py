@@ -2,7 +2,7 @@
 
 Runs the scene (template report, chips and quicklook), decodes its packets, writes the page,
 opens it offline in headless Chromium (``tests/chromium.py``), clicks one detection so that its
-popup shows, and saves a screenshot.
+popup shows, and saves a screenshot (as a 256-colour PNG).
 
     .venv/bin/python docs/make_viewer_png.py                     # fire sample, detection 0
     .venv/bin/python docs/make_viewer_png.py --scene sen2ships_casablanca --detection 4
@@ -11,6 +11,7 @@ popup shows, and saves a screenshot.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import tempfile
 import time
@@ -49,7 +50,13 @@ def main(argv: list[str] | None = None) -> int:
             browser.click_element(".folium-map .eot-halo", args.detection)
             browser.wait_for("document.querySelector('.leaflet-popup-content img')")
             time.sleep(0.5)  # popup pan and picture decode
-            args.out.write_bytes(browser.screenshot())
+            png = browser.screenshot()
+    # 256 colours keep the repository light (about 0.1 MB instead of 0.35 MB)
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        small = im.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+        small.save(args.out, format="PNG", optimize=True)
     print(f"wrote {args.out}")
     return 0
 
