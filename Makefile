@@ -15,7 +15,8 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-test install-bench install-gpu lint bench clean llama-wheel
+.PHONY: demo test install install-test install-bench install-gpu lint bench clean llama-wheel \
+	chromium
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +31,20 @@ llama-wheel: $(VENV)/bin/activate
 	$(PIP) install --quiet --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 
 install: llama-wheel
-	$(PIP) install --quiet -e .
+	$(PIP) install --quiet -e ".[viewer]"
 
-install-test: llama-wheel
+install-test: llama-wheel chromium
 	$(PIP) install --quiet -e ".[test]"
+
+# headless Chromium for the ground viewer's browser tests (Debian's package; skipped when present)
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then \
+		echo "chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "chromium missing and apt-get unavailable (needs root): browser tests will be skipped"; \
+	fi
 
 install-bench: llama-wheel
 	$(PIP) install --quiet -e ".[bench,cluster,train]"
@@ -46,10 +57,13 @@ install-gpu: install
 DEMO_SCENES := sample_scenes/s2_fire_G90292 sample_scenes/s2_l1c_virginia_crop \
 	sample_scenes/sen2ships_honolulu sample_scenes/sen2ships_casablanca
 
-# onboard: detect, report, pack; then on the ground: decode the fire scene's packets
+# onboard: detect, report, pack (with quicklooks and chips); then on the ground: decode every
+# scene's packets as a folder of passes into demo_out/ground/ with the HTML viewer
 demo: install
-	$(VENV)/bin/eotriage run $(DEMO_SCENES) --out demo_out
-	$(VENV)/bin/eotriage decode demo_out/s2_fire_G90292/downlink.bin --out demo_out/ground/s2_fire_G90292
+	$(VENV)/bin/eotriage run $(DEMO_SCENES) --out demo_out --quicklook --chips
+	rm -rf demo_out/ground
+	$(VENV)/bin/eotriage decode demo_out --out demo_out/ground
+	@echo "Ground viewer: $(CURDIR)/demo_out/ground/index.html"
 
 test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)

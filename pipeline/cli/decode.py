@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 
 @click.command("decode")
-@click.argument("packets", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("packets", type=click.Path(path_type=Path))
 @click.option(
     "--out",
     "out_dir",
@@ -16,37 +17,93 @@ import click
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder (one sub-folder per scene when the stream holds several).",
 )
-def decode_cmd(packets: Path, out_dir: Path) -> None:
+@click.option(
+    "--html/--no-html",
+    default=True,
+    show_default=True,
+    help="Write index.html: an interactive map page per scene that works offline (and an "
+    "index over scenes when there are several). Needs the 'viewer' extra (folium).",
+)
+def decode_cmd(packets: Path, out_dir: Path, html: bool) -> None:
     """Decode downlink PACKETS into GeoJSON, report text, chips and a PNG map in OUT.
 
-    Writes detections.geojson, report.json/report.txt, chips/*.png, quicklook.png, map.png and
-    damage.json (answers.json/answers.txt for answers to questions from `eotriage answer`),
-    and prints a short summary (features per class, report summary, damage).
-    Damaged streams are decoded as far as they go: every packet whose CRC verifies is used.
+    Writes detections.geojson, report.json/report.txt, chips/*.png, quicklook.png, map.png,
+    damage.json and index.html (the ground viewer; answers.json/answers.txt for answers to
+    questions from `eotriage answer`), and prints a short summary (features per class, report
+    summary, damage).  Damaged streams are decoded as far as they go: every packet whose CRC
+    verifies is used.
+
+    PACKETS may be a folder of passes: every *.bin file under it is decoded into
+    OUT/<its path without .bin>/ (DIR/<scene>/downlink.bin goes to OUT/<scene>/), and
+    OUT/index.html lists the scenes by priority, then time, over one overview map.
 
     Exit code: 0 stream intact, 1 damage found (lost, corrupt or truncated packets, garbage,
-    products missing), 2 the file cannot be read.
+    products missing), 2 the file (or a file of the folder) cannot be read.
     """
     from ground_decoder import decode_file
+    from ground_decoder.passes import pass_plan
     from ground_decoder.qa import decode_qa, qa_lines, write_qa
 
-    try:
-        results = decode_file(packets, out_dir)
-    except OSError as exc:
-        click.echo(f"eotriage: error: {packets}: {exc.strerror or exc}", err=True)
-        raise SystemExit(2) from None
-    damaged = False
-    for decoded, written in results:
-        for line in decoded.summary_lines():
-            click.echo(line)
-        click.echo(f"wrote {written.directory}")
-        damaged |= not decoded.ok
-    qa = decode_qa(packets.read_bytes())
-    if qa.questions or qa.answers:
-        for line in qa_lines(qa):
-            click.echo(line)
-        written_qa = write_qa(qa, out_dir)
-        click.echo(f"wrote {written_qa.json_path} and {written_qa.text_path}")
-        damaged |= not qa.ok
+    folder = packets.is_dir()
+    plan = pass_plan(packets, out_dir) if folder else ((packets, out_dir),)
+    if folder and not plan:
+        click.echo(f"eotriage: error: {packets}: no *.bin pass files in this folder", err=True)
+        raise SystemExit(2)
+    damaged = unreadable = False
+    scenes: list[tuple[Any, Path, str]] = []
+    failures: list[tuple[str, str]] = []
+    for path, out in plan:
+        source = str(path.relative_to(packets)) if folder else path.name
+        try:
+            results = decode_file(path, out)
+            data = path.read_bytes()
+        except OSError as exc:
+            click.echo(f"eotriage: error: {path}: {exc.strerror or exc}", err=True)
+            if not folder:
+                raise SystemExit(2) from None
+            unreadable = True
+            failures.append((source, f"cannot be read: {exc.strerror or exc}"))
+            continue
+        for decoded, written in results:
+            for line in decoded.summary_lines():
+                click.echo(line)
+            click.echo(f"wrote {written.directory}")
+            damaged |= not decoded.ok
+            scenes.append((decoded, written.directory, source))
+        qa = decode_qa(data)
+        if qa.questions or qa.answers:
+            for line in qa_lines(qa):
+                click.echo(line)
+            written_qa = write_qa(qa, out)
+            click.echo(f"wrote {written_qa.json_path} and {written_qa.text_path}")
+            damaged |= not qa.ok
+    if html and (scenes or failures):
+        _write_html(scenes, out_dir, failures)
+    if unreadable:
+        raise SystemExit(2)
     if damaged:
         raise SystemExit(1)
+
+
+def _write_html(
+    scenes: list[tuple[Any, Path, str]], out_dir: Path, failures: list[tuple[str, str]]
+) -> None:
+    """The ground viewer's pages; without folium only an explicit --html is an error."""
+    explicit = (
+        click.get_current_context().get_parameter_source("html")
+        != click.core.ParameterSource.DEFAULT
+    )
+    try:
+        from ground_decoder.viewer import write_viewer
+
+        pages = write_viewer(scenes, out_dir, failures=failures)
+    except ImportError as exc:
+        if explicit:
+            click.echo(f"eotriage: error: --html: {exc}", err=True)
+            raise SystemExit(2) from None
+        click.echo(f"eotriage: warning: no index.html written: {exc}", err=True)
+        return
+    except OSError as exc:
+        click.echo(f"eotriage: error: {out_dir}: {exc.strerror or exc}", err=True)
+        raise SystemExit(2) from None
+    click.echo(f"wrote {pages.index}")
