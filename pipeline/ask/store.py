@@ -354,6 +354,26 @@ class DetectionStore:
         log.info("stored %s (%s, acquired %s) in %s", scene, counts, acquired_utc, self.path)
         return sid
 
+    def remove_scene(self, name: str) -> bool:
+        """Remove every stored scene called ``name`` with its detections; True if any was."""
+        try:
+            ids = [r[0] for r in self.db.execute("SELECT id FROM scenes WHERE name = ?", (name,))]
+            with self.db:
+                for sid in ids:
+                    self._delete(sid)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot remove scene {name} ({exc})") from None
+        return bool(ids)
+
+    def _delete(self, sid: int) -> None:
+        self.db.execute(
+            "DELETE FROM detections_rtree WHERE id IN "
+            "(SELECT id FROM detections WHERE scene_id = ?)",
+            (sid,),
+        )
+        self.db.execute("DELETE FROM detections WHERE scene_id = ?", (sid,))
+        self.db.execute("DELETE FROM scenes WHERE id = ?", (sid,))
+
     def _evict(self) -> None:
         """Drop the oldest scenes (by acquisition time; unknown times first) beyond the scene or
         byte budget."""
@@ -365,13 +385,7 @@ class DetectionStore:
                 "LIMIT 1"
             ).fetchone()
             with self.db:
-                self.db.execute(
-                    "DELETE FROM detections_rtree WHERE id IN "
-                    "(SELECT id FROM detections WHERE scene_id = ?)",
-                    (row[0],),
-                )
-                self.db.execute("DELETE FROM detections WHERE scene_id = ?", (row[0],))
-                self.db.execute("DELETE FROM scenes WHERE id = ?", (row[0],))
+                self._delete(row[0])
             log.info("store full: evicted oldest scene %s", row[1])
 
     # ------------------------------------------------------------------ reading
