@@ -156,8 +156,7 @@ for _w in (
 for _w in ("cloud clouds cloudy overcast cloudiness".split()) + ["cloud cover"]:
     LEXICON[_w] = ("cls", "cloud")
 for _w in (
-    "detection detections object objects thing things anything everything alerts alert "
-    "targets target"
+    "detection detections object objects thing things everything alerts alert targets target"
 ).split():
     LEXICON[_w] = ("cls", "any")
 #: crop nouns: class crop_stress only beside a stress word (above); alone they are not a class
@@ -235,20 +234,37 @@ for _w in (
     "show",
     "give me",
     "what are the",
-    "locations",
-    "positions",
-    "coordinates",
-    "where are",
-    "where were",
-    "where is",
-    "where's",
-    "details",
     "listing",
     "list out",
     "display",
     "top",
 ):
     LEXICON[_w] = ("op", "list")
+#: weak operations: "where is" / "which" ask for positions (a list) unless a stronger operation
+#: (largest, nearest, most...) is asked beside them; "how big" asks for a size (largest...)
+for _w in (
+    "where are",
+    "where were",
+    "where is",
+    "where's",
+    "where was",
+    "locations",
+    "location of",
+    "positions",
+    "position of",
+    "coordinates",
+    "details",
+    "which",
+    "which ones",
+    "what are",
+):
+    LEXICON[_w] = ("op", "locate")
+for _w in ("how big", "how large", "how long", "what size", "how big are", "how long are"):
+    LEXICON[_w] = ("op", "measure")
+for _w in ("is it", "are they", "is anything", "is something"):
+    LEXICON[_w] = ("op", "any")
+#: words that are a class and an operation at once
+BOTH = {"anything": ("any", "any"), "something": ("any", "any")}
 for _w in (
     "most",
     "the most",
@@ -352,6 +368,8 @@ SCOPE_WORDS = {
     "capture",
     "captures",
 }
+#: words that name a scene as a scene ("the fire scene", "the Virginia crop image")
+SCENE_WORDS = {"scene", "image", "tile", "picture", "acquisition", "pass", "capture"}
 #: words understood and carrying no slot (articles, verbs of seeing, politeness, ...)
 FILLER = set(
     """
@@ -374,6 +392,7 @@ FILLER = set(
     tell me show us list go note noted report reported sighted sighting sightings spotted
     having holds held hold contain contains containing feature features present currently
     size sizes length lengths long large big small tall wide area's long
+    many much thx thanks ty shows showed showing pic photo it's its whole found
     """.split()
 )
 #: words whose meaning a slot cannot carry: the question is not understood, never simplified
@@ -882,6 +901,15 @@ _T_TODAY = re.compile(
     r"this\s+week|this\s+month|this\s+year|so\s+far\s+today)\b",
     re.I,
 )
+_UNIT_SHOWN = re.compile(
+    r"\b(?:in|as|expressed\s+in|in\s+units\s+of)\s+(?P<u>hectares|hectare|ha|km2|km²|sq\s*km|"
+    r"square\s+kilomet(?:er|re)s?|m2|m²|sq\s*m|square\s+met(?:er|re)s?|acres)\b",
+    re.I,
+)
+#: words that point at a structured field: "this box" needs --bbox, "this point" --point
+REF_WORDS = {"box": "bbox", "point": "point", "polygon": "wkt", "bbox": "bbox", "spot": "point"}
+#: words that, beside a class word, ask for an area in total
+TOTAL_WORDS = {"total", "combined", "overall", "sum", "altogether", "cumulative"}
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_'\-]*[A-Za-z0-9]|[A-Za-z]|\d+(?:\.\d+)?")
 _PLACE_PREP = {"in", "at", "near", "off", "around", "over", "from", "of", "outside"}
 
@@ -1022,6 +1050,18 @@ class Parser:
     def __init__(self, scenes: Sequence[StoredScene]) -> None:
         self.scenes = list(scenes)
         self.aliases = place_aliases(self.scenes)
+        #: aliases that hold a class word ("virginia crop"): a place only before "scene"
+        self.scene_only: dict[str, set[str]] = {}
+        for sc in self.scenes:
+            toks = [t for t in re.split(r"[_\-\s.]+", sc.name.lower()) if t]
+            for a in range(len(toks)):
+                for b in range(a + 2, len(toks) + 1):
+                    part = toks[a:b]
+                    if any(t in LEXICON or t in CROP_NOUNS for t in part) and any(
+                        t not in GENERIC_NAME_TOKENS and not t.isdigit() for t in part
+                    ):
+                        self.scene_only.setdefault(" ".join(part), set()).add(sc.name)
+
         self.phrases = sorted(
             {**{k: v for k, v in LEXICON.items()}, **{a: ("place", a) for a in self.aliases}},
             key=lambda p: -len(p.split()),
@@ -1059,6 +1099,16 @@ class Parser:
         self._sizes(st)
         self._top_n(st)
         self._times(st, now)
+        for m in _UNIT_SHOWN.finditer(st.text):
+            if st.free(*m.span()):
+                u = m["u"].lower()
+                unit = (
+                    "ha"
+                    if u.startswith(("hect", "ha"))
+                    else ("km²" if "k" in u else ("acres" if u == "acres" else "m²"))
+                )
+                st.put("unit", unit, m.group(0))
+                st.take(m)
         self._words(st, resolver)
         # structured fields from the ground: they must agree with the text
         for slot, value, label in (
@@ -1317,6 +1367,12 @@ class Parser:
             for n in range(min(self.max_words, len(fixed) - i), 0, -1):
                 phrase = " ".join(fixed[i : i + n])
                 hit = LEXICON.get(phrase)
+                after = fixed[i + n] if i + n < len(fixed) else ""
+                if phrase in self.scene_only and after in SCENE_WORDS:
+                    st.put("place", phrase, phrase)
+                    i += n + 1
+                    matched = True
+                    break
                 if phrase in self.aliases and (hit is None or n > 1):
                     st.put("place", phrase, toks[i][0] if n == 1 else phrase)
                     i += n
@@ -1324,6 +1380,13 @@ class Parser:
                     break
                 if hit is not None:
                     slot, value = hit
+                    after = fixed[i + n] if i + n < len(fixed) else ""
+                    if slot == "cls" and after in SCENE_WORDS:
+                        # "the fire scene", "the port image": which scene, not what to count
+                        st.put("descriptor", f"{phrase} {after}", f"{phrase} {after}")
+                        i += n + 1
+                        matched = True
+                        break
                     st.put(slot, value, phrase)
                     i += n
                     matched = True
@@ -1332,6 +1395,18 @@ class Parser:
                 continue
             w = fixed[i]
             nxt = fixed[i + 1] if i + 1 < len(fixed) else ""
+            prev = fixed[i - 1] if i > 0 else ""
+            if w in BOTH:
+                st.put("cls", BOTH[w][0], toks[i][0])
+                st.put("op", BOTH[w][1], toks[i][0])
+                i += 1
+                continue
+            if w in REF_WORDS and prev in ("this", "that", "the", "my", "given", "our"):
+                st.put("ref", REF_WORDS[w], f"{prev} {w}")
+                i += 1
+                continue
+            if w in TOTAL_WORDS:
+                st.put("total", w, toks[i][0])
             if w in BLOCKERS and not (w in _BLOCKER_OK_NEXT and nxt in _BLOCKER_OK_NEXT[w]):
                 if w in ("around", "about") and nxt and nxt in self.aliases:
                     i += 1
@@ -1417,9 +1492,26 @@ class Parser:
             understood.append(f"class {CLASS_NAMES[cls][1]}")
 
         # operation
+        said_words = set(re.findall(r"[a-z]+", raw.lower()))
+        units = values("unit")
+        if (
+            slots.get("total")
+            and set(ops) <= {"measure", "locate"}
+            and (
+                units
+                or "area" in said_words
+                or "areas" in said_words
+                or "extent" in said_words
+                or any("area" in said for said, _ in slots.get("cls", []))
+            )
+        ):
+            ops = [o for o in ops if o not in ("measure", "locate")] + ["total_area"]
         op = self._op(ops, slots, problems)
         if op is None and not problems and not ops:
             op = "count"  # a bare "ships in busan?" asks how many
+        if op == "measure":
+            problems.append("how big is what? (the largest, the smallest, or the total area?)")
+            op = None
         if op:
             understood.append(f"operation {op}")
 
@@ -1428,7 +1520,7 @@ class Parser:
         place_text: list[str] = []
         for said, alias in slots.get("place", []):
             place_text.append(said)
-            for s in sorted(self.aliases[alias]):
+            for s in sorted(self.aliases.get(alias) or self.scene_only.get(alias, set())):
                 if s not in scenes:
                     scenes.append(s)
         if place_text:
@@ -1513,7 +1605,6 @@ class Parser:
             order = "nearest"
         if (op == "nearest" or order == "nearest") and point is None:
             problems.append("nearest to what? (give a point: 58.08N 123.28W)")
-        said_words = set(re.findall(r"[a-z]+", raw.lower()))
         if op in ("most", "least") and not (said_words & SCOPE_WORDS):
             problems.append(f"'{op}' of what? (which scene has the {op} ...?)")
         if op == "total_area" and cls in ("cloud", "any"):
@@ -1527,21 +1618,27 @@ class Parser:
 
         area_unit = None
         low = raw.lower()
-        if op == "total_area":
+        if units and op not in ("total_area", "largest", "smallest", "list", "nearest"):
+            problems.append(f"{slots['unit'][0][0]!r} (a unit for what?)")
+        if units and units[0] != "acres":
+            area_unit = units[0]
+        if op == "total_area" and area_unit is None:
             for key, unit in (
                 ("hectare", "ha"),
-                (" ha", "ha"),
                 ("km2", "km²"),
                 ("km²", "km²"),
                 ("square kilomet", "km²"),
-                ("sq km", "km²"),
-                ("m2", "m²"),
-                ("m²", "m²"),
-                ("square met", "m²"),
             ):
                 if key in low:
                     area_unit = unit
                     break
+        for said, ref in slots.get("ref", []):
+            have = {"bbox": bbox, "point": point, "wkt": wkt}[ref]
+            if have is None:
+                problems.append(f"{said!r}: none given (--{ref})")
+        for said, _ in slots.get("descriptor", []):
+            if not scenes:
+                problems.append(f"which scene is {said!r}? (name it: 'in busan')")
         if st.corrections:
             understood.append("read " + ", ".join(st.corrections))
         if problems or cls is None or op is None:
@@ -1572,7 +1669,19 @@ class Parser:
         if not s:
             return None
         if len(s) == 1:
-            return ops[0]
+            return "list" if ops[0] == "locate" else ops[0]
+        # weak operations ("where is", "which", "how big") give way to a strong one
+        strong = s - {"locate", "measure"}
+        if "locate" in s and not strong - {"any", "count"}:
+            return "list"
+        if strong and s - strong:
+            if "measure" in s and not strong & {"largest", "smallest", "list", "nearest"}:
+                problems.append("'how big' beside " + ", ".join(sorted(strong)))
+                return None
+            s = strong
+            ops = [o for o in ops if o in strong]
+            if len(s) == 1:
+                return ops[0]
         # compatible pairs: the more specific operation wins
         for keep, absorbed in (
             ("per_scene", {"count", "any", "list"}),
