@@ -67,7 +67,18 @@ HELDOUT = ASK_DIR / "heldout.jsonl"
 SCENES = ASK_DIR / "scenes.json"
 #: "now" for questions without their own asked_utc (relative times are read against it)
 ASKED_UTC = "2026-12-06T12:00:00Z"
-SHARED = Path(os.environ.get("EOTRIAGE_SHARED_DATA", REPO.parent / "shared" / "data"))
+#: ../shared/data beside the checkout (or beside the main checkout, from a git worktree)
+SHARED = Path(
+    os.environ.get("EOTRIAGE_SHARED_DATA")
+    or next(
+        (
+            p
+            for p in (REPO.parent / "shared" / "data", REPO.parent.parent / "shared" / "data")
+            if p.is_dir()
+        ),
+        REPO.parent / "shared" / "data",
+    )
+)
 #: run.json detector name -> class (written out here, apart from the store's own mapping)
 DETECTOR_CLASS = {"fire": "fire", "ships": "ship", "crop": "crop_stress"}
 MAX_ITEMS = 10

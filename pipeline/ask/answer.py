@@ -168,8 +168,12 @@ def _notes(r: Result) -> list[str]:
     out = []
     if r.not_checked:
         noun = CLASS_NAMES[r.query.cls][1].capitalize()
-        reasons = "; ".join(f"{n} ({why})" for n, why in r.not_checked.items())
-        out.append(f"{noun} not checked in {reasons}.")
+        groups: dict[str, list[str]] = {}
+        for name, why in r.not_checked.items():
+            reason = why.removeprefix("not checked: ").removeprefix("not checked")
+            groups.setdefault(reason.strip(" :") or "not recorded", []).append(name)
+        parts = [f"{', '.join(names)} ({why})" for why, names in groups.items()]
+        out.append(f"{noun} not checked in {'; '.join(parts)}.")
     if r.unknown_time:
         out.append(f"Left out, acquisition time unknown: {', '.join(r.unknown_time)}.")
     return out

@@ -387,12 +387,12 @@ FILLER = set(
     captured acquired imaged taken recorded seen observed collected one ones some each every
     exactly approximately number if got get currently actually really need want wondering
     wonder like check checked look looked looking am being sat overhead view coverage city
-    did currently orbit latest please them it's there's what's how's that's whats hows thats
+    did currently orbit please them it's there's what's how's that's whats hows thats
     theres any currently yet ever we've i'd i'm you've today's s stored storage database
     tell me show us list go note noted report reported sighted sighting sightings spotted
     having holds held hold contain contains containing feature features present currently
     size sizes length lengths long large big small tall wide area's long
-    many much thx thanks ty shows showed showing pic photo it's its whole found
+    many much thx thanks ty ask asking shows showed showing pic photo it's its whole found
     """.split()
 )
 #: words whose meaning a slot cannot carry: the question is not understood, never simplified
@@ -432,6 +432,7 @@ BLOCKERS = {
     "soon": "vague time",
     "earlier": "vague time",
     "later": "vague time",
+    "than": "a comparison without a size and unit",
     "about": "approximate value",
     "around": "approximate value",
     "roughly": "approximate value",
@@ -906,6 +907,18 @@ _UNIT_SHOWN = re.compile(
     r"square\s+kilomet(?:er|re)s?|m2|m²|sq\s*m|square\s+met(?:er|re)s?|acres)\b",
     re.I,
 )
+#: "the latest scene": the scene(s) acquired last (or first) among those with a known time
+for _w in ("latest", "newest", "most recent", "last", "freshest"):
+    for _s in ("scene", "image", "pass", "acquisition", "picture", "tile", "capture"):
+        LEXICON[f"{_w} {_s}"] = ("latest", "latest")
+for _w in ("earliest", "oldest", "first"):
+    for _s in ("scene", "image", "pass", "acquisition", "picture", "tile", "capture"):
+        LEXICON[f"{_w} {_s}"] = ("latest", "earliest")
+_MONTH_WORDS = (
+    {m.lower() for m in calendar.month_name if m}
+    | {"sept"}
+    | {m.lower() for m in calendar.month_abbr if m and m.lower() not in ("may", "mar")}
+)
 #: words that point at a structured field: "this box" needs --bbox, "this point" --point
 REF_WORDS = {"box": "bbox", "point": "point", "polygon": "wkt", "bbox": "bbox", "spot": "point"}
 #: words that, beside a class word, ask for an area in total
@@ -1068,9 +1081,15 @@ class Parser:
         )
         self.max_words = max(len(p.split()) for p in self.phrases)
         self.vocab: dict[str, str] = {}
-        for p in list(LEXICON) + list(self.aliases) + sorted(FILLER):
+        words = [*LEXICON, *self.aliases, *sorted(FILLER), *BLOCKERS, *CROP_NOUNS]
+        words += [*SCOPE_WORDS, *SIZE_WORDS, *_MONTH_WORDS, *REF_WORDS, *TOTAL_WORDS, *BOTH]
+        for p in words:
             if " " not in p:
                 self.vocab.setdefault(p, p)
+
+    def known_places(self) -> list[str]:
+        """One name per stored scene: its first place name, else its name."""
+        return sorted({(sc.places[0] if sc.places else sc.name) for sc in self.scenes})
 
     # -- entry point
 
@@ -1333,6 +1352,8 @@ class Parser:
             return LEXICON[word]
         if word in self.aliases:
             return ("place", word)
+        if word in BLOCKERS or word in _MONTH_WORDS or word in BOTH:
+            return ("word", word)
         return ("filler", "")
 
     def _words(self, st: _State, resolver: Resolver | None) -> None:
@@ -1396,6 +1417,28 @@ class Parser:
             w = fixed[i]
             nxt = fixed[i + 1] if i + 1 < len(fixed) else ""
             prev = fixed[i - 1] if i > 0 else ""
+            if (w in _MONTH_WORDS and w != "may") or (
+                w == "may"
+                and prev
+                in (
+                    "in",
+                    "since",
+                    "until",
+                    "during",
+                    "of",
+                    "before",
+                    "after",
+                    "from",
+                    "till",
+                    "by",
+                    "early",
+                    "late",
+                    "mid",
+                )
+            ):
+                st.problems.append(f"{toks[i][0]!r} (which year? say e.g. 'May 2023')")
+                i += 1
+                continue
             if w in BOTH:
                 st.put("cls", BOTH[w][0], toks[i][0])
                 st.put("op", BOTH[w][1], toks[i][0])
@@ -1481,7 +1524,7 @@ class Parser:
             unknown = still
         for tok, looks_place in unknown:
             if looks_place:
-                known = ", ".join(sorted(self.aliases)[:24])
+                known = ", ".join(self.known_places())
                 problems.append(f"{tok!r} (not a scene or place in the store; known: {known})")
             else:
                 problems.append(f"{tok!r} (unknown word)")
@@ -1523,6 +1566,18 @@ class Parser:
             for s in sorted(self.aliases.get(alias) or self.scene_only.get(alias, set())):
                 if s not in scenes:
                     scenes.append(s)
+        for said, which in slots.get("latest", []):
+            dated = [sc for sc in self.scenes if sc.acquired_utc is not None]
+            if not dated:
+                problems.append(f"{said!r}: no scene has a known acquisition time")
+                continue
+            pick = max if which == "latest" else min
+            when = pick(sc.acquired_utc or "" for sc in dated)
+            chosen = [sc.name for sc in dated if sc.acquired_utc == when]
+            if scenes:
+                problems.append(f"{said!r} beside a place")
+            scenes.extend(chosen)
+            place_text.append(said)
         if place_text:
             understood.append("place " + ", ".join(place_text))
 
