@@ -1528,6 +1528,8 @@ class Parser:
                 problems.append(f"{tok!r} (not a scene or place in the store; known: {known})")
             else:
                 problems.append(f"{tok!r} (unknown word)")
+        if len(classes) > 1 and "any" in classes:
+            classes = [c for c in classes if c != "any"]  # "anything burning": fires
         if len(classes) > 1:
             problems.append("several classes (" + ", ".join(classes) + "): ask one at a time")
         cls = classes[0] if len(classes) == 1 else None
