@@ -211,7 +211,7 @@ def render(r: Result, scenes: dict[str, StoredScene]) -> str:
                 extra = f": {_best_word(q, True)} {_item(d, one_scene)}"
             main = f"{subject}{extra}."
         if q.op == "any":
-            main = ("Yes: " if n else "No: ") + main[0].lower() + main[1:] if n else "No: " + main
+            main = ("Yes: " if n else "No: ") + main[0].lower() + main[1:]
     elif q.op in ("largest", "smallest"):
         word = _best_word(q, q.op == "largest").capitalize()
         if not r.items:
@@ -330,7 +330,10 @@ def answer_question(
         result = execute(store, parsed.query)
         scenes = {s.name: s for s in store.scene_records()}
         text = render(result, scenes)
-    except EotriageError as exc:
+    except Exception as exc:  # one question never takes the others down
+        if not isinstance(exc, EotriageError):
+            log.exception("question %d: internal error", question.qid)
+            exc = EotriageError(f"internal error ({type(exc).__name__}: {exc})")
         return Answer(
             question.qid,
             question.text,

@@ -1109,11 +1109,7 @@ class Parser:
     ) -> Parse:
         raw = " ".join(text.replace("\u2212", "-").replace("\u2013", "-").split())
         st = _State(raw)
-        now = (
-            dt.datetime.strptime(asked_utc, "%Y-%m-%dT%H:%M:%SZ")
-            if asked_utc
-            else dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-        )
+        now = _asked_time(asked_utc)
         self._areas(st)
         self._sizes(st)
         self._top_n(st)
@@ -1755,6 +1751,17 @@ class Parser:
                 return keep
         problems.append("several operations (" + ", ".join(ops) + ")")
         return None
+
+
+def _asked_time(asked_utc: str | None) -> dt.datetime:
+    """When the question was asked (UTC, naive); the clock when not given."""
+    if asked_utc:
+        span = parse_date(asked_utc.rstrip("Z").replace("T", " ").strip())
+        if span is not None:
+            # a date alone: its start (relative windows then end at midnight)
+            return dt.datetime.strptime(span[0], "%Y-%m-%dT%H:%M:%SZ")
+        log.warning("asked_utc %r unreadable; using the clock", asked_utc)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
 def _time_words(since: str | None, until: str | None) -> str:
