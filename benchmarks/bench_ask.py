@@ -425,6 +425,7 @@ def ask_all(
                     "answer": ans["text"],
                     "status": ans["status"],
                     "understood_by": ans["understood_by"],
+                    "llm_calls": ans.get("llm_calls", 0),
                     "latency_s": ans["latency_s"],
                     "uplink_bytes": len(up),
                     "answer_bytes": len(down),
@@ -439,6 +440,7 @@ def ask_all(
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     lat = sorted(r["latency_s"] for r in rows)
+    with_llm = sorted(r["latency_s"] for r in rows if r["llm_calls"] > 0)
     n = max(1, len(rows))
     return {
         "questions": len(rows),
@@ -447,6 +449,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "missed": sum(r["verdict"] == "missed" for r in rows),
         "different_question": sum(r["verdict"] == "different question" for r in rows),
         "llm_used": sum(r["understood_by"] == "parser+llm" for r in rows),
+        "llm_asked": sum(r["llm_calls"] > 0 for r in rows),
+        "latency_llm_median_s": round(statistics.median(with_llm), 3) if with_llm else None,
         "latency_median_s": round(statistics.median(lat), 3) if lat else None,
         "latency_p95_s": round(lat[min(len(lat) - 1, math.ceil(0.95 * len(lat)) - 1)], 3)
         if lat
@@ -544,15 +548,17 @@ def render(doc: dict[str, Any]) -> str:
         f"LLM: {'loaded; it only maps words the parser does not know' if s['llm'] else 'off'}.  "
         "Latency = `answer_question` wall time on 2 CPU cores.",
         "",
-        "| set | questions | right | missed | answers to a different question | LLM used "
-        "| latency median (s) | p95 (s) | answer bytes (median) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| set | questions | right | missed | answers to a different question | LLM asked / "
+        "its word taken | latency median (s) | p95 (s) | median when the LLM was asked (s) "
+        "| answer bytes (median) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, x in (("corpus", m), ("held-out", h)):
         lines.append(
             f"| {name} | {x['questions']} | {x['right']} ({x['correct_share']:.1%}) | "
-            f"{x['missed']} | {x['different_question']} | {x['llm_used']} | "
-            f"{x['latency_median_s']} | {x['latency_p95_s']} | {x['answer_bytes_median']} |"
+            f"{x['missed']} | {x['different_question']} | {x['llm_asked']} / {x['llm_used']} | "
+            f"{x['latency_median_s']} | {x['latency_p95_s']} | {x['latency_llm_median_s']} | "
+            f"{x['answer_bytes_median']} |"
         )
     lines += [
         "",

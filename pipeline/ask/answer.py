@@ -49,6 +49,8 @@ class Answer:
     understood: tuple[str, ...] = ()
     not_understood: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    #: words the LLM was asked about (0: the parser understood every word itself)
+    llm_calls: int = 0
 
     def to_value(self) -> dict[str, Any]:
         return {
@@ -60,6 +62,7 @@ class Answer:
             "understood": list(self.understood),
             "not_understood": list(self.not_understood),
             "notes": list(self.notes),
+            "llm_calls": self.llm_calls,
             "facts": self.facts,
             "text": self.text,
             "writer": self.writer,
@@ -309,8 +312,10 @@ def answer_question(
 ) -> Answer:
     """Understand, query and phrase one question; errors become an error answer, never raise."""
     t0 = time.perf_counter()
+    calls0 = model.calls if model is not None else 0
     try:
         parsed = understand(store, question, model, timeout_s)
+        llm_calls = (model.calls if model is not None else 0) - calls0
         if parsed.query is None:
             return Answer(
                 question.qid,
@@ -326,6 +331,7 @@ def answer_question(
                 understood=parsed.understood,
                 not_understood=parsed.not_understood,
                 notes=parsed.llm,
+                llm_calls=llm_calls,
             )
         result = execute(store, parsed.query)
         scenes = {s.name: s for s in store.scene_records()}
@@ -359,6 +365,7 @@ def answer_question(
         time.perf_counter() - t0,
         understood=parsed.understood,
         notes=parsed.llm,
+        llm_calls=llm_calls,
     )
 
 

@@ -207,12 +207,7 @@ for _w in (
     "yes or no",
 ):
     LEXICON[_w] = ("op", "any")
-for _w in ("largest biggest longest greatest maximum max hugest widest".split()) + [
-    "the largest",
-    "the biggest",
-    "the longest",
-    "the largest one",
-]:
+for _w in ("largest biggest longest greatest maximum max hugest widest".split()) + []:
     LEXICON[_w] = ("op", "largest")
 for _w in "smallest shortest tiniest minimum min littlest".split():
     LEXICON[_w] = ("op", "smallest")
@@ -227,19 +222,11 @@ for _w in (
     "nearby",
 ):
     LEXICON[_w] = ("op", "nearest")
-for _w in (
-    "list",
-    "enumerate",
-    "show me",
-    "show",
-    "give me",
-    "what are the",
-    "listing",
-    "list out",
-    "display",
-    "top",
-):
+for _w in ("list", "enumerate", "listing", "list out", "top", "list all"):
     LEXICON[_w] = ("op", "list")
+#: "show me", "give me": a list unless another operation is asked ("give me a count")
+for _w in ("show me", "show", "give me", "what are the", "display", "tell me"):
+    LEXICON[_w] = ("op", "show")
 #: weak operations: "where is" / "which" ask for positions (a list) unless a stronger operation
 #: (largest, nearest, most...) is asked beside them; "how big" asks for a size (largest...)
 for _w in (
@@ -267,7 +254,6 @@ for _w in ("is it", "are they", "is anything", "is something"):
 BOTH = {"anything": ("any", "any"), "something": ("any", "any")}
 for _w in (
     "most",
-    "the most",
     "highest number",
     "greatest number",
     "largest number",
@@ -278,9 +264,7 @@ for _w in (
     LEXICON[_w] = ("op", "most")
 for _w in (
     "fewest",
-    "the fewest",
     "least",
-    "the least",
     "lowest number",
     "smallest number",
     "minimum number",
@@ -392,7 +376,7 @@ FILLER = set(
     tell me show us list go note noted report reported sighted sighting sightings spotted
     having holds held hold contain contains containing feature features present currently
     size sizes length lengths long large big small tall wide area's long
-    many much thx thanks ty ask asking shows showed showing pic photo it's its whole found
+    many much thx thanks ty ask asking r u ur shows showed showing pic photo it's its whole found
     """.split()
 )
 #: words whose meaning a slot cannot carry: the question is not understood, never simplified
@@ -768,6 +752,13 @@ _POINT_PAIR = re.compile(
     r"lat(?:itude)?)\s*[:=]?\s*)?\(?\s*(?P<a>-?\d{1,3}\.\d+)\s*[,;]\s*(?P<b>-?\d{1,3}\.\d+)\s*\)?",
     re.I,
 )
+_POINT_LABELLED = re.compile(
+    r"\blat(?:itude)?\s*[:=]?\s*(?P<lat>-?\d{1,2}(?:\.\d+)?)\s*[,;]?\s*(?:and\s+)?"
+    r"lon(?:g|gitude)?\s*[:=]?\s*(?P<lon>-?\d{1,3}(?:\.\d+)?)"
+    r"|\blon(?:g|gitude)?\s*[:=]?\s*(?P<lon2>-?\d{1,3}(?:\.\d+)?)\s*[,;]?\s*(?:and\s+)?"
+    r"lat(?:itude)?\s*[:=]?\s*(?P<lat2>-?\d{1,2}(?:\.\d+)?)",
+    re.I,
+)
 _BBOX = re.compile(
     rf"\b(?:bbox|b-box|bounding\s+box|box|rectangle)\b\s*(?:of\s+)?[:=]?\s*[(\[]?\s*"
     rf"(?P<w>{_FLOAT})\s*[, ]\s*(?P<s>{_FLOAT})\s*[, ]\s*(?P<e>{_FLOAT})\s*[, ]\s*"
@@ -892,7 +883,7 @@ _REL_UNITS = {
     "months": dt.timedelta(days=30),
 }
 _T_LAST = re.compile(
-    r"\b(?:(?:in|during|over|within|for)\s+)?(?:the\s+)?(?:last|past|previous)\s+"
+    r"\b(?:(?:in|during|over|within|for|since|from)\s+)?(?:the\s+)?(?:last|past|previous)\s+"
     rf"(?P<n>\d{{1,3}}|{'|'.join(NUMBER_WORDS)}|a|an)?\s*(?P<u>hours?|hrs?|h|days?|weeks?|months?)"
     r"\b",
     re.I,
@@ -1160,6 +1151,13 @@ class Parser:
                 else:
                     st.put("point", (lon, lat), m.group(0))
                 st.take(m)
+        for m in _POINT_LABELLED.finditer(st.text):
+            lat, lon = float(m["lat"] or m["lat2"]), float(m["lon"] or m["lon2"])
+            if abs(lat) > 90 or abs(lon) > 180:
+                st.problems.append(f"point {m.group(0)!r} out of range")
+            else:
+                st.put("point", (lon, lat), m.group(0))
+            st.take(m)
         for m in _POINT_PAIR.finditer(st.text):
             if not st.free(*m.span()):
                 continue
@@ -1425,6 +1423,7 @@ class Parser:
                     "before",
                     "after",
                     "from",
+                    "on",
                     "till",
                     "by",
                     "early",
@@ -1722,8 +1721,13 @@ class Parser:
         if not s:
             return None
         if len(s) == 1:
-            return "list" if ops[0] == "locate" else ops[0]
-        # weak operations ("where is", "which", "how big") give way to a strong one
+            return "list" if ops[0] in ("locate", "show") else ops[0]
+        # weak operations ("where is", "which", "how big", "show me") give way to a strong one
+        if "show" in s and len(s) > 1:
+            s.discard("show")
+            ops = [o for o in ops if o != "show"]
+            if len(s) == 1:
+                return "list" if ops[0] in ("locate", "show") else ops[0]
         strong = s - {"locate", "measure"}
         if "locate" in s and not strong - {"any", "count"}:
             return "list"
