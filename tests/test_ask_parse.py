@@ -196,7 +196,8 @@ def test_places_from_names_and_metadata() -> None:
     assert set(q("ships in hedland and klang").scenes or ()) == {"hedland", "klang"}
     assert q("ships in Hedlnad").scenes == ("hedland",)  # a typo
     assert q("ships in the latest scene").scenes == ("hedland",)
-    not_understood("ships in the fire scene")  # which one?
+    assert q("ships in the fire scene").scenes == ("s2_fire_G90292",)  # its name says fire
+    not_understood("fires in the ship scene")  # no scene is named so
 
 
 # ---------------------------------------------------------------- points and boxes
@@ -266,6 +267,9 @@ def test_time_problems() -> None:
         "hello",
         "how many cars in the car park",
         "Any oil spills off Genoa?",
+        "Are all the ships in Hedland longer than 100 m?",
+        "fires in the top 3 scenes",
+        "ships longer than 200 m or shorter than 50 m",
     ],
 )
 def test_modifiers_it_cannot_apply_are_not_understood(text: str) -> None:

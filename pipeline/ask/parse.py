@@ -250,6 +250,9 @@ for _w in ("how big", "how large", "how long", "what size", "how big are", "how 
     LEXICON[_w] = ("op", "measure")
 for _w in ("is it", "are they", "is anything", "is something"):
     LEXICON[_w] = ("op", "any")
+#: "are all ships ...?" asks whether every detection passes a test: no slot says that
+for _w in ("are all", "were all", "is every", "was every", "all of them", "every one"):
+    LEXICON[_w] = ("block", "a question about all of them (every one) is not supported")
 #: words that are a class and an operation at once
 BOTH = {"anything": ("any", "any"), "something": ("any", "any")}
 for _w in (
@@ -1304,6 +1307,12 @@ class Parser:
                 continue
             n_text = (m["n"] or m["n2"]).lower()
             n = NUMBER_WORDS.get(n_text) or int(n_text)
+            following = st.text[m.end() :].split()
+            if following and following[0].lower().strip("?,.!") in SCOPE_WORDS:
+                # "the top 3 scenes": a ranking of scenes, which no slot says
+                st.problems.append(f"{m.group(0)!r} {following[0]} (a ranking of scenes)")
+                st.take(m)
+                continue
             st.put("n", n, m.group(0))
             if m["sup"]:
                 sup = m["sup"].lower()
@@ -1483,6 +1492,8 @@ class Parser:
                     out.append(v)
             return out
 
+        for said, why in slots.get("block", []):
+            problems.append(f"{said!r} ({why})")
         # class
         classes = values("cls")
         crop_nouns = values("crop_noun")
@@ -1689,7 +1700,18 @@ class Parser:
             if have is None:
                 problems.append(f"{said!r}: none given (--{ref})")
         for said, _ in slots.get("descriptor", []):
-            if not scenes:
+            if scenes:
+                continue
+            # "the fire scene": the scenes whose name says so (s2_fire_G90292)
+            word = said.split()[0]
+            named = [
+                sc.name for sc in self.scenes if word in re.split(r"[_\-\s.]+", sc.name.lower())
+            ]
+            if named:
+                scenes.extend(named)
+                place_text.append(said)
+                understood.append(f"place {said} ({', '.join(named)})")
+            else:
                 problems.append(f"which scene is {said!r}? (name it: 'in busan')")
         if st.corrections:
             understood.append("read " + ", ".join(st.corrections))
