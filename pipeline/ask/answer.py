@@ -134,7 +134,13 @@ def _where(q: Query, scenes: dict[str, StoredScene]) -> str:
 
 
 def _sizes(q: Query) -> str:
-    return "".join(f" {b.text()}" for b in q.sizes)
+    b = q.sizes
+    if len(b) == 2 and b[0].measure == b[1].measure and {b[0].op, b[1].op} == {">=", "<="}:
+        lo, hi = sorted(b, key=lambda x: x.value)
+        unit = format_size(lo.measure, hi.value).split(" ", 1)[1]
+        low = format_size(lo.measure, lo.value, None if lo.measure == "length_m" else unit)
+        return f" between {low.split(' ', 1)[0]} and {format_size(hi.measure, hi.value)}"
+    return " and".join(f" {x.text()}" for x in b)
 
 
 def _subject(q: Query, n: int | None, scenes: dict[str, StoredScene]) -> str:

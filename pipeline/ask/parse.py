@@ -90,7 +90,7 @@ for _w in (
     LEXICON[_w] = ("cls", "ship")
 for _w in (
     "fire fires wildfire wildfires blaze blazes hotspot hotspots burning flames inferno "
-    "bushfire bushfires forest fire"
+    "burned burnt bushfire bushfires"
 ).split():
     LEXICON[_w] = ("cls", "fire")
 for _w in (
@@ -420,6 +420,13 @@ BLOCKERS = {
     "earlier": "vague time",
     "later": "vague time",
     "than": "a comparison without a size and unit",
+    "longer": "a comparison without a size and unit",
+    "shorter": "a comparison without a size and unit",
+    "bigger": "a comparison without a size and unit",
+    "larger": "a comparison without a size and unit",
+    "smaller": "a comparison without a size and unit",
+    "greater": "a comparison without a size and unit",
+    "wider": "a comparison without a size and unit",
     "about": "approximate value",
     "around": "approximate value",
     "roughly": "approximate value",
@@ -1560,6 +1567,8 @@ class Parser:
         op = self._op(ops, slots, problems)
         if op is None and not problems and not ops:
             op = "count"  # a bare "ships in busan?" asks how many
+        if op == "measure" and any("area" in said for said, _ in slots.get("cls", [])):
+            op = "total_area"  # "how large is the burnt area": all of it
         if op == "measure":
             problems.append("how big is what? (the largest, the smallest, or the total area?)")
             op = None
