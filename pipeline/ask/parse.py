@@ -28,7 +28,7 @@ import datetime as dt
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -63,402 +63,171 @@ MAX_TOP_N = 20
 
 # ----------------------------------------------------------------------------- the lexicon
 
-#: word or phrase -> (slot, value).  Phrases are matched longest first.
-LEXICON: dict[str, tuple[str, str]] = {}
-
-
-def _add(slot: str, value: str, words: Iterable[str]) -> None:
-    for w in words:
-        LEXICON[w] = (slot, value)
-
-
-for _w in (
-    "ship ships vessel vessels boat boats tanker tankers cargo freighter freighters ferry "
-    "ferries trawler trawlers shipping"
-).split():
-    LEXICON[_w] = ("cls", "ship")
-for _w in (
-    "cargo ship",
-    "cargo ships",
-    "container ship",
-    "container ships",
-    "oil tanker",
-    "oil tankers",
-    "bulk carrier",
-    "bulk carriers",
-):
-    LEXICON[_w] = ("cls", "ship")
-for _w in (
-    "fire fires wildfire wildfires blaze blazes hotspot hotspots burning flames inferno "
-    "burned burnt bushfire bushfires"
-).split():
-    LEXICON[_w] = ("cls", "fire")
-for _w in (
-    "hot spot",
-    "hot spots",
-    "burn area",
-    "burn areas",
-    "burned area",
-    "burned areas",
-    "burnt area",
-    "burnt areas",
-    "forest fire",
-    "forest fires",
-    "active fire",
-    "active fires",
-    "thermal anomaly",
-    "thermal anomalies",
-    "fire area",
-    "fire areas",
-):
-    LEXICON[_w] = ("cls", "fire")
-for _w in (
-    "crop stress",
-    "stressed field",
-    "stressed fields",
-    "stressed crop",
-    "stressed crops",
-    "crop stressed",
-    "field stress",
-    "vegetation stress",
-    "stressed vegetation",
-    "crops under stress",
-    "fields under stress",
-    "drought",
-    "droughts",
-    "drought stress",
-    "drought stressed",
-    "drought-stressed",
-    "stressed farmland",
-    "dry fields",
-    "dry field",
-    "dry crops",
-    "parched fields",
-    "wilting crops",
-    "stressed area",
-    "stressed areas",
-    "stressed farm",
-    "stressed farms",
-    "water stress",
-    "water stressed",
-    "crop-stress",
-    "stress",
-    "stressed",
-    "stressed cropland",
-    "drought areas",
-    "drought area",
-    "crop stress areas",
-    "crop stress area",
-    "crop-stress areas",
-    "crop stresses",
-):
-    LEXICON[_w] = ("cls", "crop_stress")
-for _w in ("cloud clouds cloudy overcast cloudiness".split()) + ["cloud cover"]:
-    LEXICON[_w] = ("cls", "cloud")
-for _w in (
-    "detection detections object objects thing things everything alerts alert targets target"
-).split():
-    LEXICON[_w] = ("cls", "any")
-#: crop nouns: class crop_stress only beside a stress word (above); alone they are not a class
-CROP_NOUNS = {
-    "crop",
-    "crops",
-    "field",
-    "fields",
-    "farm",
-    "farms",
-    "farmland",
-    "vegetation",
-    "cropland",
+#: (slot, value) -> its words and phrases, comma separated; matched longest first.  Slots:
+#: ``cls``, ``op`` (with the weak operations ``locate``, ``show``, ``measure``) and ``block``
+#: (phrases whose meaning no slot can carry; the value says why).
+_LEXICON_TEXT: dict[tuple[str, str], str] = {
+    ("cls", "ship"): """
+        ship, ships, vessel, vessels, boat, boats, tanker, tankers, cargo, freighter, freighters,
+        ferry, ferries, trawler, trawlers, shipping, cargo ship, cargo ships, container ship,
+        container ships, oil tanker, oil tankers, bulk carrier, bulk carriers
+        """,
+    ("cls", "fire"): """
+        fire, fires, wildfire, wildfires, blaze, blazes, hotspot, hotspots, burning, flames,
+        inferno, burned, burnt, bushfire, bushfires, hot spot, hot spots, burn area, burn areas,
+        burned area, burned areas, burnt area, burnt areas, forest fire, forest fires, active fire,
+        active fires, thermal anomaly, thermal anomalies, fire area, fire areas
+        """,
+    ("cls", "crop_stress"): """
+        crop stress, stressed field, stressed fields, stressed crop, stressed crops, crop stressed,
+        field stress, vegetation stress, stressed vegetation, crops under stress, fields under
+        stress, drought, droughts, drought stress, drought stressed, drought-stressed, stressed
+        farmland, dry fields, dry field, dry crops, parched fields, wilting crops, stressed area,
+        stressed areas, stressed farm, stressed farms, water stress, water stressed, crop-stress,
+        stress, stressed, stressed cropland, drought areas, drought area, crop stress areas, crop
+        stress area, crop-stress areas, crop stresses
+        """,
+    ("cls", "cloud"): """
+        cloud, clouds, cloudy, overcast, cloudiness, cloud cover
+        """,
+    ("cls", "any"): """
+        detection, detections, object, objects, thing, things, everything, alerts, alert, targets,
+        target
+        """,
+    ("op", "count"): """
+        how many, count, number, number of, tally, total number, total count, quantity, counted,
+        how many of, count up, count of
+        """,
+    ("op", "any"): """
+        any, is there, are there, was there, were there, did you see, did you find, did you spot,
+        did you detect, do you see, have you seen, has there been, have there been, exist, exists,
+        present, yes or no, is it, are they, is anything, is something
+        """,
+    ("op", "largest"): """
+        largest, biggest, longest, greatest, maximum, max, hugest, widest
+        """,
+    ("op", "smallest"): """
+        smallest, shortest, tiniest, minimum, min, littlest
+        """,
+    ("op", "nearest"): """
+        nearest, closest, how far, distance to, nearest to, closest to, next to, nearby
+        """,
+    ("op", "list"): """
+        list, enumerate, listing, list out, top, list all
+        """,
+    # weak: a list unless another operation is asked (give me a count)
+    ("op", "show"): """
+        show me, show, give me, what are the, display, tell me
+        """,
+    # weak: a list unless a stronger operation is asked beside it (where is the largest)
+    ("op", "locate"): """
+        where are, where were, where is, where's, where was, locations, location of, positions,
+        position of, coordinates, details, which, which ones, what are
+        """,
+    # weak: needs largest / smallest / total area beside it
+    ("op", "measure"): """
+        how big, how large, how long, what size, how big are, how long are
+        """,
+    ("block", "a question about all of them (every one) is not supported"): """
+        are all, were all, is every, was every, all of them, every one
+        """,
+    ("op", "most"): """
+        most, highest number, greatest number, largest number, busiest, maximum number, more
+        """,
+    ("op", "least"): """
+        fewest, least, lowest number, smallest number, minimum number, quietest, fewer, less
+        """,
+    ("op", "total_area"): """
+        total area, combined area, area in total, sum of areas, overall area, how much area, area
+        total, total surface, how many hectares, how many ha, how many km2, how many square
+        kilometres, how many square kilometers, how many square metres, how many square meters, how
+        many m2, how much ground, how much land, total extent, extent, area covered, acreage, how
+        much, total size, combined size
+        """,
+    ("op", "per_scene"): """
+        per scene, each scene, every scene, by scene, per port, each port, every port, by port, per
+        image, each image, breakdown, in each, scene by scene, port by port, for each scene, for
+        each port
+        """,
 }
 
-for _w in (
-    "how many",
-    "count",
-    "number",
-    "number of",
-    "tally",
-    "total number",
-    "total count",
-    "quantity",
-    "counted",
-    "how many of",
-    "count up",
-    "count of",
-):
-    LEXICON[_w] = ("op", "count")
-for _w in (
-    "any",
-    "is there",
-    "are there",
-    "was there",
-    "were there",
-    "did you see",
-    "did you find",
-    "did you spot",
-    "did you detect",
-    "do you see",
-    "have you seen",
-    "has there been",
-    "have there been",
-    "exist",
-    "exists",
-    "present",
-    "yes or no",
-):
-    LEXICON[_w] = ("op", "any")
-for _w in ("largest biggest longest greatest maximum max hugest widest".split()) + []:
-    LEXICON[_w] = ("op", "largest")
-for _w in "smallest shortest tiniest minimum min littlest".split():
-    LEXICON[_w] = ("op", "smallest")
-for _w in (
-    "nearest",
-    "closest",
-    "how far",
-    "distance to",
-    "nearest to",
-    "closest to",
-    "next to",
-    "nearby",
-):
-    LEXICON[_w] = ("op", "nearest")
-for _w in ("list", "enumerate", "listing", "list out", "top", "list all"):
-    LEXICON[_w] = ("op", "list")
-#: "show me", "give me": a list unless another operation is asked ("give me a count")
-for _w in ("show me", "show", "give me", "what are the", "display", "tell me"):
-    LEXICON[_w] = ("op", "show")
-#: weak operations: "where is" / "which" ask for positions (a list) unless a stronger operation
-#: (largest, nearest, most...) is asked beside them; "how big" asks for a size (largest...)
-for _w in (
-    "where are",
-    "where were",
-    "where is",
-    "where's",
-    "where was",
-    "locations",
-    "location of",
-    "positions",
-    "position of",
-    "coordinates",
-    "details",
-    "which",
-    "which ones",
-    "what are",
-):
-    LEXICON[_w] = ("op", "locate")
-for _w in ("how big", "how large", "how long", "what size", "how big are", "how long are"):
-    LEXICON[_w] = ("op", "measure")
-for _w in ("is it", "are they", "is anything", "is something"):
-    LEXICON[_w] = ("op", "any")
-#: "are all ships ...?" asks whether every detection passes a test: no slot says that
-for _w in ("are all", "were all", "is every", "was every", "all of them", "every one"):
-    LEXICON[_w] = ("block", "a question about all of them (every one) is not supported")
+
+def _phrases(text: str) -> list[str]:
+    return [" ".join(p.split()) for p in text.split(",") if p.strip()]
+
+
+#: word or phrase -> (slot, value)
+LEXICON: dict[str, tuple[str, str]] = {
+    phrase: key for key, text in _LEXICON_TEXT.items() for phrase in _phrases(text)
+}
+#: crop nouns: class crop_stress only beside a stress word (above); alone they are not a class
+CROP_NOUNS = set(
+    """
+    crop cropland crops farm farmland farms field fields vegetation
+    """.split()
+)
 #: words that are a class and an operation at once
 BOTH = {"anything": ("any", "any"), "something": ("any", "any")}
-for _w in (
-    "most",
-    "highest number",
-    "greatest number",
-    "largest number",
-    "busiest",
-    "maximum number",
-    "more",
-):
-    LEXICON[_w] = ("op", "most")
-for _w in (
-    "fewest",
-    "least",
-    "lowest number",
-    "smallest number",
-    "minimum number",
-    "quietest",
-    "fewer",
-    "less",
-):
-    LEXICON[_w] = ("op", "least")
-for _w in (
-    "total area",
-    "combined area",
-    "area in total",
-    "sum of areas",
-    "overall area",
-    "how much area",
-    "area total",
-    "total surface",
-    "how many hectares",
-    "how many ha",
-    "how many km2",
-    "how many square kilometres",
-    "how many square kilometers",
-    "how many square metres",
-    "how many square meters",
-    "how many m2",
-    "how much ground",
-    "how much land",
-    "total extent",
-    "extent",
-    "area covered",
-    "acreage",
-    "how much",
-    "total size",
-    "combined size",
-):
-    LEXICON[_w] = ("op", "total_area")
-for _w in (
-    "per scene",
-    "each scene",
-    "every scene",
-    "by scene",
-    "per port",
-    "each port",
-    "every port",
-    "by port",
-    "per image",
-    "each image",
-    "breakdown",
-    "in each",
-    "scene by scene",
-    "port by port",
-    "for each scene",
-    "for each port",
-):
-    LEXICON[_w] = ("op", "per_scene")
-
 #: words that make "most"/"least" a question about scenes
-SCOPE_WORDS = {
-    "scene",
-    "scenes",
-    "image",
-    "images",
-    "tile",
-    "tiles",
-    "port",
-    "ports",
-    "harbour",
-    "harbours",
-    "harbor",
-    "harbors",
-    "place",
-    "places",
-    "location",
-    "pass",
-    "passes",
-    "acquisition",
-    "acquisitions",
-    "picture",
-    "pictures",
-    "where",
-    "area",
-    "region",
-    "city",
-    "which",
-    "capture",
-    "captures",
-}
+SCOPE_WORDS = set(
+    """
+    acquisition acquisitions area capture captures city harbor harbors harbour harbours image images
+    location pass passes picture pictures place places port ports region scene scenes tile tiles
+    where which
+    """.split()
+)
 #: words that name a scene as a scene ("the fire scene", "the Virginia crop image")
-SCENE_WORDS = {"scene", "image", "tile", "picture", "acquisition", "pass", "capture"}
+SCENE_WORDS = {"acquisition", "capture", "image", "pass", "picture", "scene", "tile"}
 #: words understood and carrying no slot (articles, verbs of seeing, politeness, ...)
 FILLER = set(
     """
-    a an the of in at on for to from by with and or is are was were be been being do does did
-    done have has had there here this that these those it its they them their what which who
-    whom where when how me my mine i we us our you your please pls plz could can would will
-    shall should might may must tell say give know let see saw seen spot spotted spotting
-    detect detected detecting find found finding observe observed observing identify
-    identified picked pick up visible currently presently right now so far just only all
-    total overall altogether together both also currently kindly hey hi hello ok okay thanks
-    thank cheers quick quickly question about regarding anywhere around near over off inside
-    within into onto across throughout whole entire full data store onboard satellite
-    image images scene scenes tile tiles port ports harbour harbor harbours harbors area
-    areas region place places location pass passes acquisition acquisitions picture capture
-    captured acquired imaged taken recorded seen observed collected one ones some each every
-    exactly approximately number if got get currently actually really need want wondering
-    wonder like check checked look looked looking am being sat overhead view coverage city
-    did currently orbit please them it's there's what's how's that's whats hows thats
-    theres any currently yet ever we've i'd i'm you've today's s stored storage database
-    tell me show us list go note noted report reported sighted sighting sightings spotted
-    having holds held hold contain contains containing feature features present currently
-    size sizes length lengths long large big small tall wide area's long
-    many much thx thanks ty ask asking r u ur shows showed showing pic photo it's its whole found
+    a acquired acquisition acquisitions across actually all also altogether am an and any anywhere
+    approximately are area areas ask asking at be been being both by can capture captured check
+    checked cheers city collected contain containing contains could coverage currently data database
+    detect detected detecting did do does done each entire ever every exactly far feature features
+    find finding for found from full get give go got had harbor harbors harbour harbours has have
+    having held hello here hey hi hold holds how how's hows i i'd i'm identified identify if image
+    imaged images in inside into is it it's its just kindly know let like list location look looked
+    looking many may me might mine much must my near need note noted now number observe observed
+    observing of off ok okay on onboard one ones only onto or orbit our over overall overhead pass
+    passes photo pic pick picked picture place places please pls plz port ports present presently
+    question quick quickly r really recorded regarding region report reported right s sat satellite
+    saw say scene scenes see seen shall should show showed showing shows sighted sighting sightings
+    so some spot spotted spotting storage store stored taken tell thank thanks that that's thats the
+    their them there there's theres these they this those throughout thx tile tiles to today's
+    together total ty u up ur us view visible want was we we've were what what's whats when where
+    which who whole whom will with within wonder wondering would yet you you've your
     """.split()
 )
-#: words whose meaning a slot cannot carry: the question is not understood, never simplified
-BLOCKERS = {
-    "not": "negation",
-    "no": "negation",
-    "without": "negation",
-    "except": "exclusion",
-    "excluding": "exclusion",
-    "exclude": "exclusion",
-    "outside": "exclusion",
-    "besides": "exclusion",
-    "other": "exclusion",
-    "others": "exclusion",
-    "but": "exclusion",
-    "average": "average",
-    "mean": "average",
+#: words whose meaning a slot cannot carry (-> why): not understood, never simplified away
+_BLOCKER_TEXT = {
+    "negation": "not no without",
+    "exclusion": "except excluding exclude outside besides other others but",
+    "average": "average mean",
     "median": "median",
-    "percent": "share",
-    "percentage": "share",
+    "share": "percent percentage",
     "ratio": "ratio",
-    "why": "reason",
-    "confidence": "confidence",
-    "score": "confidence",
-    "probability": "confidence",
-    "big": "vague size",
-    "large": "vague size",
-    "small": "vague size",
-    "huge": "vague size",
-    "tiny": "vague size",
-    "giant": "vague size",
-    "massive": "vague size",
-    "little": "vague size",
-    "recent": "vague time",
-    "recently": "vague time",
-    "lately": "vague time",
-    "soon": "vague time",
-    "earlier": "vague time",
-    "later": "vague time",
-    "than": "a comparison without a size and unit",
-    "longer": "a comparison without a size and unit",
-    "shorter": "a comparison without a size and unit",
-    "bigger": "a comparison without a size and unit",
-    "larger": "a comparison without a size and unit",
-    "smaller": "a comparison without a size and unit",
-    "greater": "a comparison without a size and unit",
-    "wider": "a comparison without a size and unit",
-    "about": "approximate value",
-    "around": "approximate value",
-    "roughly": "approximate value",
-    "approximately": "approximate value",
-    "nearly": "approximate value",
-    "almost": "approximate value",
+    "reason": "why",
+    "confidence": "confidence score probability",
+    "vague size": "big large small huge tiny giant massive little",
+    "vague time": "recent recently lately soon earlier later",
+    "a comparison without a size and unit": (
+        "than longer shorter bigger larger smaller greater wider"
+    ),
+    "approximate value": "about around roughly approximately nearly almost",
 }
-#: blocker words that are harmless in these positions (filler then)
+BLOCKERS = {w: why for why, words in _BLOCKER_TEXT.items() for w in words.split()}
+#: blocker words that are harmless before these words (filler then)
 _BLOCKER_OK_NEXT = {
-    "about": {"the", "ships", "fires", "vessels", "boats", "any", "crop", "clouds", "it"},
-    "around": {"the", "here", "there"},
-    "no": set(),
+    "about": {"any", "boats", "clouds", "crop", "fires", "it", "ships", "the", "vessels"},
+    "around": {"here", "the", "there"},
 }
-#: filler words that are also size words: fine only as part of a size bound
-SIZE_WORDS = {
-    "size",
-    "sizes",
-    "length",
-    "lengths",
-    "long",
-    "large",
-    "big",
-    "small",
-    "tall",
-    "wide",
-    "area's",
-}
-for _w in SIZE_WORDS:
-    FILLER.discard(_w)
-FILLER.discard("about")
-FILLER.discard("around")
-
+#: size words: fine only as part of a size bound or beside largest / smallest
+SIZE_WORDS = set(
+    """
+    area's big large length lengths long size sizes small tall wide
+    """.split()
+)
 NUMBER_WORDS = {
     "one": 1,
     "two": 2,
@@ -476,134 +245,24 @@ NUMBER_WORDS = {
     "twenty": 20,
 }
 #: tokens of scene names that are not place names (sensors, products, class words)
-GENERIC_NAME_TOKENS = {
-    "s2",
-    "s1",
-    "l1c",
-    "l2a",
-    "l8",
-    "l9",
-    "sen2ships",
-    "sentinel",
-    "sentinel2",
-    "landsat",
-    "crop",
-    "fire",
-    "ship",
-    "ships",
-    "scene",
-    "tile",
-    "port",
-    "data",
-    "test",
-    "sample",
-    "msi",
-    "oli",
-    "the",
-    "of",
-    "and",
-}
+GENERIC_NAME_TOKENS = set(
+    """
+    and crop data fire l1c l2a l8 l9 landsat msi of oli port s1 s2 sample scene sen2ships sentinel
+    sentinel2 ship ships test the tile
+    """.split()
+)
 #: real words close to vocabulary words: never read as a typo of them
-NOT_TYPOS = {
-    "shops",
-    "shop",
-    "shape",
-    "ships'",
-    "chips",
-    "slips",
-    "fines",
-    "fined",
-    "files",
-    "firms",
-    "fired",
-    "tires",
-    "hires",
-    "wires",
-    "fibres",
-    "boots",
-    "bolts",
-    "coats",
-    "goats",
-    "moats",
-    "beats",
-    "bets",
-    "drops",
-    "crows",
-    "crown",
-    "props",
-    "yield",
-    "yields",
-    "lanes",
-    "plans",
-    "planes",
-    "plane",
-    "clods",
-    "cloth",
-    "could",
-    "loud",
-    "list",
-    "lost",
-    "last",
-    "least",
-    "must",
-    "mist",
-    "host",
-    "ghost",
-    "cost",
-    "most",
-    "post",
-    "fire",
-    "hire",
-    "wire",
-    "tyre",
-    "cars",
-    "car",
-    "bats",
-    "boast",
-    "toast",
-    "coast",
-    "smallest",
-    "sheep",
-    "shoe",
-    "shoes",
-    "hip",
-    "hips",
-    "whips",
-    "whales",
-    "whale",
-    "wales",
-    "fishes",
-    "fish",
-    "farms",
-    "forms",
-    "storm",
-    "storms",
-    "stores",
-    "roads",
-    "trees",
-    "tree",
-    "birds",
-    "people",
-    "rocks",
-    "counts",
-    "court",
-    "courts",
-    "mount",
-    "amount",
-    "flame",
-    "blame",
-    "boars",
-    "bears",
-    "tanks",
-    "tank",
-    "anchors",
-    "docks",
-    "dock",
-    "moored",
-    "oil",
-    "spill",
-    "spills",
-}
+NOT_TYPOS = set(
+    """
+    amount anchors bats bears beats bets birds blame boars boast bolts boots car cars chips clods
+    cloth coast coats cost could counts court courts crown crows dock docks drops farms fibres files
+    fined fines fire fired firms fish fishes flame forms ghost goats hip hips hire hires host lanes
+    last least list lost loud mist moats moored most mount must oil people plane planes plans post
+    props roads rocks shape sheep ships' shoe shoes shop shops slips smallest spill spills stores
+    storm storms tank tanks tires toast tree trees tyre wales whale whales whips wire wires yield
+    yields
+    """.split()
+)
 
 
 def _osa(a: str, b: str, limit: int) -> int:
