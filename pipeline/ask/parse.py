@@ -574,6 +574,11 @@ for _w in ("latest", "newest", "most recent", "last", "freshest"):
 for _w in ("earliest", "oldest", "first"):
     for _s in ("scene", "image", "pass", "acquisition", "picture", "tile", "capture"):
         LEXICON[f"{_w} {_s}"] = ("latest", "earliest")
+#: words before "may" that make it the month, not the verb
+_MONTH_PREPS = {
+    "in", "since", "until", "during", "of", "before", "after", "from", "on", "till", "by",
+    "early", "late", "mid",
+}  # fmt: skip
 _MONTH_WORDS = (
     {m.lower() for m in calendar.month_name if m}
     | {"sept"}
@@ -784,7 +789,7 @@ class Parser:
                 )
                 st.put("unit", unit, m.group(0))
                 st.take(m)
-        self._words(st, resolver)
+        self._words(st)
         # structured fields from the ground: they must agree with the text
         for slot, value, label in (
             ("cls", cls, "--class"),
@@ -1025,14 +1030,10 @@ class Parser:
             return ("word", word)
         return ("filler", "")
 
-    def _words(self, st: _State, resolver: Resolver | None) -> None:
-        rest = st.remaining()
-        toks = [(m.group(0), m.start()) for m in _WORD.finditer(rest)]
-        words: list[str] = []
-        for tok, _ in toks:
-            low = tok.lower()
-            low = low.replace("\u2019", "'")
-            words.append(low)
+    def _words(self, st: _State) -> None:
+        """Every word left after the numbers: a slot value, a filler, a problem, or unknown."""
+        toks = [m.group(0) for m in _WORD.finditer(st.remaining())]
+        words = [t.lower().replace("\u2019", "'") for t in toks]
         # fix typos first so that phrases match
         fixed: list[str] = []
         for w in words:
@@ -1064,7 +1065,7 @@ class Parser:
                     matched = True
                     break
                 if phrase in self.aliases and (hit is None or n > 1):
-                    st.put("place", phrase, toks[i][0] if n == 1 else phrase)
+                    st.put("place", phrase, toks[i] if n == 1 else phrase)
                     i += n
                     matched = True
                     break
@@ -1086,32 +1087,13 @@ class Parser:
             w = fixed[i]
             nxt = fixed[i + 1] if i + 1 < len(fixed) else ""
             prev = fixed[i - 1] if i > 0 else ""
-            if (w in _MONTH_WORDS and w != "may") or (
-                w == "may"
-                and prev
-                in (
-                    "in",
-                    "since",
-                    "until",
-                    "during",
-                    "of",
-                    "before",
-                    "after",
-                    "from",
-                    "on",
-                    "till",
-                    "by",
-                    "early",
-                    "late",
-                    "mid",
-                )
-            ):
-                st.problems.append(f"{toks[i][0]!r} (which year? say e.g. 'May 2023')")
+            if (w in _MONTH_WORDS and w != "may") or (w == "may" and prev in _MONTH_PREPS):
+                st.problems.append(f"{toks[i]!r} (which year? say e.g. 'May 2023')")
                 i += 1
                 continue
             if w in BOTH:
-                st.put("cls", BOTH[w][0], toks[i][0])
-                st.put("op", BOTH[w][1], toks[i][0])
+                st.put("cls", BOTH[w][0], toks[i])
+                st.put("op", BOTH[w][1], toks[i])
                 i += 1
                 continue
             if w in REF_WORDS and prev in ("this", "that", "the", "my", "given", "our"):
@@ -1119,28 +1101,28 @@ class Parser:
                 i += 1
                 continue
             if w in TOTAL_WORDS:
-                st.put("total", w, toks[i][0])
+                st.put("total", w, toks[i])
             if w in BLOCKERS and not (w in _BLOCKER_OK_NEXT and nxt in _BLOCKER_OK_NEXT[w]):
                 if w in ("around", "about") and nxt and nxt in self.aliases:
                     i += 1
                     continue
-                st.problems.append(f"{toks[i][0]!r} ({BLOCKERS[w]} is not supported)")
+                st.problems.append(f"{toks[i]!r} ({BLOCKERS[w]} is not supported)")
             elif w in CROP_NOUNS:
-                st.put("crop_noun", w, toks[i][0])
+                st.put("crop_noun", w, toks[i])
             elif w in SCOPE_WORDS:
-                st.put("scope", w, toks[i][0])
+                st.put("scope", w, toks[i])
             elif w in SIZE_WORDS:
-                st.put("size_word", w, toks[i][0])
+                st.put("size_word", w, toks[i])
             elif w in FILLER or w in ("about", "around"):
                 pass
             elif w in NUMBER_WORDS or re.fullmatch(r"\d+(?:\.\d+)?", w):
-                st.problems.append(f"the number {toks[i][0]!r} (what does it count or measure?)")
+                st.problems.append(f"the number {toks[i]!r} (what does it count or measure?)")
             else:
-                unknown.append((toks[i][0], i))
+                unknown.append((toks[i], i))
             i += 1
         for tok, idx in unknown:
             prev = fixed[idx - 1] if idx > 0 else ""
-            looks_place = tok[:1].isupper() and idx > 0 or prev in _PLACE_PREP
+            looks_place = (tok[:1].isupper() and idx > 0) or prev in _PLACE_PREP
             st.put("unknown", (tok, looks_place), tok)
 
     # -- combining the slots
