@@ -1302,6 +1302,8 @@ class Parser:
         n = n_vals[0] if n_vals else None
         orders = values("order")
         order = orders[0] if orders else None
+        if len(n_vals) > 1 or len(orders) > 1:
+            problems.append("two different top-N lists")
         if n is not None and not 1 <= n <= MAX_TOP_N:
             problems.append(f"top {n} (1 to {MAX_TOP_N})")
 
