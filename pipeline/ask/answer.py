@@ -151,20 +151,20 @@ def _subject(q: Query, n: int | None, scenes: dict[str, StoredScene]) -> str:
     return f"{head}{_sizes(q)}{_where(q, scenes)}{_time_phrase(q)}"
 
 
-def _item(d: StoredDetection, scene_known: bool, dist_m: float | None = None) -> str:
-    measure = measure_of(d.cls)
+def _item(
+    d: StoredDetection, scene_known: bool, dist_m: float | None = None, label: bool = False
+) -> str:
+    """ "1.2 km away, 307 m at 20.320S 118.580E in hedland (acquired ...)"; ``label`` names
+    the class first (answers about every class)."""
     size = ""
-    if measure == "length_m" and d.length_m is not None:
-        size = f"{format_size('length_m', d.length_m)}"
+    if measure_of(d.cls) == "length_m" and d.length_m is not None:
+        size = format_size("length_m", d.length_m) + " "
     elif d.area_m2 is not None:
-        size = f"{format_size('area_m2', d.area_m2)}"
-    if d.cls not in ("ship",) and size:
-        size += ""
-    at = f"at {fmt_point(d.lon, d.lat)}"
+        size = format_size("area_m2", d.area_m2) + " "
     where = "" if scene_known else f" in {d.scene} ({_when(d.acquired_utc)})"
     dist = f"{dist_m / 1000:.1f} km away, " if dist_m is not None else ""
-    label = "" if d.cls != "any" else f"{CLASS_NAMES.get(d.cls, (d.cls,))[0]} "
-    return f"{dist}{label}{size + ' ' if size else ''}{at}{where}".strip()
+    name = f"{CLASS_NAMES.get(d.cls, (d.cls,))[0]} " if label else ""
+    return f"{dist}{name}{size}at {fmt_point(d.lon, d.lat)}{where}"
 
 
 def _best_word(q: Query, largest: bool) -> str:
@@ -251,7 +251,8 @@ def render(r: Result, scenes: dict[str, StoredScene]) -> str:
                 which = f", the {q.n} {word}"
             dists = list(r.distances_m) + [None] * len(r.items)
             listed = "; ".join(
-                f"{i + 1}) {_item(d, one_scene, dists[i])}" for i, d in enumerate(r.items)
+                f"{i + 1}) {_item(d, one_scene, dists[i], q.cls == 'any')}"
+                for i, d in enumerate(r.items)
             )
             more = n - len(r.items) if q.n is None else 0
             tail = f"; and {more} more" if more > 0 else ""

@@ -722,6 +722,30 @@ class _State:
         return "".join(chars)
 
 
+#: operations for which a size word needs no number ("the longest", "total area")
+SIZED_OPS = ("largest", "smallest", "list", "total_area")
+
+
+class _Found:
+    """The slots found in one question, with what was understood and what was not."""
+
+    def __init__(self, st: _State, raw: str) -> None:
+        self.slots = st.slots
+        self.raw = raw
+        self.words = set(re.findall(r"[a-z]+", raw.lower()))
+        self.problems: list[str] = list(st.problems)
+        self.understood: list[str] = []
+        self.llm_notes: list[str] = []
+
+    def values(self, slot: str) -> list[Any]:
+        """The distinct values found for a slot, in order."""
+        out: list[Any] = []
+        for _, v in self.slots.get(slot, []):
+            if v not in out:
+                out.append(v)
+        return out
+
+
 class Parser:
     """``Parser(scenes).parse(text, asked_utc=..., point=..., bbox=...)`` -> :class:`Parse`."""
 
@@ -1128,248 +1152,41 @@ class Parser:
     # -- combining the slots
 
     def _resolve(self, st: _State, raw: str, resolver: Resolver | None) -> Parse:
-        slots = st.slots
-        understood: list[str] = []
-        problems = list(st.problems)
-        llm_notes: list[str] = []
-
-        def values(slot: str) -> list[Any]:
-            out: list[Any] = []
-            for _, v in slots.get(slot, []):
-                if v not in out:
-                    out.append(v)
-            return out
-
-        for said, why in slots.get("block", []):
-            problems.append(f"{said!r} ({why})")
-        # class
-        classes = values("cls")
-        crop_nouns = values("crop_noun")
-        if crop_nouns and "crop_stress" not in classes:
-            if not classes:
-                problems.append(
-                    f"{crop_nouns[0]!r} alone (stressed fields? say 'stressed fields' or "
-                    "'crop stress')"
-                )
-            else:
-                problems.append(f"{crop_nouns[0]!r} beside {classes[0]} (a place filter?)")
-        ops = values("op")
-        unknown = [v for v in values("unknown")]
-        # the LLM may map unknown words onto slots still open
-        if unknown and resolver is not None:
-            open_slots: dict[str, Sequence[str]] = {}
-            if not classes:
-                open_slots["cls"] = ("ship", "fire", "crop_stress", "cloud")
-            if not ops:
-                open_slots["op"] = ("count", "largest", "smallest", "nearest", "list")
-            still: list[tuple[str, bool]] = []
-            for tok, looks_place in unknown:
-                got = resolver(raw, tok, open_slots) if open_slots and not looks_place else None
-                if got is None:
-                    still.append((tok, looks_place))
-                    continue
-                slot, value, margin = got
-                llm_notes.append(f"{tok} -> {slot} {value} (LLM, margin {margin:.1f})")
-                if slot == "cls":
-                    classes.append(value)
-                else:
-                    ops.append(value)
-                open_slots.pop(slot, None)
-            unknown = still
-        for tok, looks_place in unknown:
-            if looks_place:
-                known = ", ".join(self.known_places())
-                problems.append(f"{tok!r} (not a scene or place in the store; known: {known})")
-            else:
-                problems.append(f"{tok!r} (unknown word)")
-        if len(classes) > 1 and "any" in classes:
-            classes = [c for c in classes if c != "any"]  # "anything burning": fires
-        if len(classes) > 1:
-            problems.append("several classes (" + ", ".join(classes) + "): ask one at a time")
-        cls = classes[0] if len(classes) == 1 else None
-        if cls:
-            understood.append(f"class {CLASS_NAMES[cls][1]}")
-
-        # operation
-        said_words = set(re.findall(r"[a-z]+", raw.lower()))
-        units = values("unit")
-        if (
-            slots.get("total")
-            and set(ops) <= {"measure", "locate"}
-            and (
-                units
-                or "area" in said_words
-                or "areas" in said_words
-                or "extent" in said_words
-                or any("area" in said for said, _ in slots.get("cls", []))
-            )
-        ):
-            ops = [o for o in ops if o not in ("measure", "locate")] + ["total_area"]
-        op = self._op(ops, slots, problems)
-        if op is None and not problems and not ops:
-            op = "count"  # a bare "ships in busan?" asks how many
-        if op == "measure" and any("area" in said for said, _ in slots.get("cls", [])):
-            op = "total_area"  # "how large is the burnt area": all of it
-        if op == "measure":
-            problems.append("how big is what? (the largest, the smallest, or the total area?)")
-            op = None
-        if op:
-            understood.append(f"operation {op}")
-
-        # places
-        scenes: list[str] = []
-        place_text: list[str] = []
-        for said, alias in slots.get("place", []):
-            place_text.append(said)
-            for s in sorted(self.aliases.get(alias) or self.scene_only.get(alias, set())):
-                if s not in scenes:
-                    scenes.append(s)
-        for said, which in slots.get("latest", []):
-            dated = [sc for sc in self.scenes if sc.acquired_utc is not None]
-            if not dated:
-                problems.append(f"{said!r}: no scene has a known acquisition time")
-                continue
-            pick = max if which == "latest" else min
-            when = pick(sc.acquired_utc or "" for sc in dated)
-            chosen = [sc.name for sc in dated if sc.acquired_utc == when]
-            if scenes:
-                problems.append(f"{said!r} beside a place")
-            scenes.extend(chosen)
-            place_text.append(said)
-        if place_text:
-            understood.append("place " + ", ".join(place_text))
-
-        # geometry
-        pts = values("point")
-        if len(pts) > 1:
-            problems.append("two different points")
-        point = pts[0] if len(pts) == 1 else None
-        boxes = values("bbox")
-        if len(boxes) > 1:
-            problems.append("two different boxes")
-        bbox = boxes[0] if len(boxes) == 1 else None
-        wkts = values("wkt")
-        wkt = wkts[0] if wkts else None
-        radii = values("radius")
-        radius = radii[0] if len(radii) == 1 else None
-        if len(radii) > 1:
-            problems.append("two different radii")
-        if radius is not None and point is None:
-            problems.append(f"{slots['radius'][0][0]!r} of what? (give a point: 44.41N 8.85E)")
-        if point is not None:
-            understood.append("point " + fmt_point(*point))
-        if radius is not None:
-            understood.append(f"within {_num(radius)} km")
-        if bbox is not None:
-            understood.append("box " + ",".join(f"{v:g}" for v in bbox))
-
-        # time
-        times = values("time")
-        since: str | None = None
-        until: str | None = None
-        time_words: list[str] = []
-        for a, b, said in times:
-            if a is not None:
-                since = a if since is None else max(since, a)
-            if b is not None:
-                until = b if until is None else min(until, b)
-            time_words.append(said)
-        if since and until and since > until:
-            problems.append("an empty time window (" + " and ".join(time_words) + ")")
-        if time_words:
-            understood.append("time " + " and ".join(time_words))
-
-        # sizes
-        sizes = tuple(values("size"))
-        for measure in ("length_m", "area_m2"):
-            lo = [b for b in sizes if b.measure == measure and b.op in (">", ">=")]
-            hi = [b for b in sizes if b.measure == measure and b.op in ("<", "<=")]
-            if lo and hi and max(b.value for b in lo) >= min(b.value for b in hi):
-                problems.append("an empty size range")
-        if sizes:
-            understood.append("size " + " and ".join(b.text() for b in sizes))
-            if cls in ("fire", "crop_stress") and any(b.measure == "length_m" for b in sizes):
-                problems.append(f"a length bound on {CLASS_NAMES[cls][1]} (they have areas)")
-            if cls in ("any", "cloud"):
-                problems.append(f"a size bound on {CLASS_NAMES[cls or 'any'][1]}")
-        if values("size_word") and not sizes and op not in ("largest", "smallest", "list"):
-            if not (op == "total_area"):
-                problems.append(
-                    f"{slots['size_word'][0][0]!r} without a number (say e.g. 'longer than 200 m')"
-                )
-
-        n_vals = values("n")
+        """Combine the slots found into a query, or say what was not understood."""
+        r = _Found(st, raw)
+        for said, why in st.slots.get("block", []):
+            r.problems.append(f"{said!r} ({why})")
+        cls, ops = self._class_and_words(r, resolver)
+        op = self._operation(r, ops)
+        scenes, place_text = self._places(r)
+        point, radius, bbox, wkt = self._geometry(r)
+        since, until, time_words = self._time(r)
+        sizes = self._size_bounds(r, cls, op)
+        n_vals, orders = r.values("n"), r.values("order")
         n = n_vals[0] if n_vals else None
-        orders = values("order")
         order = orders[0] if orders else None
         if len(n_vals) > 1 or len(orders) > 1:
-            problems.append("two different top-N lists")
+            r.problems.append("two different top-N lists")
         if n is not None and not 1 <= n <= MAX_TOP_N:
-            problems.append(f"top {n} (1 to {MAX_TOP_N})")
-
-        # op-specific checks
-        if cls is None and not any("class" in p or "alone" in p for p in problems):
-            problems.append("what to look for (ships, fires, stressed fields, clouds?)")
-        if op in ("largest", "smallest") and cls in ("any", "cloud"):
-            problems.append(f"{op} {CLASS_NAMES[cls][0]} (by which measure?)")
-        if op == "list" and order is None and "largest" in ops:
-            order = "largest"
-        if op == "list" and order is None and "smallest" in ops:
-            order = "smallest"
-        if op == "list" and order is None and "nearest" in ops:
-            order = "nearest"
-        if (op == "nearest" or order == "nearest") and point is None:
-            problems.append("nearest to what? (give a point: 58.08N 123.28W)")
-        if op in ("most", "least") and not (said_words & SCOPE_WORDS):
-            problems.append(f"'{op}' of what? (which scene has the {op} ...?)")
-        if op == "total_area" and cls in ("cloud", "any"):
-            problems.append(f"total area of {CLASS_NAMES[cls][1]}")
-        if point is not None and radius is None and op not in ("nearest",) and order != "nearest":
-            problems.append(
-                "a point without a radius (say 'within 5 km of ...' or ask for the nearest)"
-            )
-        if op is None and not any("operation" in p for p in problems):
-            problems.append("what is asked (how many, largest, nearest, list ...?)")
-
-        area_unit = None
-        low = raw.lower()
-        if units and op not in ("total_area", "largest", "smallest", "list", "nearest"):
-            problems.append(f"{slots['unit'][0][0]!r} (a unit for what?)")
-        if units and units[0] != "acres":
-            area_unit = units[0]
-        if op == "total_area" and area_unit is None:
-            for key, unit in (
-                ("hectare", "ha"),
-                ("km2", "km²"),
-                ("km²", "km²"),
-                ("square kilomet", "km²"),
-            ):
-                if key in low:
-                    area_unit = unit
-                    break
-        for said, ref in slots.get("ref", []):
-            have = {"bbox": bbox, "point": point, "wkt": wkt}[ref]
-            if have is None:
-                problems.append(f"{said!r}: none given (--{ref})")
-        for said, _ in slots.get("descriptor", []):
-            if scenes:
-                continue
-            # "the fire scene": the scenes whose name says so (s2_fire_G90292)
-            word = said.split()[0]
-            named = [
-                sc.name for sc in self.scenes if word in re.split(r"[_\-\s.]+", sc.name.lower())
-            ]
-            if named:
-                scenes.extend(named)
-                place_text.append(said)
-                understood.append(f"place {said} ({', '.join(named)})")
-            else:
-                problems.append(f"which scene is {said!r}? (name it: 'in busan')")
+            r.problems.append(f"top {n} (1 to {MAX_TOP_N})")
+        if op == "list" and order is None:
+            order = next((o for o in ("largest", "smallest", "nearest") if o in ops), None)
+        self._check(r, cls, op, order, point, radius)
+        area_unit = self._area_unit(r, op)
+        for said, ref in st.slots.get("ref", []):
+            if {"bbox": bbox, "point": point, "wkt": wkt}[ref] is None:
+                r.problems.append(f"{said!r}: none given (--{ref})")
+        if not scenes:
+            scenes, place_text = self._described_scenes(r)
         if st.corrections:
-            understood.append("read " + ", ".join(st.corrections))
-        if problems or cls is None or op is None:
+            r.understood.append("read " + ", ".join(st.corrections))
+        if r.problems or cls is None or op is None:
             return Parse(
-                None, tuple(understood), tuple(problems), tuple(llm_notes), tuple(st.corrections)
+                None,
+                tuple(r.understood),
+                tuple(r.problems),
+                tuple(r.llm_notes),
+                tuple(st.corrections),
             )
         query = Query(
             op=op,
@@ -1388,7 +1205,221 @@ class Parser:
             order=order if op == "list" else None,
             area_unit=area_unit,
         )
-        return Parse(query, tuple(understood), (), tuple(llm_notes), tuple(st.corrections))
+        return Parse(query, tuple(r.understood), (), tuple(r.llm_notes), tuple(st.corrections))
+
+    def _class_and_words(
+        self, r: _Found, resolver: Resolver | None
+    ) -> tuple[str | None, list[str]]:
+        """The class, and the operation words; unknown words go to the LLM (open slots only)
+        or become problems."""
+        classes = r.values("cls")
+        crop_nouns = r.values("crop_noun")
+        if crop_nouns and "crop_stress" not in classes:
+            if not classes:
+                r.problems.append(
+                    f"{crop_nouns[0]!r} alone (stressed fields? say 'stressed fields' or "
+                    "'crop stress')"
+                )
+            else:
+                r.problems.append(f"{crop_nouns[0]!r} beside {classes[0]} (a place filter?)")
+        ops = r.values("op")
+        unknown = r.values("unknown")
+        if unknown and resolver is not None:
+            open_slots: dict[str, Sequence[str]] = {}
+            if not classes:
+                open_slots["cls"] = ("ship", "fire", "crop_stress", "cloud")
+            if not ops:
+                open_slots["op"] = ("count", "largest", "smallest", "nearest", "list")
+            still: list[tuple[str, bool]] = []
+            for tok, looks_place in unknown:
+                got = resolver(r.raw, tok, open_slots) if open_slots and not looks_place else None
+                if got is None:
+                    still.append((tok, looks_place))
+                    continue
+                slot, value, margin = got
+                r.llm_notes.append(f"{tok} -> {slot} {value} (LLM, margin {margin:.1f})")
+                (classes if slot == "cls" else ops).append(value)
+                open_slots.pop(slot, None)
+            unknown = still
+        for tok, looks_place in unknown:
+            if looks_place:
+                known = ", ".join(self.known_places())
+                r.problems.append(f"{tok!r} (not a scene or place in the store; known: {known})")
+            else:
+                r.problems.append(f"{tok!r} (unknown word)")
+        if len(classes) > 1 and "any" in classes:
+            classes = [c for c in classes if c != "any"]  # "anything burning": fires
+        if len(classes) > 1:
+            r.problems.append("several classes (" + ", ".join(classes) + "): ask one at a time")
+        cls = classes[0] if len(classes) == 1 else None
+        if cls:
+            r.understood.append(f"class {CLASS_NAMES[cls][1]}")
+        return cls, ops
+
+    def _operation(self, r: _Found, ops: list[str]) -> str | None:
+        area_said = any("area" in said for said, _ in r.slots.get("cls", []))
+        if (
+            r.slots.get("total")
+            and set(ops) <= {"measure", "locate"}
+            and (r.values("unit") or r.words & {"area", "areas", "extent"} or area_said)
+        ):
+            ops = [o for o in ops if o not in ("measure", "locate")] + ["total_area"]
+        op = self._op(ops, r.slots, r.problems)
+        if op is None and not r.problems and not ops:
+            op = "count"  # a bare "ships in busan?" asks how many
+        if op == "measure" and area_said:
+            op = "total_area"  # "how large is the burnt area": all of it
+        if op == "measure":
+            r.problems.append("how big is what? (the largest, the smallest, or the total area?)")
+            op = None
+        if op:
+            r.understood.append(f"operation {op}")
+        return op
+
+    def _places(self, r: _Found) -> tuple[list[str], list[str]]:
+        scenes: list[str] = []
+        place_text: list[str] = []
+        for said, alias in r.slots.get("place", []):
+            place_text.append(said)
+            for s in sorted(self.aliases.get(alias) or self.scene_only.get(alias, set())):
+                if s not in scenes:
+                    scenes.append(s)
+        for said, which in r.slots.get("latest", []):
+            dated = [sc for sc in self.scenes if sc.acquired_utc is not None]
+            if not dated:
+                r.problems.append(f"{said!r}: no scene has a known acquisition time")
+                continue
+            pick = max if which == "latest" else min
+            when = pick(sc.acquired_utc or "" for sc in dated)
+            if scenes:
+                r.problems.append(f"{said!r} beside a place")
+            scenes.extend(sc.name for sc in dated if sc.acquired_utc == when)
+            place_text.append(said)
+        if place_text:
+            r.understood.append("place " + ", ".join(place_text))
+        return scenes, place_text
+
+    def _described_scenes(self, r: _Found) -> tuple[list[str], list[str]]:
+        """ "the fire scene": the scenes whose name says so (s2_fire_G90292)."""
+        scenes: list[str] = []
+        place_text: list[str] = []
+        for said, _ in r.slots.get("descriptor", []):
+            word = said.split()[0]
+            named = [
+                sc.name for sc in self.scenes if word in re.split(r"[_\-\s.]+", sc.name.lower())
+            ]
+            if named:
+                scenes.extend(named)
+                place_text.append(said)
+                r.understood.append(f"place {said} ({', '.join(named)})")
+            else:
+                r.problems.append(f"which scene is {said!r}? (name it: 'in busan')")
+        return scenes, place_text
+
+    def _geometry(
+        self, r: _Found
+    ) -> tuple[
+        tuple[float, float] | None,
+        float | None,
+        tuple[float, float, float, float] | None,
+        str | None,
+    ]:
+        pts, boxes, radii, wkts = (r.values(k) for k in ("point", "bbox", "radius", "wkt"))
+        for what, got in (("points", pts), ("boxes", boxes), ("radii", radii)):
+            if len(got) > 1:
+                r.problems.append(f"two different {what}")
+        point = pts[0] if len(pts) == 1 else None
+        bbox = boxes[0] if len(boxes) == 1 else None
+        radius = radii[0] if len(radii) == 1 else None
+        wkt = wkts[0] if wkts else None
+        if radius is not None and point is None:
+            said = r.slots["radius"][0][0]
+            r.problems.append(f"{said!r} of what? (give a point: 44.41N 8.85E)")
+        if point is not None:
+            r.understood.append("point " + fmt_point(*point))
+        if radius is not None:
+            r.understood.append(f"within {_num(radius)} km")
+        if bbox is not None:
+            r.understood.append("box " + ",".join(f"{v:g}" for v in bbox))
+        return point, radius, bbox, wkt
+
+    def _time(self, r: _Found) -> tuple[str | None, str | None, list[str]]:
+        """The intersection of every time window asked."""
+        since: str | None = None
+        until: str | None = None
+        time_words: list[str] = []
+        for a, b, said in r.values("time"):
+            if a is not None:
+                since = a if since is None else max(since, a)
+            if b is not None:
+                until = b if until is None else min(until, b)
+            time_words.append(said)
+        if since and until and since > until:
+            r.problems.append("an empty time window (" + " and ".join(time_words) + ")")
+        if time_words:
+            r.understood.append("time " + " and ".join(time_words))
+        return since, until, time_words
+
+    def _size_bounds(self, r: _Found, cls: str | None, op: str | None) -> tuple[SizeBound, ...]:
+        sizes = tuple(r.values("size"))
+        for measure in ("length_m", "area_m2"):
+            lo = [b for b in sizes if b.measure == measure and b.op in (">", ">=")]
+            hi = [b for b in sizes if b.measure == measure and b.op in ("<", "<=")]
+            if lo and hi and max(b.value for b in lo) >= min(b.value for b in hi):
+                r.problems.append("an empty size range")
+        if sizes:
+            r.understood.append("size " + " and ".join(b.text() for b in sizes))
+            if cls in ("fire", "crop_stress") and any(b.measure == "length_m" for b in sizes):
+                r.problems.append(f"a length bound on {CLASS_NAMES[cls][1]} (they have areas)")
+            if cls in ("any", "cloud"):
+                r.problems.append(f"a size bound on {CLASS_NAMES[cls or 'any'][1]}")
+        if r.values("size_word") and not sizes and op not in SIZED_OPS:
+            said = r.slots["size_word"][0][0]
+            r.problems.append(f"{said!r} without a number (say e.g. 'longer than 200 m')")
+        return sizes
+
+    def _check(
+        self,
+        r: _Found,
+        cls: str | None,
+        op: str | None,
+        order: str | None,
+        point: tuple[float, float] | None,
+        radius: float | None,
+    ) -> None:
+        """What each operation needs."""
+        if cls is None and not any("class" in p or "alone" in p for p in r.problems):
+            r.problems.append("what to look for (ships, fires, stressed fields, clouds?)")
+        if op in ("largest", "smallest") and cls in ("any", "cloud"):
+            r.problems.append(f"{op} {CLASS_NAMES[cls][0]} (by which measure?)")
+        nearest = op == "nearest" or order == "nearest"
+        if nearest and point is None:
+            r.problems.append("nearest to what? (give a point: 58.08N 123.28W)")
+        if op in ("most", "least") and not (r.words & SCOPE_WORDS):
+            r.problems.append(f"'{op}' of what? (which scene has the {op} ...?)")
+        if op == "total_area" and cls in ("cloud", "any"):
+            r.problems.append(f"total area of {CLASS_NAMES[cls][1]}")
+        if point is not None and radius is None and not nearest:
+            r.problems.append(
+                "a point without a radius (say 'within 5 km of ...' or ask for the nearest)"
+            )
+        if op is None and not any("operation" in p for p in r.problems):
+            r.problems.append("what is asked (how many, largest, nearest, list ...?)")
+
+    def _area_unit(self, r: _Found, op: str | None) -> str | None:
+        """The unit an area answer is shown in, when the question names one."""
+        units = r.values("unit")
+        if units and op not in ("total_area", "largest", "smallest", "list", "nearest"):
+            r.problems.append(f"{r.slots['unit'][0][0]!r} (a unit for what?)")
+        if units and units[0] != "acres":
+            return str(units[0])
+        if op == "total_area":
+            low = r.raw.lower()
+            for key, unit in (("hectare", "ha"), ("km2", "km²"), ("km²", "km²"),
+                              ("square kilomet", "km²")):  # fmt: skip
+                if key in low:
+                    return unit
+        return None
 
     def _op(self, ops: list[str], slots: dict[str, Any], problems: list[str]) -> str | None:
         s = set(ops)
