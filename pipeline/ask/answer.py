@@ -198,10 +198,11 @@ def render(r: Result, scenes: dict[str, StoredScene]) -> str:
         subject = _subject(q, None, scenes)
         if r.not_checked:
             main = f"No answer for {subject}: not looked for."
-        elif r.unknown_time:
-            main = f"No scene with a known acquisition time for {subject}."
         else:
-            main = f"No scene in the store for {subject}."
+            bare = f"{q.noun(2)}{_sizes(q)}{_where(q, scenes)}"
+            known = " with a known acquisition time" if r.unknown_time else ""
+            window = _time_phrase(q).strip() or "in the store"
+            main = f"No answer for {bare}: no scene{known} {window}."
         return " ".join([main, *notes])
     searched = f"{len(r.searched)} scene{'s' if len(r.searched) != 1 else ''} searched"
     if q.op in ("count", "any"):
@@ -227,8 +228,8 @@ def render(r: Result, scenes: dict[str, StoredScene]) -> str:
             main = f"No {_subject(q, None, scenes)} found ({searched}), so no {word.lower()}."
         else:
             d = r.items[0]
-            main = f"{word} {q.noun(1)}{_sizes(q)}{_where(q, scenes)}{_time_phrase(q)}: "
-            main += f"{_item(d, one_scene)} (of {n})."
+            main = f"{word} of {n} {q.noun(n)}{_sizes(q)}{_where(q, scenes)}{_time_phrase(q)}: "
+            main += f"{_item(d, one_scene)}."
     elif q.op == "nearest":
         assert q.point is not None
         head = f"Nearest {q.noun(1)}{_sizes(q)} to {fmt_point(*q.point)}"
