@@ -19,7 +19,8 @@ Sidecar format (``scene.json``; every key optional)::
 
     {"acquired_utc": "2023-01-08",            # ISO 8601: a date, or a UTC time
      "acquired_note": "date from the sen2ships README; time of day not recorded",
-     "place": "Honolulu, Hawaii"}            # place name(s), comma separated, or a list
+     "place": "Honolulu, Hawaii",            # place name(s), comma separated, or a list
+     "kind": "port"}                         # what the scene shows (ports: "which port ...")
 
 Dates without a time are kept as dates (``2023-01-08``): the time of day is unknown.
 """
@@ -78,9 +79,16 @@ class Acquisition:
     source: str
     #: place names from the sidecar or labels (``("Honolulu", "Hawaii")``)
     places: tuple[str, ...] = field(default=())
+    #: what the scene shows, when its sidecar or labels say (``"port"``); None when unknown
+    kind: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"acquired_utc": self.utc, "acquired_source": self.source, "places": self.places}
+        return {
+            "acquired_utc": self.utc,
+            "acquired_source": self.source,
+            "places": list(self.places),
+            "scene_kind": self.kind,
+        }
 
 
 def normalise_time(text: str) -> str | None:
@@ -126,12 +134,13 @@ def _sidecar_path(path: Path) -> Path:
     return path / SIDECAR if path.is_dir() else path.with_name(path.stem + "." + SIDECAR)
 
 
-def read_sidecar(path: Path) -> tuple[str | None, str, tuple[str, ...]]:
-    """(time, note, places) from the scene's sidecar; ``(None, "", ())`` when there is none.
-    A sidecar that is not valid JSON is an :class:`InputError` (it was written on purpose)."""
+def read_sidecar(path: Path) -> tuple[str | None, str, tuple[str, ...], str | None]:
+    """(time, note, places, kind) from the scene's sidecar; ``(None, "", (), None)`` when there
+    is none.  A sidecar that is not valid JSON is an :class:`InputError` (it was written on
+    purpose)."""
     side = _sidecar_path(path)
     if not side.is_file():
-        return None, "", ()
+        return None, "", (), None
     try:
         doc = json.loads(side.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -139,13 +148,15 @@ def read_sidecar(path: Path) -> tuple[str | None, str, tuple[str, ...]]:
     if not isinstance(doc, dict):
         raise InputError(f"{side}: scene sidecar must be a JSON object")
     places = _places(doc.get("place", doc.get("places")))
+    kind = str(doc["kind"]).lower() if isinstance(doc.get("kind"), str) else None
     raw = doc.get("acquired_utc")
+    note = str(doc.get("acquired_note", ""))
     if raw is None:
-        return None, str(doc.get("acquired_note", "")), places
+        return None, note, places, kind
     when = normalise_time(str(raw))
     if when is None:
         raise InputError(f"{side}: acquired_utc {raw!r} is not an ISO 8601 date or time")
-    return when, str(doc.get("acquired_note", "")), places
+    return when, note, places, kind
 
 
 def _tiffs(path: Path) -> list[Path]:
@@ -195,20 +206,23 @@ def _from_metadata(files: list[Path]) -> tuple[str | None, str]:
     return described
 
 
-def _from_labels(path: Path) -> tuple[str | None, str, tuple[str, ...]]:
+def _from_labels(path: Path) -> tuple[str | None, str, tuple[str, ...], str | None]:
+    """(time, source, places, kind) from a sen2ships ``labels.json`` (a port scene)."""
     labels = (path if path.is_dir() else path.parent) / "labels.json"
+    none: tuple[str | None, str, tuple[str, ...], str | None] = (None, "", (), None)
     if not labels.is_file():
-        return None, "", ()
+        return none
     try:
         doc = json.loads(labels.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None, "", ()
+        return none
     if not isinstance(doc, dict):
-        return None, "", ()
+        return none
     places = _places(doc.get("port", doc.get("place")))
     raw = doc.get("acquisition_date") or doc.get("acquired_utc")
     when = normalise_time(str(raw)) if raw else None
-    return when, "labels.json acquisition_date", tuple(p.title() for p in places)
+    kind = "port" if "port" in doc else None
+    return when, "labels.json acquisition_date", tuple(p.title() for p in places), kind
 
 
 def scene_acquisition(path: str | Path, override: str | None = None) -> Acquisition:
@@ -219,32 +233,35 @@ def scene_acquisition(path: str | Path, override: str | None = None) -> Acquisit
     what was looked at.  An unreadable sidecar or a bad ``override`` is an :class:`InputError`.
     """
     p = Path(path)
-    side_when, side_note, places = read_sidecar(p) if p.exists() else (None, "", ())
-    label_when, label_source, label_places = _from_labels(p) if p.exists() else (None, "", ())
-    places = places or label_places
+    found = p.exists()
+    side_when, side_note, places, kind = read_sidecar(p) if found else (None, "", (), None)
+    label_when, label_source, label_places, label_kind = (
+        _from_labels(p) if found else (None, "", (), None)
+    )
+    places, kind = places or label_places, kind or label_kind
     if override is not None:
         when = normalise_time(override)
         if when is None:
             raise InputError(f"--acquired {override!r} is not an ISO 8601 date or time")
-        return Acquisition(when, "--acquired", places)
-    if not p.exists():
-        return Acquisition(None, f"unknown (scene input {p} not found)", places)
+        return Acquisition(when, "--acquired", places, kind)
+    if not found:
+        return Acquisition(None, f"unknown (scene input {p} not found)", places, kind)
     if side_when is not None:
         note = f": {side_note}" if side_note else ""
-        return Acquisition(side_when, f"sidecar {_sidecar_path(p).name}{note}", places)
+        return Acquisition(side_when, f"sidecar {_sidecar_path(p).name}{note}", places, kind)
     files = _tiffs(p)
     when, source = _from_metadata(files)
     if when is not None:
-        return Acquisition(when, source, places)
+        return Acquisition(when, source, places, kind)
     if label_when is not None:
-        return Acquisition(label_when, label_source, places)
+        return Acquisition(label_when, label_source, places, kind)
     for f in [p, *files]:
         m = _COMPACT.search(f.name) or _ISO.search(f.name)
         if m and (when := normalise_time(m.group(0))):
-            return Acquisition(when, f"file name {f.name}", places)
+            return Acquisition(when, f"file name {f.name}", places, kind)
     looked = "sidecar, GeoTIFF tags and descriptions, labels.json, file names"
     why = f"; sidecar: {side_note}" if side_note else ""
-    return Acquisition(None, f"unknown (looked at: {looked}{why})", places)
+    return Acquisition(None, f"unknown (looked at: {looked}{why})", places, kind)
 
 
 __all__ = ["SIDECAR", "Acquisition", "normalise_time", "read_sidecar", "scene_acquisition"]

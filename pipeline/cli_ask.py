@@ -308,7 +308,9 @@ def store_add(scene_dirs: tuple[Path, ...], store_path: Path, acquired: str | No
                 name = str(run.get("scene", d.name))
                 info = run.get("input") if isinstance(run.get("input"), dict) else {}
                 input_path = info.get("path") if isinstance(info, dict) else None
-                when, source, places = _acquisition(run, input_path, acquired, scene_acquisition)
+                when, source, places, kind = _acquisition(
+                    run, input_path, acquired, scene_acquisition
+                )
                 if store.remove_scene(name):
                     _warn(f"{name}: already in {store_path}; replaced")
                 store.add_scene(
@@ -320,6 +322,7 @@ def store_add(scene_dirs: tuple[Path, ...], store_path: Path, acquired: str | No
                     classes=class_status(run),
                     places=places,
                     input_path=input_path,
+                    kind=kind,
                 )
                 shown = f"acquired {when}" if when else "acquisition time unknown"
                 click.echo(f"{name}: {len(features)} detections stored ({shown}; {source})")
@@ -331,16 +334,18 @@ def store_add(scene_dirs: tuple[Path, ...], store_path: Path, acquired: str | No
 
 def _acquisition(
     run: dict[str, Any], input_path: str | None, override: str | None, finder: Any
-) -> tuple[str | None, str, tuple[str, ...]]:
-    """(time or None, source, places): ``--acquired``, then run.json's ``acquired_utc`` (when
-    the run recorded it), then the scene input's metadata/sidecar/file name."""
+) -> tuple[str | None, str, tuple[str, ...], str | None]:
+    """(time or None, source, places, kind): ``--acquired``, then run.json's ``acquired_utc``
+    (when the run recorded it), then the scene input's metadata/sidecar/labels/file name."""
     places = tuple(run.get("places") or ())
+    kind = run.get("scene_kind")
     if override is None and "acquired_utc" in run:
         when = run.get("acquired_utc")
         source = str(run.get("acquired_source") or "run.json")
-        if not places and input_path:
-            places = finder(input_path).places
-        return (str(when) if when else None), source, places
+        if input_path and (not places or kind is None):
+            found = finder(input_path)
+            places, kind = places or found.places, kind or found.kind
+        return (str(when) if when else None), source, places, kind
     if input_path is None:
         if override is not None:
             from .acquisition import normalise_time
@@ -349,7 +354,7 @@ def _acquisition(
             when = normalise_time(override)
             if when is None:
                 raise InputError(f"--acquired {override!r} is not an ISO 8601 date or time")
-            return when, "--acquired", places
-        return None, "unknown (run.json names no input)", places
+            return when, "--acquired", places, kind
+        return None, "unknown (run.json names no input)", places, kind
     acq = finder(input_path, override)
-    return acq.utc, acq.source, places or acq.places
+    return acq.utc, acq.source, places or acq.places, kind or acq.kind

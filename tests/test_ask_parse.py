@@ -9,9 +9,11 @@ from pipeline.ask.store import StoredScene
 
 CHECKED = {"ship": "checked", "fire": "checked", "crop_stress": "checked", "cloud": "not checked"}
 SCENES = [
-    StoredScene(1, "hedland", "2023-07-30", "sidecar", {}, CHECKED, ("Port Hedland",)),
-    StoredScene(2, "sen2ships_genoa", "2023-06-01", "labels", {}, CHECKED, ("Genoa", "Italy")),
-    StoredScene(3, "klang", "2023-03-02", "labels", {}, CHECKED, ()),
+    StoredScene(1, "hedland", "2023-07-30", "sidecar", {}, CHECKED, ("Port Hedland",), "port"),
+    StoredScene(
+        2, "sen2ships_genoa", "2023-06-01", "labels", {}, CHECKED, ("Genoa", "Italy"), "port"
+    ),
+    StoredScene(3, "klang", "2023-03-02", "labels", {}, CHECKED, (), "port"),
     StoredScene(4, "s2_fire_G90292", "2023-05-14", "file name", {}, CHECKED, ("British Columbia",)),
     StoredScene(5, "s2_l1c_virginia_crop", None, "unknown", {}, CHECKED, ("Virginia",)),
 ]
@@ -198,6 +200,14 @@ def test_places_from_names_and_metadata() -> None:
     assert q("ships in the latest scene").scenes == ("hedland",)
     assert q("ships in the fire scene").scenes == ("s2_fire_G90292",)  # its name says fire
     not_understood("fires in the ship scene")  # no scene is named so
+    # "port" means the scenes whose metadata says port, unless a place is named
+    assert set(q("which port had the fewest ships").scenes or ()) == {
+        "hedland",
+        "sen2ships_genoa",
+        "klang",
+    }
+    assert q("ships in the port of klang").scenes == ("klang",)
+    assert q("which scene had the fewest ships").scenes is None
 
 
 # ---------------------------------------------------------------- points and boxes

@@ -34,6 +34,7 @@ def test_acquisition_of_the_sample_scenes() -> None:
     a = scene_acquisition(FIRE / "G90292_20230514.tif")
     assert a.utc == "2023-05-14" and "band description" in a.source
     assert scene_acquisition(HONOLULU).utc == "2023-01-08"
+    assert scene_acquisition(HONOLULU).kind == "port" and scene_acquisition(FIRE).kind is None
     v = scene_acquisition(VIRGINIA)
     assert v.utc is None and v.source.startswith("unknown") and "Virginia" in v.places
 
@@ -41,6 +42,7 @@ def test_acquisition_of_the_sample_scenes() -> None:
 def test_acquisition_of_a_shared_sen2ships_port(shared_data: Path) -> None:
     a = scene_acquisition(shared_data / "sen2ships" / "busan")
     assert (a.utc, a.source, a.places) == ("2022-05-14", "labels.json acquisition_date", ("Busan",))
+    assert a.kind == "port"
     assert scene_acquisition(shared_data / "s2_l1c_virginia").utc is None
 
 

@@ -122,8 +122,10 @@ def _where(q: Query, scenes: dict[str, StoredScene]) -> str:
             parts.append(f" in {q.scenes[0]} ({_when(scenes[q.scenes[0]].acquired_utc)})")
         elif len(q.scenes) == 1:
             parts.append(f" in {said} ({labels[0]})")
-        else:
+        elif len(q.scenes) <= 3:
             parts.append(f" in {said} ({'; '.join(labels)})")
+        else:
+            parts.append(f" in {said} ({len(q.scenes)} scenes: {', '.join(q.scenes)})")
     if q.point is not None and q.radius_km is not None:
         parts.append(f" within {q.radius_km:g} km of {fmt_point(*q.point)}")
     if q.bbox is not None:

@@ -722,6 +722,8 @@ class _State:
         return "".join(chars)
 
 
+#: words that limit a question to the scenes whose metadata says they show a port
+PORT_WORDS = {"port", "ports", "harbour", "harbours", "harbor", "harbors"}
 #: operations for which a size word needs no number ("the longest", "total area")
 SIZED_OPS = ("largest", "smallest", "list", "total_area")
 
@@ -1295,6 +1297,10 @@ class Parser:
                 r.problems.append(f"{said!r} beside a place")
             scenes.extend(sc.name for sc in dated if sc.acquired_utc == when)
             place_text.append(said)
+        ports = [sc.name for sc in self.scenes if sc.kind == "port"]
+        if not scenes and r.words & PORT_WORDS and ports:
+            # "which port had the fewest ships": the port scenes, not every scene
+            scenes, place_text = ports, ["ports"]
         if place_text:
             r.understood.append("place " + ", ".join(place_text))
         return scenes, place_text

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS scenes (
     counts TEXT NOT NULL,
     classes TEXT NOT NULL DEFAULT '{}',
     places TEXT NOT NULL DEFAULT '[]',
+    kind TEXT,
     input TEXT,
     report TEXT
 );
@@ -143,6 +144,8 @@ class StoredScene:
     #: class -> "checked" / "partly checked: ..." / "not checked: ..."
     classes: dict[str, str]
     places: tuple[str, ...]
+    #: what the scene shows when its metadata says ("port"), else None
+    kind: str | None = None
 
     def checked(self, cls: str) -> bool:
         """True when the class was looked for in this scene (fully or partly)."""
@@ -227,6 +230,8 @@ class DetectionStore:
         Its times were the processing time when the run had no date, so they become unknown
         unless they were given with --acquired (which version 1 did not record): all unknown."""
         cols = [r[1] for r in self.db.execute("PRAGMA table_info(scenes)")]
+        if "classes" in cols and "kind" not in cols:
+            self.db.execute("ALTER TABLE scenes ADD COLUMN kind TEXT")
         if not cols or "classes" in cols:
             return
         log.warning(
@@ -277,6 +282,7 @@ class DetectionStore:
         classes: dict[str, str] | None = None,
         places: Sequence[str] = (),
         input_path: str | None = None,
+        kind: str | None = None,
     ) -> int:
         """Store one scene's GeoJSON features (WGS84) and its report; returns the scene id.
 
@@ -294,13 +300,15 @@ class DetectionStore:
             with self.db:
                 cur = self.db.execute(
                     "INSERT INTO scenes(name, acquired_utc, acquired_source, added_utc, counts, "
-                    "classes, places, input, report) VALUES (?, ?, ?, ?, '{}', '{}', ?, ?, ?)",
+                    "classes, places, kind, input, report) "
+                    "VALUES (?, ?, ?, ?, '{}', '{}', ?, ?, ?, ?)",
                     (
                         scene,
                         acquired_utc,
                         acquired_source,
                         added,
                         json.dumps(list(places)),
+                        kind,
                         input_path,
                         json.dumps(report) if report else None,
                     ),
@@ -408,7 +416,7 @@ class DetectionStore:
         """Every stored scene with its acquisition time, class status and place names."""
         try:
             rows = self.db.execute(
-                "SELECT id, name, acquired_utc, acquired_source, counts, classes, places "
+                "SELECT id, name, acquired_utc, acquired_source, counts, classes, places, kind "
                 "FROM scenes ORDER BY id"
             ).fetchall()
         except sqlite3.Error as exc:
@@ -422,6 +430,7 @@ class DetectionStore:
                 json.loads(r[4]),
                 json.loads(r[5]),
                 tuple(json.loads(r[6])),
+                r[7],
             )
             for r in rows
         ]
