@@ -244,14 +244,17 @@ def render(r: Result, scenes: dict[str, StoredScene]) -> str:
         if not r.items:
             main = f"No {_subject(q, None, scenes)} found ({searched})."
         else:
-            which = ""
+            word = {"largest": _best_word(q, True), "smallest": _best_word(q, False)}.get(
+                q.order or "largest", "nearest"
+            )
+            if q.order == "nearest" and q.point is not None:
+                word = f"nearest to {fmt_point(*q.point)}"
             if q.n is not None:
-                word = {"largest": _best_word(q, True), "smallest": _best_word(q, False)}.get(
-                    q.order or "largest", "nearest"
-                )
-                if q.order == "nearest" and q.point is not None:
-                    word = f"nearest to {fmt_point(*q.point)}"
                 which = f", the {q.n} {word}"
+            elif q.cls == "any":
+                which = ""
+            else:
+                which = f", {word} first"
             dists = list(r.distances_m) + [None] * len(r.items)
             listed = "; ".join(
                 f"{i + 1}) {_item(d, one_scene, dists[i], q.cls == 'any')}"

@@ -1274,6 +1274,11 @@ class Parser:
         if op == "measure":
             r.problems.append("how big is what? (the largest, the smallest, or the total area?)")
             op = None
+        said_cls = [said for said, _ in r.slots.get("cls", [])]
+        if op in ("largest", "smallest") and said_cls and _plural(said_cls[-1]):
+            # "the largest fires": a list, largest first, not the one largest
+            r.slots.setdefault("order", []).append((said_cls[-1], op))
+            op = "list"
         if op:
             r.understood.append(f"operation {op}")
         return op
@@ -1466,6 +1471,12 @@ class Parser:
                 return keep
         problems.append("several operations (" + ", ".join(ops) + ")")
         return None
+
+
+def _plural(phrase: str) -> bool:
+    """"fires", "stressed fields", "hot spots": plural; "fire", "crop stress": not."""
+    last = phrase.split()[-1]
+    return last.endswith("s") and not last.endswith("ss") and last not in ("cloudiness",)
 
 
 def _asked_time(asked_utc: str | None) -> dt.datetime:
