@@ -1474,7 +1474,7 @@ class Parser:
 
 
 def _plural(phrase: str) -> bool:
-    """"fires", "stressed fields", "hot spots": plural; "fire", "crop stress": not."""
+    """ "fires", "stressed fields", "hot spots": plural; "fire", "crop stress": not."""
     last = phrase.split()[-1]
     return last.endswith("s") and not last.endswith("ss") and last not in ("cloudiness",)
 
