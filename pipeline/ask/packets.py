@@ -3,8 +3,11 @@
 A question travels as one product of kind ``QUESTION`` on APID ``QA_APID_BASE + 0``; an answer as
 kind ``ANSWER`` on ``QA_APID_BASE + 1``.  Payloads use the downlink codec, framing uses
 :mod:`pipeline.downlink.ccsds` (CRC-16 per packet, segmentation, sequence counts), so damaged
-packets are detected and reported exactly as for reports.  Standard library only, so the ground
-decoder can use it.
+packets are detected and reported exactly as for reports.  A question id is 32 bits: its high
+half rides in the secondary header's scene-tag field, its low half in the item field.  Two
+different one-packet products under one id are both returned (the caller renumbers or refuses
+the duplicate id); two different multi-packet products under one id are reported undecodable.
+Standard library only, so the ground decoder can use it.
 """
 
 from __future__ import annotations
