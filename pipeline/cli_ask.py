@@ -307,7 +307,7 @@ def store_add(scene_dirs: tuple[Path, ...], store_path: Path, acquired: str | No
                         _warn(f"{d}/report.json unreadable; stored without the report")
                 name = str(run.get("scene", d.name))
                 info = run.get("input") if isinstance(run.get("input"), dict) else {}
-                input_path = info.get("path") if isinstance(info, dict) else None
+                input_path = _input_path(d, info.get("path") if isinstance(info, dict) else None)
                 when, source, places, kind = _acquisition(
                     run, input_path, acquired, scene_acquisition
                 )
@@ -330,6 +330,23 @@ def store_add(scene_dirs: tuple[Path, ...], store_path: Path, acquired: str | No
         _fail(str(exc), EXIT_USAGE)
     except EotriageError as exc:
         _fail(str(exc), EXIT_USAGE)
+
+
+def _input_path(scene_dir: Path, recorded: Any) -> str | None:
+    """The scene input a run recorded.  run.json keeps the path as given to `eotriage run`,
+    often relative to the folder it ran in: when it is not found from here, the run output's
+    ancestors (where `run` was likely started) are tried."""
+    if not isinstance(recorded, str) or not recorded:
+        return None
+    p = Path(recorded)
+    if p.is_absolute() or p.exists():
+        return recorded
+    for base in scene_dir.resolve().parents:
+        cand = base / p
+        # not a run output of the same name (OUT/<scene> beside the input <scene>)
+        if cand.exists() and not (cand.is_dir() and (cand / "run.json").is_file()):
+            return str(cand)
+    return recorded
 
 
 def _acquisition(

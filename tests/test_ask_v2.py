@@ -244,3 +244,20 @@ def test_bad_paths_are_one_line_errors(runs: Path, tmp_path: Path) -> None:
     proc = run_cli("answer", q, "--store", tmp_path / "s.db", "--create", "--no-llm",
                    "--out", afile / "a.bin")  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_store_add_finds_a_relative_input_from_elsewhere(tmp_path: Path) -> None:
+    """run.json keeps the input path as typed; `store add` run from another folder still dates
+    the scene (the run output's ancestors are tried)."""
+    import shutil
+
+    proj = tmp_path / "proj"
+    shutil.copytree(HONOLULU, proj / "honolulu")
+    proc = run_cli("run", "honolulu", "--out", "out", "--no-llm", cwd=proj)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert json.loads((proj / "out" / "honolulu" / "run.json").read_text())["input"]["path"] == (
+        "honolulu"
+    )
+    proc = run_cli("store", "add", proj / "out" / "honolulu", "--store", "s.db", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert _store_times(tmp_path / "s.db")["honolulu"][0] == "2023-01-08"
