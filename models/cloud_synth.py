@@ -9,9 +9,10 @@ on a grid of ``pixel_m`` metres; structure sizes are set in metres, so the same 
 The physics is deliberately simple:
 
 * a cloud is an opacity field ``alpha`` (fractal noise: Gaussian-blurred white noise at
-  0.5-4 km, thresholded at the wanted cover with soft edges) over a bright, nearly flat
-  spectrum in the visible and NIR, lower in SWIR-1 and lower still in SWIR-2 (water and ice
-  absorb there), with its own texture; ``out = ground * (1 - alpha) + cloud * alpha``;
+  0.03-5 km; half of the clouds are small sharp-edged cumulus of 0.4-1.5 km) thresholded at
+  the wanted cover with soft edges, over a bright, nearly flat spectrum in the visible and
+  NIR, lower in SWIR-1 and lower still in SWIR-2 (water and ice absorb there), with its own
+  texture; ``out = ground * (1 - alpha) + cloud * alpha``;
 * its shadow is the same field displaced by 150 m - 2 km in a random direction, darkening the
   ground by 45-85 % (less in blue: diffuse skylight); the cloud is drawn over the shadow;
 * cirrus is a broad thin layer (opacity 0.1-0.4) without shadow;
@@ -51,10 +52,15 @@ _CIRRUS_SPECTRUM = {
 # Fraction of the shadow darkening per role (diffuse skylight fills blue shadows most).
 _SHADOW_DEPTH = {"blue": 0.6, "green": 0.75, "red": 0.85, "nir": 1.0, "swir16": 1.0, "swir22": 1.0}
 # Smoke: added path radiance and ground dimming per unit opacity.
-_SMOKE_PATH = {"blue": 0.2, "green": 0.15, "red": 0.1, "nir": 0.045, "swir16": 0.01,
-               "swir22": 0.005}
-_SMOKE_DIM = {"blue": 0.35, "green": 0.3, "red": 0.25, "nir": 0.15, "swir16": 0.03,
-              "swir22": 0.02}
+_SMOKE_PATH = {
+    "blue": 0.2,
+    "green": 0.15,
+    "red": 0.1,
+    "nir": 0.045,
+    "swir16": 0.01,
+    "swir22": 0.005,
+}
+_SMOKE_DIM = {"blue": 0.35, "green": 0.3, "red": 0.25, "nir": 0.15, "swir16": 0.03, "swir22": 0.02}
 
 
 @dataclass(frozen=True)
@@ -103,10 +109,14 @@ def fractal(
 
 
 def _opacity(
-    rng: np.random.Generator, shape: tuple[int, int], pixel_m: float, cover: float,
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    pixel_m: float,
+    cover: float,
     softness: float,
+    big: float | None = None,
 ) -> np.ndarray:
-    big = float(rng.uniform(1500, 5000))
+    big = float(rng.uniform(1500, 5000)) if big is None else big
     field = fractal(rng, shape, pixel_m, (big, big / 2.5, big / 6, big / 15))
     thr = float(np.quantile(field, 1.0 - cover)) if cover < 1 else -1.0
     return np.clip((field - thr) / softness, 0.0, 1.0)
@@ -114,8 +124,14 @@ def _opacity(
 
 def _shift(a: np.ndarray, dy: float, dx: float) -> np.ndarray:
     m = np.float32([[1, 0, dx], [0, 1, dy]])
-    return cv2.warpAffine(a, m, (a.shape[1], a.shape[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return cv2.warpAffine(
+        a,
+        m,
+        (a.shape[1], a.shape[0]),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )
 
 
 def add_clouds(
@@ -142,9 +158,16 @@ def add_clouds(
         centre = (shape[1] / 2.0, shape[0] / 2.0)
         rot = cv2.getRotationMatrix2D(centre, angle, 1.0)
         plume = np.zeros(shape, np.float32)
-        cv2.ellipse(plume, (int(centre[0]), int(centre[1])),
-                    (int(shape[1] * 0.6), int(shape[0] * float(rng.uniform(0.12, 0.3)))),
-                    0, 0, 360, 1.0, -1)
+        cv2.ellipse(
+            plume,
+            (int(centre[0]), int(centre[1])),
+            (int(shape[1] * 0.6), int(shape[0] * float(rng.uniform(0.12, 0.3)))),
+            0,
+            0,
+            360,
+            1.0,
+            -1,
+        )
         plume = cv2.warpAffine(plume, rot, (shape[1], shape[0]))
         plume = cv2.GaussianBlur(plume, (0, 0), max(600.0 / pixel_m, 1.0))
         smoke = np.clip(plume * (0.4 + 0.8 * field), 0, 1) * float(rng.uniform(0.5, 1.0))
@@ -163,7 +186,17 @@ def add_clouds(
         spectrum, bright = _CIRRUS_SPECTRUM, float(rng.uniform(0.3, 0.7))
     else:
         c = float(rng.uniform(0.05, 0.7)) if cover is None else cover
-        alpha = _opacity(rng, shape, pixel_m, c, float(rng.uniform(0.05, 0.35)))
+        if rng.random() < 0.5:  # fair-weather cumulus: many small, sharp-edged clouds
+            alpha = _opacity(
+                rng,
+                shape,
+                pixel_m,
+                min(c, 0.4),
+                float(rng.uniform(0.03, 0.15)),
+                big=float(rng.uniform(400, 1500)),
+            )
+        else:  # stratiform / frontal fields
+            alpha = _opacity(rng, shape, pixel_m, c, float(rng.uniform(0.05, 0.35)))
         max_alpha = float(rng.uniform(0.75, 1.0))
         alpha = alpha * max_alpha
         spectrum, bright = _CLOUD_SPECTRUM, float(rng.uniform(0.3, 0.9))

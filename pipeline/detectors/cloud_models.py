@@ -28,8 +28,9 @@ Student (``models/cloud_student.onnx``, built by ``models/train_cloud_student.py
     A small CNN distilled from the teacher, run on a ~60 m grid (:data:`STUDENT_GRID_M`).
     Inputs ``bands`` N x 6 x h x w float32 reflectance (blue green red nir swir16 swir22; the two
     SWIR planes are zeros when absent) and ``has_swir`` N x 1 x 1 x 1 float32 (1 with SWIR, 0
-    for the 4-band path); h and w multiples of :data:`STUDENT_MULTIPLE`.  Outputs ``probs``
-    N x 3 x h x w (softmax: clear, cloud, shadow) and ``classes`` N x h x w uint8 (argmax).
+    for the 4-band path); h and w multiples of :data:`STUDENT_MULTIPLE`.  Outputs ``logits``
+    N x 3 x h x w (clear, cloud, shadow; the softmax is taken here, in numpy) and ``classes``
+    N x h x w uint8 (argmax).
 """
 
 from __future__ import annotations
@@ -240,6 +241,9 @@ def make_session(path: Path | str | bytes, threads: int = 2) -> Any:
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Idle intra-op threads must not spin: the block means (OpenCV) run between two model
+    # calls on the same 2 cores, and spinning threads would take their time.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     src = path if isinstance(path, bytes) else str(path)
     return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
 
@@ -465,13 +469,12 @@ def teacher_tiles(img: np.ndarray, layout: TileLayout) -> np.ndarray:
     pad = ((0, 0), (layout.pad_before, layout.pad_after), (layout.pad_before, layout.pad_after))
     padded = np.pad(img, pad, mode="symmetric")
     t = layout.tile
-    tiles = [
-        padded[:, y : y + t, x : x + t] for y in layout.starts_y for x in layout.starts_x
-    ]
+    tiles = [padded[:, y : y + t, x : x + t] for y in layout.starts_y for x in layout.starts_x]
     return np.ascontiguousarray(np.stack(tiles), dtype=np.float32)
 
 
-def _softmax(logits: np.ndarray, axis: int) -> np.ndarray:
+def softmax(logits: np.ndarray, axis: int) -> np.ndarray:
+    """Numerically stable softmax along ``axis`` (float32)."""
     z = logits - logits.max(axis=axis, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=axis, keepdims=True)
@@ -592,7 +595,7 @@ def teacher_probs(
     out = []
     for i in range(0, len(tiles), max(1, batch_size)):
         (logits,) = _run(model, {spec.input_name: tiles[i : i + batch_size]})[:1]
-        out.append(_softmax(np.asarray(logits, np.float32), axis=1))
+        out.append(softmax(np.asarray(logits, np.float32), axis=1))
     return teacher_untile(np.concatenate(out), layout)
 
 
@@ -643,15 +646,16 @@ def run_student(
     :func:`grid_factor`)."""
     feeds, (h, w), cvalid = student_input(bands, factor, valid, use_swir)
     outs = _run(model, feeds)
-    probs = np.asarray(outs[0], np.float32)[0, :, :h, :w]
+    probs = softmax(np.asarray(outs[0], np.float32)[0, :, :h, :w], axis=0)
     classes = np.asarray(outs[1], np.uint8)[0, :h, :w].copy() if len(outs) > 1 else None
     if classes is None:
         classes = classes_from_probs(probs)
     if cvalid is not None:
         classes[~cvalid] = NODATA
     shape = next(iter(np.asarray(v).shape for v in bands.values()))
-    return CloudMask(classes, probs, factor, (int(shape[0]), int(shape[1])), "cloud_student",
-                     cvalid)
+    return CloudMask(
+        classes, probs, factor, (int(shape[0]), int(shape[1])), "cloud_student", cvalid
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -681,9 +685,7 @@ def load_verified(path: Path | str, expected_sha256: str, threads: int = 2) -> A
     data = Path(path).read_bytes()
     got = hashlib.sha256(data).hexdigest()
     if got != expected_sha256.lower():
-        raise CloudModelError(
-            f"{path}: sha256 {got} does not match the expected {expected_sha256}"
-        )
+        raise CloudModelError(f"{path}: sha256 {got} does not match the expected {expected_sha256}")
     return make_session(data, threads)
 
 
