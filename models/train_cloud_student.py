@@ -65,8 +65,8 @@ for _p in (str(REPO), str(HERE)):
 
 import cloud_synth  # noqa: E402
 
-from pipeline.detectors import cloud_eval as ce  # noqa: E402
 from pipeline.detectors import cloud_models as cm  # noqa: E402
+from pipeline.evaluation import clouds as ce  # noqa: E402
 
 log = logging.getLogger("train_cloud_student")
 

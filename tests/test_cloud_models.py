@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.detectors import cloud_eval as ce
 from pipeline.detectors import cloud_models as cm
+from pipeline.evaluation import clouds as ce
 
 from .conftest import REPO, SHARED
 
