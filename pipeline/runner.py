@@ -144,6 +144,7 @@ def write_scene(
         downlink or DownlinkSettings(),
         scene_path=result.info.get("path"),
         sensor=result.info.get("sensor"),
+        sky_map=result.sky_map,
     )
     atomic_write(d / "downlink.bin", plan.packets)
     summary["output_bytes"]["downlink.bin"] = len(plan.packets)

@@ -41,8 +41,12 @@ from typing import Any
 
 from .errors import ConfigError
 
-#: Detector names, in the order they run.
-KNOWN_DETECTORS = ("fire", "ships", "crop")
+#: Detector names, in the order they run: the cloud screen first, its mask feeds the others.
+KNOWN_DETECTORS = ("clouds", "fire", "ships", "crop")
+#: Cloud models: the distilled student (real time on the CPU) or the ukis-csmask teacher
+#: (``accurate``: about 130 times slower, for payloads with a GPU; needs the extra
+#: ``clouds-accurate``).
+CLOUD_MODELS = ("student", "accurate")
 
 
 def _num(default: float | None = None, **bounds: float) -> Any:
@@ -267,6 +271,33 @@ class CropSettings:
 
 
 @dataclass(frozen=True)
+class CloudSettings:
+    """The cloud screen: which model, and what becomes of detections under cloud."""
+
+    #: ``student`` (default, real time) or ``accurate`` (the ukis-csmask teacher)
+    model: str = "student"
+    #: Product level for the teacher (``l1c`` or ``l2a``); ``None``: from the sensor profile
+    product_level: str | None = None
+    #: A detection whose footprint is at least this share under cloud or shadow counts as
+    #: under cloud: ships and crop stress are dropped, fires are kept and flagged
+    obscured_max: float = _num(0.5, gt=0, le=1)
+    #: A scene at least this cloudy with no detection left downlinks only its manifest and a
+    #: one-line report
+    discard_fraction: float = _num(0.9, gt=0, le=1)
+
+    def __post_init__(self) -> None:
+        _check(self, "clouds")
+        if self.model not in CLOUD_MODELS:
+            raise ConfigError(
+                f"[clouds] model must be one of {', '.join(CLOUD_MODELS)}, got {self.model!r}"
+            )
+        if self.product_level not in (None, "l1c", "l2a"):
+            raise ConfigError(
+                f"[clouds] product_level must be l1c or l2a, got {self.product_level!r}"
+            )
+
+
+@dataclass(frozen=True)
 class ReportSettings:
     """Onboard report writer: a small local LLM (GGUF, llama-cpp-python) or the template.
 
@@ -349,6 +380,7 @@ class RobustnessSettings:
 
 #: TOML table name -> dataclass of that section.
 SECTIONS: dict[str, type] = {
+    "clouds": CloudSettings,
     "fire": FireSettings,
     "ships": ShipSettings,
     "crop": CropSettings,
@@ -375,6 +407,7 @@ class Settings:
     sensor: str | None = None
     #: Directory with ``manifest.json`` and the ``.onnx`` files; ``None`` = the repo's ``models/``.
     models_dir: Path | None = None
+    clouds: CloudSettings = field(default_factory=CloudSettings)
     fire: FireSettings = field(default_factory=FireSettings)
     ships: ShipSettings = field(default_factory=ShipSettings)
     crop: CropSettings = field(default_factory=CropSettings)

@@ -142,7 +142,9 @@ def test_not_checked_is_not_none_found(runs: Path, tmp_path: Path) -> None:
         a = answer_question(store, Question("Any fires in Virginia?"))
         assert a.text.startswith("No: no fires") and "not checked" not in a.text
         a = answer_question(store, Question("Any clouds?"))
-        assert "Clouds not checked" in a.text and a.facts["searched"] == []
+        # the cloud screen looked at the Virginia crop (clear), not at G90292 (no visible bands)
+        assert "Clouds not checked in s2_fire_G90292" in a.text
+        assert a.facts["searched"] == ["s2_l1c_virginia_crop"]
 
 
 def test_version_1_store_is_migrated_with_unknown_times(tmp_path: Path) -> None:

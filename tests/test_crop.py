@@ -189,7 +189,7 @@ def test_crop_needs_red_and_nir(tmp_path: Path) -> None:
     scene = generate_crop_scene(
         tmp_path / "nonir", 200, seed=1, bands=("B04", "B11"), baseline=False
     )
-    with pytest.raises(InputError, match="crop needs B08"):
+    with pytest.raises(InputError, match="crop needs band"):
         run_scene(scene, Settings(detectors=CROP))
 
 

@@ -76,7 +76,11 @@ def _model_of(settings: Settings, name: str) -> OnnxModel:
 
 
 def test_every_manifest_model_has_a_golden_copy() -> None:
+    """Every model this project builds; the cloud teacher comes from its PyPI package, whose
+    files are checked against the manifest's sha256 when loaded."""
     for info in load_manifest(MODELS).values():
+        if "package" in info.raw:
+            continue
         golden = MODELS / "golden" / info.path.name
         assert golden.is_file(), f"{golden} missing: rebuild the model with its models/ script"
         assert sha256_file(golden) == info.sha256, golden

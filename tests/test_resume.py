@@ -106,12 +106,11 @@ def test_missing_checkpoint_resumes_nothing(tmp_path: Path) -> None:
 
 
 def test_header_names_models_and_layout() -> None:
-    from pipeline.core.engine import build_detectors
+    from pipeline.core.engine import Stages
     from pipeline.core.scene import open_scene
 
     scene = open_scene(FIRE)
-    dets, _ = build_detectors(scene, SMALL)
-    h = checkpoint_header(scene, SMALL, dets, 32)
+    h = checkpoint_header(scene, SMALL, Stages.build(scene, SMALL), 32)
     assert h["tile_size"] == 64 and h["detectors"] == ["fire"]
     assert len(h["models"]["fire_swir"]) == 64
 

@@ -76,17 +76,29 @@ def models_list(settings: Settings) -> None:
 @click.pass_obj
 def models_verify(settings: Settings) -> None:
     """Check every model file and its golden copy against the sha256 and load them."""
-    from ..core.onnx_models import OnnxModel, default_models_dir, golden_dir_for
+    from ..core.onnx_models import (
+        OnnxModel,
+        default_models_dir,
+        golden_dir_for,
+        optional_missing,
+    )
 
     bad = 0
     golden_dir = golden_dir_for(
         (settings.models_dir or default_models_dir()).resolve(), settings.robustness
     )
     for m in _manifest(settings).values():
-        for label, info in (
-            ("", m),
-            (" golden", dataclasses.replace(m, path=golden_dir / m.path.name)),
-        ):
+        missing = optional_missing(m)
+        if missing:
+            click.echo(f"skip {m.name} {m.version} ({missing})")
+            continue
+        golden = golden_dir / m.path.name
+        if "package" in m.raw and not golden.is_file():  # its golden copy is optional too
+            click.echo(f"ok   {m.name} {m.version} golden copy: none (package model)")
+            pairs: tuple[tuple[str, Any], ...] = (("", m),)
+        else:
+            pairs = (("", m), (" golden", dataclasses.replace(m, path=golden)))
+        for label, info in pairs:
             try:
                 model = OnnxModel(info, threads=1, providers=settings.providers)
                 click.echo(f"ok   {m.name} {m.version}{label} ({', '.join(model.providers)})")

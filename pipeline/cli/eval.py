@@ -150,6 +150,77 @@ def eval_ships(
     click.echo(_table(shown, cols))
 
 
+@eval_group.command("clouds")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--reference",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Reference mask GeoTIFF on the scene's grid (SOURCE a scene); not needed for an .npz "
+    "sample, which carries its mask.",
+)
+@click.option(
+    "--codes",
+    type=click.Choice(["classes", "ukis"]),
+    default="classes",
+    show_default=True,
+    help="Reference codes: 0 clear, 1 cloud, 2 shadow ('classes') or ukis-csmask's 4 cloud, "
+    "0 shadow, 1-3 clear.",
+)
+@click.option(
+    "--pixel-m",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Pixel size assumed for an .npz sample (the ukis-csmask sample is ~30 m).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def eval_clouds(
+    ctx: click.Context,
+    source: Path,
+    reference: Path | None,
+    codes: str,
+    pixel_m: float,
+    as_json: bool,
+) -> None:
+    """Score the cloud screen against a reference mask: cloud-vs-rest accuracy, Cohen's kappa
+    over clear / cloud / shadow, and the student's pixel agreement with the teacher.
+
+    SOURCE is an ukis-csmask style .npz sample (img: H x W x 6 reflectance B02 B03 B04 B08 B11
+    B12; msk: 4 cloud, 0 shadow, 1-3 clear), scored for the student and, when the
+    clouds-accurate extra is installed, the teacher, on the 6-band and the 4-band path; or a
+    scene with --reference, scored for the configured model ([clouds] model).
+    """
+    from ..evaluation.clouds import evaluate_npz, evaluate_scene
+
+    settings = _settings(ctx, None)
+    try:
+        if source.suffix == ".npz":
+            rows = evaluate_npz(source, pixel_m=pixel_m, models_dir=settings.models_dir)
+        else:
+            if reference is None:
+                fail("--reference is required when SOURCE is a scene", EXIT_USAGE)
+            rows = evaluate_scene(source, reference, settings, codes)
+    except (EotriageError, KeyError, ValueError) as exc:
+        fail(f"{source}: {exc}")
+    dicts = [r.to_dict() for r in rows]
+    if as_json:
+        click.echo(json.dumps(dicts, indent=2))
+        return
+    cols = [
+        ("model", "model"),
+        ("bands", "bands"),
+        ("pixels", "pixels"),
+        ("cloud_accuracy", "cloud acc."),
+        ("kappa", "kappa"),
+        ("agreement", "3-class agr."),
+        ("agreement_with_teacher", "agr. teacher"),
+        ("cloud_fraction", "cloud"),
+        ("shadow_fraction", "shadow"),
+    ]
+    click.echo(_table(dicts, cols))
+
+
 @eval_group.command("fire")
 @click.argument("scene", type=click.Path(exists=True, path_type=Path))
 @click.option(

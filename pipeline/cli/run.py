@@ -37,6 +37,13 @@ from ._common import EXIT_FAILED, EXIT_USAGE, fail
     "--detectors", help=f"Comma-separated detectors to run ({', '.join(KNOWN_DETECTORS)})."
 )
 @click.option(
+    "--clouds",
+    "cloud_model",
+    type=click.Choice(["student", "accurate", "off"]),
+    help="Cloud screen: the real-time student (default), the ukis-csmask teacher ('accurate', "
+    "slow on a CPU; needs the clouds-accurate extra), or off.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress bar on stderr (default: when stderr is a terminal).",
@@ -91,6 +98,7 @@ def run_cmd(
     quicklook: bool,
     resume: bool,
     outbox_dir: Path | None,
+    cloud_model: str | None,
 ) -> None:
     """Run the detectors on SCENES and write OUT/<scene>/detections.geojson and run.json,
     with the text report (report.txt, report.json), compact.geojson and downlink.bin (the
@@ -111,6 +119,7 @@ def run_cmd(
             threads=threads,
             detectors=detectors,
             sections={
+                "clouds": {"model": cloud_model if cloud_model != "off" else None},
                 "report": {
                     "use_llm": False if no_llm else None,
                     "max_features": max_features,
@@ -123,6 +132,10 @@ def run_cmd(
                 },
             },
         )
+        if cloud_model == "off":
+            settings = settings.replace(
+                detectors=tuple(d for d in settings.detectors if d != "clouds")
+            )
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     show_bar = sys.stderr.isatty() if progress is None else progress

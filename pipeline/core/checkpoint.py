@@ -43,6 +43,11 @@ class TileRecord:
     invalid: dict[str, int]
     read_px: int
     repaired: dict[str, int] = field(default_factory=dict)
+    #: sky classes counted over the tile core by the cloud screen (``pipeline.core.sky``)
+    sky: dict[str, int] = field(default_factory=dict)
+    #: the tile's sky classes over its read window (not stored in the checkpoint: a resumed
+    #: tile shows as unknown on the quicklook's cloud map)
+    sky_classes: Any = None
 
 
 @dataclass
@@ -135,6 +140,7 @@ def read_checkpoint(path: Path, header: Mapping[str, Any]) -> Restored:
                 invalid={str(k): int(v) for k, v in rec["invalid"].items()},
                 read_px=int(rec["read_px"]),
                 repaired={str(k): int(v) for k, v in rec.get("repaired", {}).items()},
+                sky={str(k): int(v) for k, v in rec.get("sky", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{path}: malformed tile record ({exc!r})") from None
@@ -181,4 +187,5 @@ def _tile_json(rec: TileRecord) -> dict[str, Any]:
         "invalid": rec.invalid,
         "read_px": rec.read_px,
         "repaired": rec.repaired,
+        "sky": rec.sky,
     }

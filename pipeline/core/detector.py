@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..settings import Settings
     from .ingest import TileData
     from .onnx_models import OnnxModel
@@ -30,6 +32,9 @@ class Detector(Protocol):
     roles: tuple[str, ...]
     #: effective thresholds (manifest values with settings overrides applied)
     thresholds: Mapping[str, float]
+    #: what becomes of a detection whose footprint lies mostly under cloud or shadow:
+    #: ``"drop"`` it, or ``"flag"`` it (kept, with its ``cloud_fraction``)
+    under_cloud: str
 
     def __init__(self, settings: Settings) -> None:
         """Load the model(s) once; thresholds = manifest values with settings overrides."""
@@ -57,6 +62,38 @@ class Detector(Protocol):
         ...
 
 
+class SkyScreen(Protocol):
+    """What the engine expects of the cloud screen: it runs first on every tile and returns the
+    sky classes of the tile's read window (:mod:`pipeline.core.sky`), which the detectors of
+    the tile then see as ``TileData.sky``."""
+
+    name: str
+    #: band roles that must be present for the screen to run
+    roles: tuple[str, ...]
+
+    def __init__(self, settings: Settings) -> None: ...
+
+    @property
+    def models(self) -> Sequence[OnnxModel]: ...
+
+    @property
+    def model_name(self) -> str:
+        """The model that classified the sky (for run.json and the products)."""
+        ...
+
+    def band_names(self, scene: Scene) -> list[str]: ...
+
+    def context_px(self, grid: Grid) -> int: ...
+
+    def screen(self, data: TileData, scene: Scene) -> np.ndarray:
+        """uint8 sky classes over the tile's read window (0 clear, 1 cloud, 2 shadow, 255
+        unknown)."""
+        ...
+
+
+#: screen name -> "module:class" (the cloud screen, see :data:`DETECTOR_TYPES`)
+SCREEN_TYPES: dict[str, str] = {"clouds": "pipeline.detectors.clouds:CloudScreen"}
+
 #: detector name -> "module:class", imported on first use (heavy model code loads lazily).  The
 #: detectors live in :mod:`pipeline.detectors`, a room above core: core finds them by name here
 #: and never imports them statically.
@@ -71,4 +108,11 @@ def detector_type(name: str) -> type[Detector]:
     """The detector class registered under ``name``."""
     module, _, cls = DETECTOR_TYPES[name].partition(":")
     kind: type[Detector] = getattr(importlib.import_module(module), cls)
+    return kind
+
+
+def screen_type(name: str) -> type[SkyScreen]:
+    """The screen class registered under ``name``."""
+    module, _, cls = SCREEN_TYPES[name].partition(":")
+    kind: type[SkyScreen] = getattr(importlib.import_module(module), cls)
     return kind

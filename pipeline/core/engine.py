@@ -13,22 +13,26 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .onnx_models import OnnxModel
 
 from ..errors import EotriageError, InputError
 from ..settings import Settings
+from . import sky
 from .acquisition import scene_acquisition
 from .checkpoint import CheckpointWriter, Restored, TileRecord, read_checkpoint
-from .detector import Detector, detector_type
+from .detector import SCREEN_TYPES, Detector, SkyScreen, detector_type, screen_type
 from .env import Env
 from .ingest import SceneReader, TileData
 from .prefetch import read_tiles
 from .results import Detection, SceneResult, TileFailure
 from .scene import Scene, open_scene
 from .tiling import Tile, count_tiles, iter_tiles
-from .vectorise import Component, merge_components
+from .vectorise import SUM, Component, merge_components
 from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -37,33 +41,59 @@ ProgressFn = Callable[[int, int], None]
 
 
 def build_detectors(scene: Scene, settings: Settings) -> tuple[list[Detector], dict[str, str]]:
-    """Detectors that can run on this scene, and a status line for each enabled one.
+    """Detectors that can run on this scene, and a status line for each enabled one (the
+    cloud screen is built by :meth:`Stages.build`).
 
     Raises :class:`InputError` when none of the enabled detectors has its bands.
     """
+    detectors, _screen, status = _build(scene, settings, with_screen=False)
+    return detectors, status
+
+
+def _missing(scene: Scene, roles: Sequence[str]) -> str | None:
+    """Why a stage cannot run on this scene (its bands are missing or unreadable), or None."""
+    missing = [r for r in roles if not scene.has_roles(r)]
+    if not missing:
+        return None
+    want = [scene.profile.role_to_band().get(r, r) for r in missing]
+    broken = [b for b in want if b in scene.unreadable]
+    why = f" (unreadable: {'; '.join(scene.unreadable[b] for b in broken)})" if broken else ""
+    return f"needs band(s) {', '.join(want)}{why}"
+
+
+def _build(
+    scene: Scene, settings: Settings, with_screen: bool = True
+) -> tuple[list[Detector], SkyScreen | None, dict[str, str]]:
     ready: list[Detector] = []
+    screen: SkyScreen | None = None
     status: dict[str, str] = {}
     missing_all: list[str] = []
     for name in settings.detectors:
+        if name in SCREEN_TYPES:
+            if not with_screen:
+                continue
+            kind_s = screen_type(name)
+            why = _missing(scene, kind_s.roles)
+            if why is None:
+                screen = kind_s(settings)
+                status[name] = "ran"
+            else:
+                status[name] = f"skipped: {why}"
+            continue
         kind = detector_type(name)
-        missing = [r for r in kind.roles if not scene.has_roles(r)]
-        if missing:
-            want = [scene.profile.role_to_band().get(r, r) for r in missing]
-            broken = [b for b in want if b in scene.unreadable]
-            why = (
-                f" (unreadable: {'; '.join(scene.unreadable[b] for b in broken)})" if broken else ""
-            )
-            status[name] = f"skipped: needs band(s) {', '.join(want)}{why}"
-            missing_all.append(f"{name} needs {', '.join(want)}{why}")
+        why = _missing(scene, kind.roles)
+        if why is not None:
+            status[name] = f"skipped: {why}"
+            missing_all.append(f"{name} {why}")
             continue
         ready.append(kind(settings))
         status[name] = "ran"
-    if not ready:
+    if not ready and screen is None:
         raise InputError(
-            f"{scene.path}: missing band(s): {'; '.join(missing_all)} "
+            f"{scene.path}: missing band(s): {'; '.join(missing_all) or 'no detector enabled'} "
             f"(scene has {', '.join(scene.band_names)})"
         )
-    return ready, status
+    return ready, screen, status
 
 
 @dataclass
@@ -72,18 +102,24 @@ class Stages:
     path (:func:`run_scene`) and the streaming path (:class:`~pipeline.core.stream.Triage`)."""
 
     detectors: list[Detector]
-    #: "ran" or "skipped: <why>" per enabled detector
+    #: "ran" or "skipped: <why>" per enabled detector (the cloud screen included)
     status: dict[str, str]
     #: bands every tile must read
     band_names: list[str]
     #: tile overlap: the configured one, raised to the detectors' widest context
     overlap: int
+    #: the cloud screen, run first on every tile (None when disabled or its bands are missing)
+    screen: SkyScreen | None = None
+    #: detections under cloud dropped / flagged, per class (see :meth:`finalise`)
+    obscured_max: float = 0.5
+    under_cloud: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, scene: Scene, settings: Settings) -> Stages:
-        detectors, status = build_detectors(scene, settings)
-        band_names = sorted({b for d in detectors for b in d.band_names(scene)})
-        context = max(d.context_px(scene.grid) for d in detectors)
+        detectors, screen, status = _build(scene, settings)
+        stages: list[Any] = [*detectors, *([screen] if screen is not None else [])]
+        band_names = sorted({b for d in stages for b in d.band_names(scene)})
+        context = max(d.context_px(scene.grid) for d in stages)
         overlap = max(settings.overlap, context)
         if overlap != settings.overlap:
             log.info(
@@ -91,16 +127,42 @@ class Stages:
                 settings.overlap,
                 overlap,
             )
-        return cls(detectors, status, band_names, overlap)
+        return cls(detectors, status, band_names, overlap, screen, settings.clouds.obscured_max)
+
+    @property
+    def models(self) -> list[OnnxModel]:
+        """Every model the stages run, the cloud screen's first."""
+        out = list(self.screen.models) if self.screen is not None else []
+        return out + [m for d in self.detectors for m in d.models]
 
     def finalise(self, merged: Sequence[Component], scene: Scene) -> list[Detection]:
-        """Merged objects -> WGS84 detections (each by the detector of its class)."""
+        """Merged objects -> WGS84 detections (each by the detector of its class).
+
+        Where the cloud screen looked, each detection gets ``cloud_fraction``, the share of its
+        footprint under cloud or shadow; at ``obscured_max`` and above its detector's policy
+        applies: ``drop`` it or ``flag`` it (kept, ``under_cloud: true``)."""
         by_cls = {d.cls: d for d in self.detectors}
         out = []
         for comp in merged:
             det = by_cls[comp.cls].finalise(comp, scene)
-            if det is not None:
-                out.append(det)
+            if det is None:
+                continue
+            checked = float(comp.stats.get(sky.STAT_PX, 0.0))
+            if self.screen is not None and checked > 0:
+                frac = float(comp.stats.get(sky.STAT_OBSCURED, 0.0)) / checked
+                under = frac >= self.obscured_max
+                policy = getattr(by_cls[comp.cls], "under_cloud", "flag")
+                tally = self.under_cloud.setdefault(det.cls, {"dropped": 0, "flagged": 0})
+                if under and policy == "drop":
+                    tally["dropped"] += 1
+                    continue
+                if under:
+                    tally["flagged"] += 1
+                measures = {**det.measures, "cloud_fraction": round(frac, 3)}
+                if under:
+                    measures["under_cloud"] = True
+                det = dataclasses.replace(det, measures=measures)
+            out.append(det)
         return out
 
     def models_info(self) -> dict[str, dict[str, str]]:
@@ -111,8 +173,7 @@ class Stages:
                 "sha256": m.info.sha256,
                 "providers": ",".join(m.providers),
             }
-            for d in self.detectors
-            for m in d.models
+            for m in self.models
         }
 
 
@@ -147,7 +208,7 @@ def run_scene(
         detectors, status = stages.detectors, stages.status
         band_names, overlap = stages.band_names, stages.overlap
         # models are cached across scenes: this scene reports its own events (and the load's)
-        marks = {id(m): m.event_mark() for d in detectors for m in d.models}
+        marks = {id(m): m.event_mark() for m in stages.models}
         timings["load_models"] = time.perf_counter() - t0
         grid = scene.grid
         total = count_tiles(grid.width, grid.height, settings.tile_size)
@@ -157,12 +218,14 @@ def run_scene(
         repaired: dict[str, int] = dict.fromkeys(band_names, 0)
         read_px = 0
         tiles = list(iter_tiles(grid.width, grid.height, settings.tile_size, overlap))
-        header = checkpoint_header(scene, settings, detectors, overlap)
+        header = checkpoint_header(scene, settings, stages, overlap)
+        tally = sky.SkyTally(stages.screen.model_name if stages.screen is not None else "")
+        sky_map = sky.SkyMap.for_grid(grid.width, grid.height) if stages.screen else None
         restored = Restored()
         if checkpoint is not None and resume:
             restored = read_checkpoint(checkpoint, header)
             for old in restored.tiles.values():
-                read_px += _absorb(old, components, invalid, repaired)
+                read_px += _absorb(old, components, invalid, repaired, tally)
             if restored.tiles:
                 log.info(
                     "%s: resuming: %d of %d tiles already done",
@@ -177,9 +240,11 @@ def run_scene(
         try:
             with SceneReader(scene, settings.robustness) as reader:
                 for item in read_tiles(reader, todo, band_names, ahead=settings.prefetch):
-                    rec = run_tile(item.tile, item.data, scene, detectors, timings, failures, limit)
+                    rec = run_tile(item.tile, item.data, scene, stages, timings, failures, limit)
                     if rec is not None:
-                        read_px += _absorb(rec, components, invalid, repaired)
+                        read_px += _absorb(rec, components, invalid, repaired, tally)
+                        if sky_map is not None and rec.sky_classes is not None:
+                            sky_map.add(rec.sky_classes, item.tile.read, item.tile.core)
                         if writer is not None:
                             writer.add(rec)
                     done += 1
@@ -230,11 +295,15 @@ def run_scene(
         "invalid_samples": dict(invalid),
         #: impossible / stuck samples rebuilt from their neighbours (isolated or thin lines)
         "repaired_samples": dict(repaired),
-        "model_events": [
-            e for d in detectors for m in d.models for e in m.events_since(marks[id(m)])
-        ],
+        "model_events": [e for m in stages.models for e in m.events_since(marks.get(id(m), 0))],
     }
     info.update(_acquisition_info(scene))
+    if stages.screen is not None:
+        info["clouds"] = {
+            **tally.summary(),
+            "model": stages.screen.model_name,
+            "under_cloud": stages.under_cloud,
+        }
     return SceneResult(
         scene=scene.name,
         detections=sort_detections(detections),
@@ -245,6 +314,7 @@ def run_scene(
         models=models,
         detectors=status,
         info=info,
+        sky_map=sky_map,
     )
 
 
@@ -268,8 +338,11 @@ def _absorb(
     components: dict[str, list[Component]],
     invalid: dict[str, int],
     repaired: dict[str, int],
+    tally: sky.SkyTally | None = None,
 ) -> int:
     """Add one tile's record to the scene totals; returns its pixel count."""
+    if tally is not None and rec.sky:
+        tally.add(rec.tile, rec.sky)
     for name, comps in rec.components.items():
         components.setdefault(name, []).extend(comps)
     for name, n in rec.invalid.items():
@@ -283,15 +356,19 @@ def run_tile(
     tile: Tile,
     read: Callable[[], tuple[TileData, float]],
     scene: Scene,
-    detectors: Sequence[Detector],
+    stages: Stages,
     timings: dict[str, float],
     failures: list[TileFailure],
     limit_s: float | None,
 ) -> TileRecord | None:
-    """One tile through every detector under a watchdog of ``limit_s`` seconds.
+    """One tile through the cloud screen and every detector under a watchdog of ``limit_s``
+    seconds.
 
-    ``read`` returns the tile's data and the seconds spent reading.  Returns the tile's
-    record, or None after appending a :class:`TileFailure` (error, bug or watchdog).
+    ``read`` returns the tile's data and the seconds spent reading.  The screen's sky classes
+    go to the detectors (``TileData.sky``), and each object they find gets the share of its
+    pixels under cloud or shadow (statistics :data:`~pipeline.core.sky.STAT_PX` and
+    :data:`~pipeline.core.sky.STAT_OBSCURED`).  Returns the tile's record, or None after
+    appending a :class:`TileFailure` (error, bug or watchdog).
     """
     with Watchdog(limit_s, f"{scene.name} tile {tile.id}") as wd:
         try:
@@ -300,13 +377,24 @@ def run_tile(
             t1 = time.perf_counter()
             timings["ingest"] = timings.get("ingest", 0.0) + read_s
             timings["ingest_wait"] = timings.get("ingest_wait", 0.0) + t1 - t0
+            counts: dict[str, int] = {}
+            if stages.screen is not None:
+                screen = stages.screen
+                own = data.for_bands(screen.band_names(scene)) if data.band_invalid else data
+                classes = screen.screen(own, scene)
+                data = dataclasses.replace(data, sky=classes)
+                counts = sky.core_counts(classes, tile.core_in_read)
+                timings[f"detect_{screen.name}"] = (
+                    timings.get(f"detect_{screen.name}", 0.0) + time.perf_counter() - t1
+                )
             comps: dict[str, list[Component]] = {}
-            for det in detectors:
+            for det in stages.detectors:
                 wd.check()
                 t2 = time.perf_counter()
                 # a fault in a band this detector does not read must not mask its pixels
                 own = data.for_bands(det.band_names(scene)) if data.band_invalid else data
-                comps[det.name] = list(det.detect(own, scene))
+                found = list(det.detect(own, scene))
+                comps[det.name] = [_with_sky(c, data.sky, tile) for c in found]
                 timings[f"detect_{det.name}"] = (
                     timings.get(f"detect_{det.name}", 0.0) + time.perf_counter() - t2
                 )
@@ -318,6 +406,8 @@ def run_tile(
                 dict(data.invalid_in_core),
                 int(tile.core.width * tile.core.height),
                 dict(data.repaired_in_core),
+                counts,
+                data.sky,
             )
         except Exception as exc:  # a bug must not lose the other tiles' results either
             if wd.expired:  # whatever the abandoned stage raised, the cause is the watchdog
@@ -332,13 +422,25 @@ def run_tile(
             return None
 
 
+def _with_sky(comp: Component, classes: Any, tile: Tile) -> Component:
+    """The component with its checked and obscured pixel counts (summed across tile edges)."""
+    if classes is None:
+        return comp
+    checked, obscured = sky.component_sky(comp.geometry, classes, tile.read)
+    return dataclasses.replace(
+        comp,
+        stats={**comp.stats, sky.STAT_PX: float(checked), sky.STAT_OBSCURED: float(obscured)},
+        rules={**comp.rules, sky.STAT_PX: SUM, sky.STAT_OBSCURED: SUM},
+    )
+
+
 def checkpoint_header(
-    scene: Scene, settings: Settings, detectors: list[Detector], overlap: int
+    scene: Scene, settings: Settings, stages: Stages, overlap: int
 ) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: scene, layout, models and thresholds."""
     conf = {
         name: dataclasses.asdict(getattr(settings, name))
-        for name in ("fire", "ships", "crop", "robustness")
+        for name in ("clouds", "fire", "ships", "crop", "robustness")
     }
     return json.loads(
         json.dumps(
@@ -347,8 +449,9 @@ def checkpoint_header(
                 "grid": [scene.grid.width, scene.grid.height],
                 "tile_size": settings.tile_size,
                 "overlap": overlap,
-                "detectors": [d.name for d in detectors],
-                "models": {m.info.name: m.info.sha256 for d in detectors for m in d.models},
+                "detectors": [d.name for d in stages.detectors]
+                + ([stages.screen.name] if stages.screen is not None else []),
+                "models": {m.info.name: m.info.sha256 for m in stages.models},
                 "settings": conf,
             },
             default=str,

@@ -67,6 +67,9 @@ class TileData:
     fill_invalid: np.ndarray | None = None
     #: band name -> faulty samples in the core rebuilt from their neighbours (see repair_thin)
     repaired_in_core: Mapping[str, int] = field(default_factory=dict)
+    #: sky classes over the read window from the cloud screen (``pipeline.core.sky``: 0 clear,
+    #: 1 cloud, 2 shadow, 255 unknown); None when no screen ran on this tile
+    sky: np.ndarray | None = None
 
     def for_bands(self, names: Iterable[str]) -> TileData:
         """This tile with ``valid`` computed from ``names`` only (arrays shared, not copied)."""

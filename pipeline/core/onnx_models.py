@@ -20,6 +20,7 @@ Model integrity in orbit (``settings.robustness``):
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -81,6 +82,30 @@ class ModelInfo:
     raw: Mapping[str, Any]
 
 
+def package_file(package: str, file: str) -> Path:
+    """A model file shipped inside an installed Python package (e.g. the ukis-csmask cloud
+    U-Nets); a path that does not exist when the package is not installed (the model's
+    optional extra then says what to install)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return Path(f"<package {package} not installed>") / file
+    return Path(next(iter(spec.submodule_search_locations))) / file
+
+
+def optional_missing(info: ModelInfo) -> str | None:
+    """For a model of an optional extra whose package is not installed: what to install."""
+    extra = info.raw.get("optional_extra")
+    if extra and "package" in info.raw and not info.path.is_file():
+        return (
+            f"model {info.name} comes with the optional extra {extra!r} "
+            f"(pip install 'eotriage[{extra}]'), which is not installed"
+        )
+    return None
+
+
 def load_manifest(models_dir: Path | None = None) -> dict[str, ModelInfo]:
     d = models_dir or default_models_dir()
     path = d / "manifest.json"
@@ -97,7 +122,7 @@ def load_manifest(models_dir: Path | None = None) -> dict[str, ModelInfo]:
         for name, e in data["models"].items():
             out[name] = ModelInfo(
                 name=name,
-                path=d / e["file"],
+                path=package_file(e["package"], e["file"]) if "package" in e else d / e["file"],
                 version=str(e["version"]),
                 sha256=str(e["sha256"]),
                 bands=tuple(e.get("bands", ())),
@@ -365,7 +390,13 @@ def _cached_model(
     if name not in manifest:
         raise ModelError(f"model {name!r} not in {models_dir / 'manifest.json'}")
     info = manifest[name]
-    golden = golden_dir / info.path.relative_to(models_dir) if golden_dir is not None else None
+    missing = optional_missing(info)
+    if missing:
+        raise ModelError(missing)
+    golden = None
+    if golden_dir is not None:  # a package's model keeps its golden copy under its file name
+        rel = info.path.relative_to(models_dir) if info.path.is_relative_to(models_dir) else None
+        golden = golden_dir / (rel or info.path.name)
     return OnnxModel(
         info,
         threads=threads,

@@ -70,6 +70,8 @@ class SceneResult:
     models: Mapping[str, Mapping[str, str]]
     detectors: Mapping[str, str]
     info: Mapping[str, Any]
+    #: the cloud screen's coarse scene map (``pipeline.core.sky.SkyMap``), when it ran
+    sky_map: Any = None
 
     @property
     def ok(self) -> bool:

@@ -36,6 +36,7 @@ from rasterio.windows import Window
 from ..errors import InputError
 from ..sensors import Scaling, get_profile
 from ..settings import RobustnessSettings, Settings
+from . import sky
 from .detector import Detector
 from .engine import Stages, run_tile, sort_detections
 from .env import Env
@@ -116,6 +117,9 @@ class StreamEvent:
     #: alert packet bytes, when an alert encoder is set (see :class:`Triage`)
     packet: bytes | None = None
     packet_ready_s: float | None = None
+    #: cloud fraction of the strip so far (None before the cloud screen classified anything,
+    #: or when it does not run)
+    cloud_fraction: float | None = None
 
     @property
     def latency_s(self) -> float:
@@ -252,6 +256,7 @@ class Triage:
         self._timings: dict[str, float] = {"ingest": 0.0, "detect": 0.0, "vectorise": 0.0}
         self._finished = False
         self._lines_done = 0
+        self._sky = sky.SkyTally(self.stages.screen.model_name if self.stages.screen else "")
 
     # ------------------------------------------------------------------ set-up
 
@@ -425,7 +430,7 @@ class Triage:
                 tile,
                 functools.partial(timed_read, reader, tile, self.band_names),
                 self._scene,
-                self.detectors,
+                self.stages,
                 self._timings,
                 self._failures,
                 self.settings.robustness.tile_timeout_s,
@@ -433,6 +438,8 @@ class Triage:
             if rec is not None:
                 for comps in rec.components.values():
                     new.extend(comps)
+                if rec.sky:
+                    self._sky.add(rec.tile, rec.sky)
         self._lines_done = r0 + h
         # Merge with what was carried from the row above; whatever touches this row's bottom
         # edge may still continue (unless this is the last row).
@@ -467,8 +474,20 @@ class Triage:
                 packet = self.alert_encoder(det, self.layout.name)
                 ready = time.perf_counter()
             self._detections.append(det)
-            events.append(StreamEvent(det, evidence_s, emitted, last_line, packet, ready))
+            events.append(
+                StreamEvent(det, evidence_s, emitted, last_line, packet, ready, self.cloud_fraction)
+            )
         return events
+
+    @property
+    def cloud_fraction(self) -> float | None:
+        """Cloud fraction of the lines processed so far (None without a cloud screen or before
+        it classified anything)."""
+        return sky.fractions(self._sky.totals())["cloud_fraction"] if self._sky.tiles else None
+
+    def sky_summary(self) -> dict[str, Any] | None:
+        """Cloud, shadow and clear fractions so far, per tile and for the strip."""
+        return self._sky.summary() if self.stages.screen is not None else None
 
     # ------------------------------------------------------------------ results
 
@@ -491,6 +510,7 @@ class Triage:
                 "tile_size": self.settings.tile_size,
                 "overlap": self.overlap,
                 "streaming": True,
+                **({"clouds": self.sky_summary()} if self.stages.screen is not None else {}),
             },
         )
 

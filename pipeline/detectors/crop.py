@@ -170,6 +170,8 @@ class CropDetector:
     name = "crop"
     cls = "crop_stress"
     roles = ROLES
+    #: under cloud or shadow (low indices under cloud or shadow are not stress: dropped)
+    under_cloud = "drop"
 
     def __init__(self, settings: Settings, model: OnnxModel | None = None) -> None:
         self.settings = settings

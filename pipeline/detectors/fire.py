@@ -38,6 +38,8 @@ class FireDetector:
     name = "fire"
     cls = "fire"
     roles = ROLES
+    #: under cloud or shadow (fires burn through thin cloud and smoke is not cloud: kept, flagged)
+    under_cloud = "flag"
 
     def __init__(self, settings: Settings, model: OnnxModel | None = None) -> None:
         self.settings = settings

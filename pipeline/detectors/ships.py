@@ -648,6 +648,8 @@ class ShipDetector:
     name = "ships"
     cls = "ship"
     roles = ROLES
+    #: under cloud or shadow (a bright cloud fragment over water looks like a hull: dropped)
+    under_cloud = "drop"
 
     def __init__(
         self,

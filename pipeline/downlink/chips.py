@@ -22,6 +22,7 @@ from rasterio.windows import Window
 from ..core.ingest import SceneReader
 from ..core.results import Detection
 from ..core.scene import Scene
+from ..core.sky import SkyMap
 from ..core.tiling import Tile
 from ..errors import InputError, cause_text
 from ..wire.products import Chip, Extras, Quicklook
@@ -70,6 +71,24 @@ def _stretch(arrays: Sequence[np.ndarray]) -> np.ndarray:
         scaled = np.clip((np.nan_to_num(a) - lo) / (hi - lo), 0.0, 1.0) * 255.0
         out.append(scaled.astype(np.uint8))
     return np.dstack(out)
+
+
+#: Quicklook tints (RGB, opacity) of cloud and cloud shadow.
+CLOUD_TINT = ((190, 255, 255), 0.6)
+SHADOW_TINT = ((70, 0, 110), 0.5)
+
+
+def mark_sky(rgb: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``rgb`` with cloud and shadow tinted (``classes`` of any size, resampled nearest)."""
+    h, w = rgb.shape[:2]
+    rows = np.minimum((np.arange(h) * classes.shape[0]) // h, classes.shape[0] - 1)
+    cols = np.minimum((np.arange(w) * classes.shape[1]) // w, classes.shape[1] - 1)
+    cls = classes[np.ix_(rows, cols)]
+    out = rgb.astype(np.float32)
+    for code, (tint, alpha) in ((1, CLOUD_TINT), (2, SHADOW_TINT)):
+        where = cls == code
+        out[where] = out[where] * (1 - alpha) + np.asarray(tint, np.float32) * alpha
+    return out.astype(np.uint8)
 
 
 def _encode(rgb: np.ndarray, fmt: str, quality: int) -> bytes:
@@ -183,9 +202,17 @@ def make_chips(
 
 
 def make_quicklook(
-    scene: Scene, width: int = 256, *, fmt: str = "jpeg", quality: int = 80
+    scene: Scene,
+    width: int = 256,
+    *,
+    fmt: str = "jpeg",
+    quality: int = 80,
+    sky_map: SkyMap | None = None,
 ) -> Quicklook:
-    """A ``width`` px wide true-colour (else SWIR false-colour) picture of the whole scene."""
+    """A ``width`` px wide true-colour (else SWIR false-colour) picture of the whole scene.
+
+    With the cloud screen's ``sky_map``, cloud is marked in cyan-white and cloud shadow in dark
+    violet (:data:`CLOUD_TINT`, :data:`SHADOW_TINT`)."""
     if width < 8:
         raise ValueError(f"quicklook width must be >= 8 px, got {width}")
     g = scene.grid
@@ -202,6 +229,8 @@ def make_quicklook(
         except RasterioError as exc:
             raise InputError(f"{b.path}: quicklook not read ({cause_text(exc)})") from None
     rgb = _stretch(arrays)
+    if sky_map is not None:
+        rgb = mark_sky(rgb, sky_map.classes)
     return Quicklook(
         bbox=_lonlat_bbox(scene, Window(0, 0, g.width, g.height)),
         image=_encode(rgb, fmt, quality),
@@ -220,10 +249,12 @@ def make_extras(
     max_chips: int | None = 100,
     quicklook: bool = True,
     quicklook_width: int = 256,
+    sky_map: SkyMap | None = None,
 ) -> Extras:
-    """Chips for the features of ``geojson`` (indices match) and/or the quicklook."""
+    """Chips for the features of ``geojson`` (indices match) and/or the quicklook (with cloud
+    marked when the cloud screen's ``sky_map`` is given)."""
     feats = list((geojson or {}).get("features", [])) if chips else []
     return Extras(
         chips=make_chips(scene, feats, chip_size, limit=max_chips) if feats else (),
-        quicklook=make_quicklook(scene, quicklook_width) if quicklook else None,
+        quicklook=make_quicklook(scene, quicklook_width, sky_map=sky_map) if quicklook else None,
     )

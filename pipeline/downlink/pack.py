@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from .plan import DownlinkPlan, encode_scene
 
 if TYPE_CHECKING:
+    from ..core.sky import SkyMap
     from ..settings import DownlinkSettings
 
 
@@ -17,6 +18,7 @@ def pack_scene(
     settings: DownlinkSettings,
     scene_path: str | None = None,
     sensor: str | None = None,
+    sky_map: SkyMap | None = None,
 ) -> DownlinkPlan:
     """The scene's downlink plan: report + compact GeoJSON, and the extras the settings ask
     for (chips and quicklook are cut from the scene at ``scene_path``), within the pass budget.
@@ -37,6 +39,7 @@ def pack_scene(
             max_chips=settings.max_chips,
             quicklook=settings.quicklook,
             quicklook_width=settings.quicklook_width,
+            sky_map=sky_map,
         )
     return encode_scene(
         report, compact, extras=extras, budget_bytes=settings.budget_bytes, scene=scene_name

@@ -117,3 +117,124 @@ def agreement(a: np.ndarray, b: np.ndarray, valid: np.ndarray | None = None) -> 
     if r.size == 0:
         raise ValueError("no pixel to compare")
     return float((r == p).mean())
+
+
+# ------------------------------------------------------------------------------ a whole run
+
+#: Pixel size assumed for the ukis-csmask sample (.npz): the package recommends ~30 m input
+#: and its teachers score best on the sample taken as 30 m (docs/clouds_notes.md).
+NPZ_PIXEL_M = 30.0
+
+
+@dataclass(frozen=True)
+class CloudEval:
+    """One model on one input against a reference mask (and against the teacher)."""
+
+    input: str
+    model: str
+    bands: int
+    score: MaskScore
+    #: pixel agreement with the teacher's mask on the same input (None without the teacher)
+    agreement_with_teacher: float | None
+    cloud_fraction: float
+    shadow_fraction: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input": self.input,
+            "model": self.model,
+            "bands": self.bands,
+            **self.score.to_dict(),
+            "agreement_with_teacher": self.agreement_with_teacher,
+            "cloud_fraction": self.cloud_fraction,
+            "shadow_fraction": self.shadow_fraction,
+        }
+
+
+def evaluate_npz(
+    path: Any,
+    band_counts: tuple[int, ...] = (6, 4),
+    pixel_m: float = NPZ_PIXEL_M,
+    models_dir: Any = None,
+    with_teacher: bool = True,
+) -> list[CloudEval]:
+    """The student (and the teacher, when installed) on an ukis-csmask style sample (``img``
+    H x W x 6 reflectance in the order B02 B03 B04 B08 B11 B12, ``msk`` with 4 cloud, 0 shadow,
+    1-3 clear), for the 6-band and the 4-band path.  Models load through the manifest."""
+    from ..core.onnx_models import get_model, optional_missing
+    from ..detectors import cloud_models as cm
+
+    d = np.load(path)
+    img = np.asarray(d["img"], np.float32)
+    ref = ukis_reference(d["msk"])
+    roles = ("blue", "green", "red", "nir", "swir16", "swir22")
+    out: list[CloudEval] = []
+    for n in band_counts:
+        bands = {r: img[..., i] for i, r in enumerate(roles[:n])}
+        student = get_model("cloud_student", models_dir, threads=2)
+        factor = cm.grid_factor(pixel_m, cm.STUDENT_GRID_M)
+        s_mask = cm.run_student(student.run, bands, factor).on_grid()
+        t_mask = None
+        if with_teacher:
+            spec = cm.select_teacher(bands, "l1c")
+            from ..core.onnx_models import load_manifest
+
+            info = load_manifest(models_dir)[spec.name]
+            if optional_missing(info) is None:
+                teacher = get_model(spec.name, models_dir, threads=2)
+                tf = cm.grid_factor(pixel_m, cm.TEACHER_GRID_M)
+                t_mask = cm.run_teacher(teacher.run, bands, "l1c", tf, None, spec).on_grid()
+                out.append(_eval(str(path), spec.name, n, ref, t_mask, None))
+        agree = agreement(s_mask, t_mask) if t_mask is not None else None
+        out.append(_eval(str(path), "cloud_student", n, ref, s_mask, agree))
+    return out
+
+
+def _eval(
+    name: str, model: str, n: int, ref: np.ndarray, pred: np.ndarray, agree: float | None
+) -> CloudEval:
+    sc = score(ref, pred)
+    return CloudEval(
+        name,
+        model,
+        n,
+        sc,
+        agree,
+        float(sc.predicted_fractions[1]),
+        float(sc.predicted_fractions[2]),
+    )
+
+
+def evaluate_scene(
+    scene_path: Any, reference: Any, settings: Any = None, codes: str = "classes"
+) -> list[CloudEval]:
+    """The configured cloud screen on a scene (``eotriage run`` with only the clouds stage)
+    against a reference mask GeoTIFF on the scene's working grid: ``codes`` ``classes`` (0
+    clear, 1 cloud, 2 shadow, 255 no data) or ``ukis`` (4 cloud, 0 shadow, 1-3 clear)."""
+    import rasterio
+
+    from ..core.engine import run_scene
+    from ..errors import InputError
+    from ..settings import Settings
+
+    settings = (settings or Settings()).replace(detectors=("clouds",))
+    result = run_scene(scene_path, settings)
+    if result.sky_map is None:
+        raise InputError(f"{scene_path}: the cloud screen did not run ({result.detectors})")
+    try:
+        with rasterio.open(reference) as ds:
+            ref = ds.read(1)
+    except (OSError, rasterio.errors.RasterioError) as exc:
+        raise InputError(f"{reference}: cannot read the reference mask ({exc})") from None
+    ref = ukis_reference(ref) if codes == "ukis" else ref.astype(np.uint8)
+    f = result.sky_map.factor
+    pred = result.sky_map.classes
+    ref = ref[::f, ::f][: pred.shape[0], : pred.shape[1]]
+    if ref.shape != pred.shape:
+        raise InputError(
+            f"{reference}: mask of {ref.shape} px does not match the scene grid ({pred.shape})"
+        )
+    bands = (
+        6 if result.info["clouds"]["model"] and "4b" not in result.info["clouds"]["model"] else 4
+    )
+    return [_eval(str(scene_path), result.info["clouds"]["model"], bands, ref, pred, None)]

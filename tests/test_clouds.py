@@ -1,0 +1,140 @@
+"""The cloud screen in the pipeline: real ONNX sessions on real and synthetic rasters."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pipeline
+from pipeline.errors import ModelError
+from pipeline.sensors import PROFILES
+from pipeline.settings import RobustnessSettings, Settings
+from pipeline.testing.clouds import paint_cloud
+from pipeline.testing.ship_scenes import SHIP_BANDS, SynShip, write_ship_scene
+from pipeline.testing.synthetic import generate_scene
+
+from .conftest import REPO, SAMPLES
+
+S2 = PROFILES["sentinel2-l1c"]
+L1C_ROLES = {b.name: b.role for b in S2.bands}
+SHIP_ROLES = {b: L1C_ROLES[b] for b in SHIP_BANDS}
+
+
+def clouds(result: pipeline.SceneResult) -> dict:
+    info = result.info.get("clouds")
+    assert info is not None, result.detectors
+    return info
+
+
+@pytest.mark.parametrize("name", ["s2_l1c_virginia_crop", "sen2ships_honolulu"])
+def test_sample_scenes_are_clear(name: str) -> None:
+    result = pipeline.run_scene(SAMPLES / name, Settings(detectors=("clouds",)))
+    c = clouds(result)
+    assert result.detectors["clouds"] == "ran"
+    assert c["cloud_fraction"] is not None and c["cloud_fraction"] <= 0.05
+    assert c["checked_fraction"] == pytest.approx(1.0)
+    assert set(c["tiles"]) == {"r000c000"}
+
+
+def test_fire_scene_without_visible_bands_keeps_its_12_fires() -> None:
+    """G90292 has only B09, B11, B12: clouds are not checked there (said so), fires stay."""
+    result = pipeline.run_scene(SAMPLES / "s2_fire_G90292", Settings())
+    assert result.detectors["clouds"].startswith("skipped: needs band(s) B02")
+    assert "clouds" not in result.info
+    assert result.counts()["fire"] == 12
+
+
+def _overcast(tmp: Path, kind: str) -> Path:
+    if kind == "6-band L1C":
+        scene = generate_scene(tmp / "l1c", 384, n_fires=0, seed=3)
+        roles = {b: r for b, r in L1C_ROLES.items() if (scene / f"{b}.tif").exists()}
+        paint_cloud(scene, roles, 1e-4, (192, 192), float("inf"))
+        return scene
+    scene = write_ship_scene(tmp / "port", 256, 256, [SynShip(100, 100, 14, 4, 30)], 60)
+    paint_cloud(scene, SHIP_ROLES, 1 / 65535, (128, 128), float("inf"))
+    return scene
+
+
+@pytest.mark.parametrize("kind", ["6-band L1C", "4-band sen2ships"])
+def test_overcast_frame_is_cloud(tmp_path: Path, kind: str) -> None:
+    scene = _overcast(tmp_path, kind)
+    result = pipeline.run_scene(scene, Settings(tile_size=128))
+    c = clouds(result)
+    assert c["cloud_fraction"] >= 0.9, c
+    assert result.counts()["ship"] == 0
+
+
+def test_six_band_path_reads_swir_and_four_band_path_does_not() -> None:
+    from pipeline.detectors.clouds import CloudScreen
+
+    screen = CloudScreen(Settings())
+    l1c = pipeline.open_scene(SAMPLES / "s2_l1c_virginia_crop")
+    port = pipeline.open_scene(SAMPLES / "sen2ships_honolulu")
+    assert screen.band_names(l1c) == ["B02", "B03", "B04", "B08", "B11", "B12"]
+    assert screen.band_names(port) == ["B02", "B03", "B04", "B08"]
+
+
+def test_cloud_over_a_ship_raises_no_ship_alarm(tmp_path: Path) -> None:
+    ships = [SynShip(60, 200, 16, 4, 30), SynShip(190, 150, 16, 4, 100)]
+    clear = write_ship_scene(tmp_path / "clear", 256, 256, ships, 40, seed=2)
+    cloudy = write_ship_scene(tmp_path / "cloudy", 256, 256, ships, 40, seed=2)
+    paint_cloud(cloudy, SHIP_ROLES, 1 / 65535, (190, 150), 30, shadow_offset=(0, 40))
+    settings = Settings(detectors=("clouds", "ships"), tile_size=128)
+    base = pipeline.run_scene(clear, settings)
+    got = pipeline.run_scene(cloudy, settings)
+    assert clouds(got)["cloud_fraction"] > 0.02
+
+    def near(result: pipeline.SceneResult, row: float, col: float) -> list[float]:
+        out = []
+        for d in result.detections:
+            c = d.geometry.centroid
+            # scene pixel of the centroid (EPSG:3857 transform of write_ship_scene, 10 m)
+            x, y = ~pipeline.open_scene(clear).grid.transform @ _merc(c.x, c.y)
+            if abs(y - row) < 45 and abs(x - col) < 45:
+                out.append(d.measures.get("cloud_fraction", -1.0))
+        return out
+
+    assert near(base, 190, 150), "the clear scene's vessel must be found"
+    assert near(got, 190, 150) == [], "no ship alarm under the cloud"
+    assert near(got, 60, 200), "the vessel in the clear part is still found"
+    assert all(d.measures["cloud_fraction"] < 0.5 for d in got.detections)
+
+
+def _merc(lon: float, lat: float) -> tuple[float, float]:
+    from rasterio.warp import transform
+
+    xs, ys = transform("EPSG:4326", "EPSG:3857", [lon], [lat])
+    return xs[0], ys[0]
+
+
+def test_tampered_cloud_model_is_rejected(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(REPO / "models", models, ignore=shutil.ignore_patterns("*.py"))
+    target = models / "cloud_student.onnx"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    strict = Settings(
+        models_dir=models, robustness=RobustnessSettings(golden_fallback=False)
+    )
+    with pytest.raises(ModelError, match="sha256"):
+        pipeline.run_scene(SAMPLES / "sen2ships_honolulu", strict)
+    # with the golden copy, the run goes on and says so
+    result = pipeline.run_scene(SAMPLES / "sen2ships_honolulu", Settings(models_dir=models))
+    events = [e["event"] for e in result.info["model_events"]]
+    assert "golden_fallback" in events
+
+
+def test_cloud_classes_hardly_depend_on_the_tiling() -> None:
+    """Blocks are aligned to the scene grid; only the network's far context differs between
+    tilings (the default context keeps that under 0.1 % of the pixels; 960 m removes it)."""
+    scene = SAMPLES / "s2_l1c_virginia_crop"
+    whole = pipeline.run_scene(scene, Settings(detectors=("clouds",), tile_size=512))
+    small = pipeline.run_scene(scene, Settings(detectors=("clouds",), tile_size=128))
+    wide = pipeline.run_scene(scene, Settings(detectors=("clouds",), tile_size=128, overlap=96))
+    differ = np.count_nonzero(small.sky_map.classes != whole.sky_map.classes)
+    assert differ <= 0.001 * whole.sky_map.classes.size
+    assert np.array_equal(wide.sky_map.classes, whole.sky_map.classes)
