@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import EotriageError, InputError
 from ..settings import Settings
 from .checkpoint import CheckpointWriter, Restored, TileRecord, read_checkpoint
-from .detector import Detector, detector_type
+from .detector import Detector, detector_type, finalises_scene, skip_reason
 from .env import Env
 from .ingest import SceneReader, TileData
 from .prefetch import read_tiles
@@ -36,9 +36,12 @@ ProgressFn = Callable[[int, int], None]
 
 
 def build_detectors(scene: Scene, settings: Settings) -> tuple[list[Detector], dict[str, str]]:
-    """Detectors that can run on this scene, and a status line for each enabled one.
+    """Detectors that can run on this scene, and a status line for each enabled one
+    (``"ran"`` or ``"skipped: <why>"``: bands missing, or the detector's own
+    :func:`~pipeline.core.detector.skip_reason`).
 
-    Raises :class:`InputError` when none of the enabled detectors has its bands.
+    Raises :class:`InputError` when none of the enabled detectors can run and at least one lacks
+    its bands; detectors skipped only for their own reason leave an empty list.
     """
     ready: list[Detector] = []
     status: dict[str, str] = {}
@@ -55,9 +58,14 @@ def build_detectors(scene: Scene, settings: Settings) -> tuple[list[Detector], d
             status[name] = f"skipped: needs band(s) {', '.join(want)}{why}"
             missing_all.append(f"{name} needs {', '.join(want)}{why}")
             continue
-        ready.append(kind(settings))
+        det = kind(settings)
+        reason = skip_reason(det, scene)
+        if reason:
+            status[name] = f"skipped: {reason}"
+            continue
+        ready.append(det)
         status[name] = "ran"
-    if not ready:
+    if not ready and missing_all:
         raise InputError(
             f"{scene.path}: missing band(s): {'; '.join(missing_all)} "
             f"(scene has {', '.join(scene.band_names)})"
@@ -82,7 +90,7 @@ class Stages:
     def build(cls, scene: Scene, settings: Settings) -> Stages:
         detectors, status = build_detectors(scene, settings)
         band_names = sorted({b for d in detectors for b in d.band_names(scene)})
-        context = max(d.context_px(scene.grid) for d in detectors)
+        context = max((d.context_px(scene.grid) for d in detectors), default=0)
         overlap = max(settings.overlap, context)
         if overlap != settings.overlap:
             log.info(
@@ -93,13 +101,21 @@ class Stages:
         return cls(detectors, status, band_names, overlap)
 
     def finalise(self, merged: Sequence[Component], scene: Scene) -> list[Detection]:
-        """Merged objects -> WGS84 detections (each by the detector of its class)."""
+        """Merged objects -> WGS84 detections (each by the detector of its class; a detector
+        with ``finalise_scene`` gets all its objects in one call)."""
         by_cls = {d.cls: d for d in self.detectors}
         out = []
+        whole: dict[str, list[Component]] = {}
         for comp in merged:
-            det = by_cls[comp.cls].finalise(comp, scene)
+            detector = by_cls[comp.cls]
+            if finalises_scene(detector):
+                whole.setdefault(comp.cls, []).append(comp)
+                continue
+            det = detector.finalise(comp, scene)
             if det is not None:
                 out.append(det)
+        for cls, comps in whole.items():
+            out.extend(by_cls[cls].finalise_scene(comps, scene))  # type: ignore[attr-defined]
         return out
 
     def models_info(self) -> dict[str, dict[str, str]]:
@@ -171,7 +187,8 @@ def run_scene(
                 )
         writer = CheckpointWriter(checkpoint, header, restored) if checkpoint is not None else None
         done = len(restored.tiles)
-        todo = [t for t in tiles if t.id not in restored.tiles]
+        # no detector to run (each skipped for its own reason): nothing to read
+        todo = [t for t in tiles if t.id not in restored.tiles] if detectors else []
         limit = settings.robustness.tile_timeout_s
         try:
             with SceneReader(scene, settings.robustness) as reader:

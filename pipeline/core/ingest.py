@@ -45,6 +45,10 @@ MIN_REFLECTANCE = -0.2
 _STUCK_PROBES = 16
 
 
+#: Codes of :attr:`TileData.clouds` (and of a scene's ``cloud_mask.tif``).
+SKY_CLEAR, SKY_CLOUD, SKY_SHADOW = 0, 1, 2
+
+
 @dataclass(frozen=True)
 class TileData:
     """One tile's reflectances on the working grid plus the validity flags."""
@@ -67,6 +71,10 @@ class TileData:
     fill_invalid: np.ndarray | None = None
     #: band name -> faulty samples in the core rebuilt from their neighbours (see repair_thin)
     repaired_in_core: Mapping[str, int] = field(default_factory=dict)
+    #: Cloud screening of the read window, when a cloud stage ran before the detectors: uint8
+    #: per pixel, :data:`SKY_CLEAR` (0), :data:`SKY_CLOUD` (1), :data:`SKY_SHADOW` (2), anything
+    #: else unknown (not clear).  ``None``: no cloud screening for this tile.
+    clouds: np.ndarray | None = None
 
     def for_bands(self, names: Iterable[str]) -> TileData:
         """This tile with ``valid`` computed from ``names`` only (arrays shared, not copied)."""
