@@ -46,7 +46,8 @@ THRESHOLDS = {
     # used by the detector on per-field means (pipeline/detectors/crop.py)
     "drop_min": 0.15,
     "drop_severe": 0.3,
-    "ndmi_drop_min": 0.05,
+    "ndmi_drop_min": 0.15,
+    "confirm_min": 0.05,
     "z_min": 2.0,
     "scene_drop_min": 0.1,
     "growth_min": 0.05,

@@ -251,8 +251,11 @@ class CropSettings:
     drop_min: float | None = _num(gt=0, le=2)
     #: NDVI drop (either reference) from which stress is severe
     drop_severe: float | None = _num(gt=0, le=2)
-    #: NDMI drop that must confirm a history drop (when the scene has SWIR 1.6 um); 0 = off
-    ndmi_drop_min: float | None = _num(ge=0, le=2)
+    #: NDMI drop against the field's own history that raises stress (needs SWIR 1.6 um)
+    ndmi_drop_min: float | None = _num(gt=0, le=2)
+    #: drop of the other index (NDMI for an NDVI drop, NDVI for an NDMI drop) that must
+    #: confirm a history drop; 0 = no confirmation
+    confirm_min: float | None = _num(ge=0, le=2)
     #: robust z-score of a field's NDVI among the scene's fields below which it is far below them
     z_min: float | None = _num(gt=0)
     #: and the NDVI gap to the scene's median field it must have as well

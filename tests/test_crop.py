@@ -46,7 +46,8 @@ PARCELS = VIRGINIA / "parcels.geojson"
 TH = {
     "drop_min": 0.15,
     "drop_severe": 0.3,
-    "ndmi_drop_min": 0.05,
+    "ndmi_drop_min": 0.15,
+    "confirm_min": 0.05,
     "z_min": 2.0,
     "scene_drop_min": 0.1,
     "growth_min": 0.05,
@@ -165,12 +166,17 @@ def test_late_sown_field_is_growing_not_stressed() -> None:
     assert not judge(ndvi, np.full(10, 0.3), None, TH, 1, 8).stressed[1:].any()
 
 
-def test_ndmi_must_confirm_a_history_drop() -> None:
+def test_each_index_confirms_the_other() -> None:
+    """An NDVI drop needs an NDMI drop to confirm it; an NDMI drop (water stress shows there
+    first) raises stress with a smaller NDVI drop."""
     best = [0.8] * 10
     ndvi = np.array([0.6] + [0.8] * 9)
     wet = judge(ndvi, np.array([0.3] + [0.3] * 9), _ref(best), TH, 1, 8)
     dry = judge(ndvi, np.array([0.1] + [0.3] * 9), _ref(best), TH, 1, 8)
     assert not wet.by_history[0] and dry.by_history[0]
+    slight = np.array([0.72] + [0.8] * 9)  # NDVI only 0.08 down, NDMI 0.2 down
+    assert judge(slight, np.array([0.1] + [0.3] * 9), _ref(best), TH, 1, 8).by_history[0]
+    assert not judge(slight, np.array([0.3] + [0.3] * 9), _ref(best), TH, 1, 8).stressed[0]
 
 
 # --------------------------------------------------------------------------- history store
@@ -273,7 +279,8 @@ def test_series_targets(series: Path, history_run: tuple[list[SceneResult], Path
     assert ev.parcel_recall >= 0.95 and ev.precision >= 0.95, d
     assert d["noncrop_px"] == 0 and d["cloudy_false"] == 0 and d["on_hidden"] == 0
     assert abs(ev.area_error) < 0.10, d
-    assert {"history+scene", "scene"} <= set(d["by_reference"])
+    refs = set(d["by_reference"])
+    assert any("history" in r for r in refs) and any("scene" in r for r in refs)
 
 
 def test_feature_measures(history_run: tuple[list[SceneResult], Path]) -> None:

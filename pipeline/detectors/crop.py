@@ -5,11 +5,14 @@ Crop stress is judged only where a cropland layer (field parcels or a cropland r
 (``skip_reason``: "no cropland layer covers this scene") and reports nothing.  Inside the
 layer, a field is stressed when it is worse than expected, against two references:
 
-* **its own history** (:mod:`pipeline.detectors.crop_history`): the NDVI of its recent clear
-  passes.  The expected value is the field's recent best; stress is an NDVI drop of at least
-  ``drop_min`` below it (confirmed by an NDMI drop of ``ndmi_drop_min`` where the scene has SWIR),
-  in the spirit of the Vegetation Condition Index: a field always sparse has a low best and
-  never drops.  A first visit has no history, so this reference is silent.
+* **its own history** (:mod:`pipeline.detectors.crop_history`): the NDVI and NDMI of its recent
+  clear passes.  The expected value is the field's recent best (the pass with the highest NDVI
+  within ``history_days``); stress is an NDVI drop of at least ``drop_min`` below it confirmed by
+  an NDMI drop of ``confirm_min`` (where the scene has SWIR), or an NDMI drop of
+  ``ndmi_drop_min`` (water stress shows there first) confirmed by an NDVI drop of
+  ``confirm_min``.  In the spirit of the Vegetation Condition Index: the current value against
+  the range seen for that place, so a field always sparse has a low best and never drops.  A
+  first visit has no history, so this reference is silent.
 * **the other fields of the scene**: a robust z-score (median and 1.4826 x MAD) of the field's
   NDVI among the layer's fields seen in the scene; stress is ``z <= -z_min`` and at least
   ``scene_drop_min`` below the median.  This works on a first visit too.  A field whose own
@@ -87,6 +90,7 @@ from .crop_layers import (
     ParcelLayer,
     RasterLayer,
     SceneParcels,
+    aligned_index,
     layer_paths,
     load_layers,
 )
@@ -124,6 +128,8 @@ DATE_TAGS = (
     "SENSING_TIME",
     "DATETIME_ACQUIRED",
 )
+#: rasters up to this many samples (a cloud mask) are read whole, once per scene
+WHOLE_MAX_PX = 4_000_000
 _DATE_RE = re.compile(r"(?<!\d)((?:19|20)\d\d)-?(\d\d)-?(\d\d)(?!\d)")
 _K3 = np.ones((3, 3), np.uint8)
 _ONE = np.ones((1, 1, 1, 1), np.float32)
@@ -189,9 +195,13 @@ def judge(
     has = np.isfinite(expected)
     drop_h = expected - ndvi
     ndmi_drop = best_ndmi - ndmi
-    ndmi_ok = ~np.isfinite(ndmi_drop) | (ndmi_drop >= th["ndmi_drop_min"])
+    no_ndmi = ~np.isfinite(ndmi_drop)
     with np.errstate(invalid="ignore"):
-        by_h = has & (drop_h >= th["drop_min"]) & ndmi_ok
+        # greenness fell (NDVI), confirmed by canopy water where measured; or canopy water
+        # fell (NDMI: water stress shows there first), confirmed by greenness
+        green_drop = (drop_h >= th["drop_min"]) & (no_ndmi | (ndmi_drop >= th["confirm_min"]))
+        water_drop = (ndmi_drop >= th["ndmi_drop_min"]) & (drop_h >= th["confirm_min"])
+        by_h = has & (green_drop | water_drop)
     z = nan.copy()
     drop_s = nan.copy()
     if n >= min_units:
@@ -273,6 +283,16 @@ class RasterSampler:
         if self.ds.crs is None:
             self.ds.close()
             raise InputError(f"{path}: {what} has no CRS")
+        #: a small raster (a cloud mask on its coarse grid) is read once, whole
+        self._whole: np.ndarray | None = None
+        if self.ds.width * self.ds.height <= WHOLE_MAX_PX:
+            try:
+                arr = self.ds.read(1).astype(np.float32)
+            except RasterioError as exc:
+                raise InputError(f"{path}: cannot read {what} ({cause_text(exc)})") from None
+            if self.ds.nodata is not None:
+                arr[arr == self.ds.nodata] = np.nan
+            self._whole = arr
 
     def close(self) -> None:
         self.ds.close()
@@ -283,6 +303,14 @@ class RasterSampler:
         """float32 array of ``shape`` on the grid (``transform``, ``crs``); ``fill`` where the
         raster has no data or does not reach."""
         h, w = shape
+        if self._whole is not None:
+            fast = aligned_index(
+                self.ds.transform, self._whole.shape, transform, shape, crs == self.ds.crs
+            )
+            if fast is not None:
+                rr, cc, inside = fast
+                vals = np.where(inside, self._whole[rr, cc], fill)
+                return np.nan_to_num(vals, nan=fill).astype(np.float32)
         out = np.full(shape, fill, np.float32)
         left, top = transform @ (0, 0)
         right, bottom = transform @ (w, h)
@@ -558,21 +586,36 @@ class CropDetector:
         sel = pid > 0
         if not sel.any():
             return []
-        local, inv = np.unique(pid[sel] - 1, return_inverse=True)
-        sums = _unit_sums(inv, len(local), {k: v[sel] for k, v in sub.items()})
-        bounds = shapely.bounds(act.parcels.geoms_px[local])
+        n_sp = len(act.parcels.index)
+        all_sums = _unit_sums(pid[sel] - 1, n_sp, {k: v[sel] for k, v in sub.items()})
+        local = np.flatnonzero(all_sums["n_cells"])
+        sums = {k: v[local] for k, v in all_sums.items()}
+        b = shapely.bounds(act.parcels.geoms_px[local])
         core = data.tile.core
         x0, y0 = int(core.col_off), int(core.row_off)
         x1, y1 = x0 + int(core.width), y0 + int(core.height)
+        # a piece's geometry only says where it lies (pieces merge by their parcel key)
+        geoms = shapely.box(
+            np.maximum(b[:, 0], x0),
+            np.maximum(b[:, 1], y0),
+            np.minimum(b[:, 2], x1),
+            np.minimum(b[:, 3], y1),
+        )
         rules = dict.fromkeys(SUM_KEYS, SUM)
-        comps = []
-        for i, li in enumerate(local.tolist()):
-            b = bounds[i]
-            geom = box(max(b[0], x0), max(b[1], y0), min(b[2], x1), min(b[3], y1))
-            stats = {k: float(v[i]) for k, v in sums.items()}
-            key = f"{act.index}:{int(act.parcels.index[li])}"
-            comps.append(Component(self.cls, data.tile.id, geom, stats, rules, True, key))
-        return comps
+        cols = {k: v.tolist() for k, v in sums.items()}
+        layer_idx = act.parcels.index[local].tolist()
+        return [
+            Component(
+                self.cls,
+                data.tile.id,
+                geoms[i],
+                {k: v[i] for k, v in cols.items()},
+                rules,
+                True,
+                f"{act.index}:{layer_idx[i]}",
+            )
+            for i in range(len(local))
+        ]
 
     def _raster_areas(
         self,
@@ -663,6 +706,9 @@ class CropDetector:
         """All merged objects of the scene -> detections: parcels judged together (and their
         history written), stressed raster areas measured."""
         state = self._scene(scene)
+        for a in state.layers:  # raster units were recorded tile by tile: make them durable
+            if a.raster_history is not None:
+                a.raster_history.flush()
         by_layer: dict[int, list[Component]] = {}
         out: list[Detection] = []
         for c in merged:

@@ -13,8 +13,10 @@ Storage, one file per cropland layer in the history folder (``[crop] history``):
   id, so a re-uplinked layer with the same ids keeps its history); 42 bytes per parcel, 0.42 MB
   per 10,000 parcels.  Rewritten atomically once per scene.
 * raster units: ``raster-<layer name>-<sha256[:12]>.npy``, one record per unit of the layer's
-  unit grid (34 bytes each), memory-mapped and updated in place, unit by unit, as tiles are
-  processed (a raster layer's history is tied to its grid, hence the hash).
+  unit grid (34 bytes each), memory-mapped and updated in place as tiles are processed,
+  flushed to disk once per scene (a raster layer's history is tied to its grid, hence the
+  hash).  A crash part-way through a scene leaves some units with that pass and others
+  without; running the scene again completes it (a day is written once).
 
 Cloudy or shadowed cells never reach a record: the detector writes a field only when enough of
 it was seen under clear sky, with the mean of its clear cells.
@@ -97,18 +99,23 @@ class Reference:
 def reference(recs: np.ndarray, day: int, window_days: float) -> Reference:
     """The history reference of each record for a pass on ``day``: its passes in
     ``[day - window_days, day)``."""
-    days = recs["day"].astype(np.int64)
-    use = (days > 0) & (days < day) & (day - days <= window_days)
-    ndvi = _value(recs["ndvi"])
-    ndmi = _value(recs["ndmi"])
-    masked = np.where(use, ndvi, -np.inf)
-    best_i = np.argmax(masked, axis=-1)
+    days = recs["day"]
+    use = (days > 0) & (days < day) & (days >= day - window_days)
+    q = recs["ndvi"].astype(np.int16)
+    # on the quantised values: the best pass (-200 where not used), the lowest (200)
+    best_i = np.argmax(np.where(use, q, -200), axis=-1)[..., None]
+    best_q = np.take_along_axis(q, best_i, -1)[..., 0]
+    low_q = np.where(use, q, 200).min(axis=-1)
+    ndmi_q = np.take_along_axis(recs["ndmi"], best_i, -1)[..., 0]
     passes = use.sum(axis=-1)
     has = passes > 0
-    best = np.where(has, np.take_along_axis(masked, best_i[..., None], -1)[..., 0], np.nan)
-    low = np.where(has, np.where(use, ndvi, np.inf).min(axis=-1), np.nan)
-    best_ndmi = np.where(has, np.take_along_axis(ndmi, best_i[..., None], -1)[..., 0], np.nan)
-    return Reference(passes, best, low, best_ndmi, recs["n"].astype(np.int64))
+    return Reference(
+        passes,
+        np.where(has, best_q * QUANT, np.nan),
+        np.where(has, low_q * QUANT, np.nan),
+        np.where(has, _value(ndmi_q), np.nan),
+        recs["n"].astype(np.int64),
+    )
 
 
 def add_pass(recs: np.ndarray, day: int, ndvi: np.ndarray, ndmi: np.ndarray) -> np.ndarray:
@@ -209,9 +216,12 @@ class RasterHistory:
         return np.asarray(self._open().reshape(-1)[units])
 
     def write(self, units: np.ndarray, recs: np.ndarray) -> None:
-        mm = self._open()
-        mm.reshape(-1)[units] = recs
-        mm.flush()
+        """Store ``recs`` for ``units`` in the mapped file (made durable by :meth:`flush`)."""
+        self._open().reshape(-1)[units] = recs
+
+    def flush(self) -> None:
+        if self._mm is not None:
+            self._mm.flush()
 
     def close(self) -> None:
         if self._mm is not None:

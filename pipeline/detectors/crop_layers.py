@@ -39,7 +39,7 @@ from rasterio.features import rasterize
 from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window, from_bounds
-from shapely.geometry import box, shape
+from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..core.scene import Grid
@@ -93,11 +93,14 @@ class SceneParcels:
     #: their outlines in scene pixel coordinates (col, row)
     geoms_px: np.ndarray
     tree: shapely.STRtree
+    #: the outlines as GeoJSON-like mappings (made once: rasterize takes them as they are)
+    shapes: tuple[dict[str, Any], ...]
 
     def cells(self, kr0: int, kc0: int, shape: tuple[int, int], step: int) -> np.ndarray:
         """int32 cell raster: 1 + position (in :attr:`index`) of the parcel holding each cell's
         centre, 0 outside every parcel.  Cell (i, j) covers scene pixels
-        ``[step*(kr0+i), step*(kr0+i+1)) x [step*(kc0+j), ...)``."""
+        ``[step*(kr0+i), step*(kr0+i+1)) x [step*(kc0+j), ...)``.  Where drawn parcels overlap,
+        the later one wins."""
         h, w = shape
         out = np.zeros(shape, np.int32)
         if h == 0 or w == 0 or len(self.index) == 0:
@@ -107,9 +110,8 @@ class SceneParcels:
         if hits.size == 0:
             return out
         tr = Affine(step, 0, kc0 * step, 0, step, kr0 * step)
-        # later shapes overwrite earlier ones where parcels overlap (drawn overlaps): one owner
         return rasterize(
-            ((self.geoms_px[i], int(i) + 1) for i in np.sort(hits)),
+            ((self.shapes[i], i + 1) for i in np.sort(hits).tolist()),
             out_shape=shape,
             transform=tr,
             fill=0,
@@ -160,7 +162,8 @@ class ParcelLayer:
         geoms = _transform_coords(self.geoms[idx], WGS84, grid.crs)
         inv = ~grid.transform
         geoms_px = _affine_transform(geoms, inv)
-        out = SceneParcels(idx, geoms_px, shapely.STRtree(geoms_px))
+        shapes = tuple(mapping(g) for g in geoms_px)
+        out = SceneParcels(idx, geoms_px, shapely.STRtree(geoms_px), shapes)
         self._scene_cache = {key: out}  # one scene at a time
         return out
 
@@ -233,6 +236,33 @@ def _parse_parcels(doc: Any, path: Path) -> tuple[list[str], list[BaseGeometry]]
 
 
 # --------------------------------------------------------------------------- raster
+
+
+def aligned_index(
+    src: Affine,
+    src_shape: tuple[int, ...],
+    dst: Affine,
+    dst_shape: tuple[int, int],
+    same_crs: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Nearest-neighbour sampling without a warp when both grids share a CRS and are north-up:
+    (source rows (h, 1), source cols (1, w), inside mask (h, w)) of every destination cell
+    centre; None when a warp is needed."""
+    if not same_crs or src.b or src.d or dst.b or dst.d:
+        return None
+    h, w = dst_shape
+    x = dst.c + dst.a * (np.arange(w) + 0.5)
+    y = dst.f + dst.e * (np.arange(h) + 0.5)
+    cols = np.floor((x - src.c) / src.a).astype(np.int64)
+    rows = np.floor((y - src.f) / src.e).astype(np.int64)
+    ok_c = (cols >= 0) & (cols < src_shape[1])
+    ok_r = (rows >= 0) & (rows < src_shape[0])
+    inside = ok_r[:, None] & ok_c[None, :]
+    return (
+        np.clip(rows, 0, src_shape[0] - 1)[:, None],
+        np.clip(cols, 0, src_shape[1] - 1)[None, :],
+        inside,
+    )
 
 
 class RasterLayer:
@@ -325,10 +355,15 @@ class RasterLayer:
             cols = (np.arange(c0, c0 + src.shape[1]) // self.k)[None, :]
             uid = (rows * self.units_shape[1] + cols + 1).astype(np.int32)
             uid[~crop] = 0
+            src_tr = self.ds.window_transform(win)
+            fast = aligned_index(src_tr, src.shape, transform, shape, crs == self.ds.crs)
+            if fast is not None:
+                rr, cc, inside = fast
+                return np.where(inside, uid[rr, cc], 0).astype(np.int32)
             reproject(
                 uid,
                 out,
-                src_transform=self.ds.window_transform(win),
+                src_transform=src_tr,
                 src_crs=self.ds.crs,
                 src_nodata=0,
                 dst_transform=transform,

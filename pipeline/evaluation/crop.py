@@ -12,8 +12,10 @@ whether the parcel is stressed and whether it can be seen (at least ``min_clear_
   stressed and seen (the parcel recall of the target);
 * false features on parcels not seen (hidden by cloud), false features on cloudy dates,
   pixels of features on non-crop land (forest, scrub, desert);
-* area: the features' ``area_km2`` against the truly stressed parcels' area (all features,
-  and true positives only: the measurement error).
+* area: the features' ``area_km2`` against the truly stressed parcels' area (a parcel feature
+  stands for its whole parcel, a raster area for the parcel's part under clear sky): all
+  features against the stressed parcels seen or found, and true features only (the
+  measurement error).
 
 **Real scene** (:func:`evaluate_scene`): features outside the cropland layer and, with a
 land-cover raster, on land-cover classes that are not cropland.
@@ -238,6 +240,13 @@ def evaluate_series(
         refs: dict[str, int] = {}
         true_feats = on_hidden = 0
         true_det_km2 = true_truth_km2 = 0.0
+
+        def truth_area(i: str, share: dict[str, float] = d["clear_share"]) -> float:
+            # a parcel feature covers the parcel; a raster area only what was under clear sky
+            a = float(by_id[i]["area_km2"])
+            return a if mode == "parcels" else a * float(share[i])
+
+        hits: set[str] = set()
         for f in feats:
             ids = _feature_parcels(f, mode, pid, det_mask, transform, crs)
             area = float(f.measures.get("area_km2", 0.0))
@@ -251,7 +260,8 @@ def evaluate_series(
             if hit:
                 true_feats += 1
                 true_det_km2 += area
-                true_truth_km2 += sum(by_id[i]["area_km2"] for i in hit)
+                true_truth_km2 += sum(truth_area(i) for i in hit)
+                hits.update(hit)
             elif not any(i in seen for i in ids):
                 on_hidden += 1
         found = stressed & set(det_ids)
@@ -267,7 +277,8 @@ def evaluate_series(
                 true_features=true_feats,
                 on_hidden=on_hidden,
                 noncrop_px=int(np.count_nonzero(det_mask & noncrop)),
-                truth_km2=round(sum(by_id[i]["area_km2"] for i in stressed), 6),
+                # stressed parcels seen, and those found through their clear part
+                truth_km2=round(sum(truth_area(i) for i in stressed | hits), 6),
                 detected_km2=round(sum(float(f.measures["area_km2"]) for f in feats), 6),
                 true_detected_km2=round(true_det_km2, 6),
                 true_truth_km2=round(true_truth_km2, 6),
