@@ -285,6 +285,7 @@ class RasterSampler:
             raise InputError(f"{path}: {what} has no CRS")
         #: a small raster (a cloud mask on its coarse grid) is read once, whole
         self._whole: np.ndarray | None = None
+        self._equal: dict[float, np.ndarray] = {}
         if self.ds.width * self.ds.height <= WHOLE_MAX_PX:
             try:
                 arr = self.ds.read(1).astype(np.float32)
@@ -296,6 +297,22 @@ class RasterSampler:
 
     def close(self) -> None:
         self.ds.close()
+
+    def equals(
+        self, shape: tuple[int, int], transform: Affine, crs: CRS, value: float
+    ) -> np.ndarray:
+        """bool array of ``shape``: where the raster holds ``value`` (False where it has no
+        data or does not reach)."""
+        if self._whole is not None:
+            fast = aligned_index(
+                self.ds.transform, self._whole.shape, transform, shape, crs == self.ds.crs
+            )
+            if fast is not None:
+                if value not in self._equal:
+                    self._equal[value] = self._whole == value
+                rr, cc, inside = fast
+                return np.asarray(self._equal[value][rr, cc] & inside)
+        return np.asarray(self.sample(shape, transform, crs, np.nan) == value)
 
     def sample(
         self, shape: tuple[int, int], transform: Affine, crs: CRS, fill: float
@@ -470,19 +487,41 @@ class CropDetector:
 
     # ------------------------------------------------------------------ per tile
 
-    def analyse(self, data: TileData, scene: Scene) -> dict[str, np.ndarray]:
-        """Run the model on the tile's cell grid.
-
-        Returns the model outputs as 2-D cell arrays (``seen``, ``usable`` as bool; ``ndvi``,
-        ``ndre``, ``ndmi``, ``msi`` as float32, NaN where not computed) and the cell grid's
-        ``origin`` (first cell row, column in scene cells) and ``step``.
-        """
+    def cell_grid(self, data: TileData, scene: Scene) -> tuple[int, int, int, int, int]:
+        """(step, first cell row, first cell column (scene cells), rows, columns) of the cells
+        whose top-left pixel lies in the tile's read window."""
         step = self.step(scene.grid)
         read = data.tile.read
         ro, co = int(read.row_off), int(read.col_off)
         h, w = data.shape
         kr0, kc0 = -(-ro // step), -(-co // step)
-        sl = (slice(kr0 * step - ro, h, step), slice(kc0 * step - co, w, step))
+        nr = max(0, -(-(h - (kr0 * step - ro)) // step))
+        nc = max(0, -(-(w - (kc0 * step - co)) // step))
+        return step, kr0, kc0, nr, nc
+
+    def analyse(
+        self,
+        data: TileData,
+        scene: Scene,
+        window: tuple[int, int, int, int] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Run the model on the tile's cell grid, or on ``window`` (first row, end row, first
+        column, end column) of it.
+
+        Returns the model outputs as 2-D cell arrays (``seen``, ``usable`` as bool; ``ndvi``,
+        ``ndre``, ``ndmi``, ``msi`` as float32, NaN where not computed) and the cells'
+        ``origin`` (first cell row, column in scene cells) and ``step``.
+        """
+        step, kr0, kc0, nr, nc = self.cell_grid(data, scene)
+        r0, r1, c0, c1 = window if window is not None else (0, nr, 0, nc)
+        read = data.tile.read
+        y0 = kr0 * step - int(read.row_off)
+        x0 = kc0 * step - int(read.col_off)
+        sl = (
+            slice(y0 + r0 * step, y0 + r1 * step, step),
+            slice(x0 + c0 * step, x0 + c1 * step, step),
+        )
+        kr0, kc0 = kr0 + r0, kc0 + c0
 
         def cells(role: str) -> np.ndarray | None:
             if not scene.has_roles(role):
@@ -541,8 +580,8 @@ class CropDetector:
         if state.clouds is None:
             return _ONE
         tr = scene.grid.transform @ Affine.translation(kc0 * step, kr0 * step) @ Affine.scale(step)
-        codes = state.clouds.sample(shape, tr, scene.grid.crs, 255.0)
-        return (codes == SKY_CLEAR).astype(np.float32)[None, None]
+        clear = state.clouds.equals(shape, tr, scene.grid.crs, float(SKY_CLEAR))
+        return clear.astype(np.float32)[None, None]
 
     def detect(self, data: TileData, scene: Scene) -> list[Component]:
         state = self._scene(scene)
@@ -552,42 +591,64 @@ class CropDetector:
         if skipped and str(scene.path) not in self._logged:
             self._logged.add(str(scene.path))
             log.info("%s: crop-stress index(es) %s skipped (bands missing)", scene.name, skipped)
-        a = self.analyse(data, scene)
-        step = int(a["step"])
-        kr0, kc0 = (int(v) for v in a["origin"])
+        step, kr0, kc0, nr, nc = self.cell_grid(data, scene)
+        # which cells each layer covers (parcel or unit labels, 0: none); the indices are
+        # computed on the bounding box of those cells only
+        tr = scene.grid.transform @ Affine.translation(kc0 * step, kr0 * step) @ Affine.scale(step)
+        labels: list[np.ndarray] = []
+        for act in state.layers:
+            if act.parcels is not None:
+                labels.append(act.parcels.cells(kr0, kc0, (nr, nc), step))
+            else:
+                assert isinstance(act.layer, RasterLayer)
+                labels.append(act.layer.units((nr, nc), tr, scene.grid.crs))
+        covered = np.zeros((nr, nc), bool)
+        for lab in labels:
+            covered |= lab > 0
+        rows = np.flatnonzero(covered.any(axis=1))
+        if rows.size == 0:
+            return []
+        cols = np.flatnonzero(covered.any(axis=0))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        a = self.analyse(data, scene, (r0, r1, c0, c1))
+        ar0, ac0 = kr0 + r0, kc0 + c0  # scene cell of the analysed window's first cell
         core = data.tile.core
         cr0 = -(-int(core.row_off) // step)
         cc0 = -(-int(core.col_off) // step)
         cr1 = -(-int(core.row_off + core.height) // step)
         cc1 = -(-int(core.col_off + core.width) // step)
-        core_sl = (slice(cr0 - kr0, cr1 - kr0), slice(cc0 - kc0, cc1 - kc0))
+        core_sl = (
+            slice(max(0, cr0 - ar0), max(0, min(r1 - r0, cr1 - ar0))),
+            slice(max(0, cc0 - ac0), max(0, min(c1 - c0, cc1 - ac0))),
+        )
+        core_origin = (ar0 + core_sl[0].start, ac0 + core_sl[1].start)
         out: list[Component] = []
-        for act in state.layers:
+        for act, lab in zip(state.layers, labels, strict=True):
+            sub = lab[r0:r1, c0:c1]
             if act.parcels is not None:
-                out += self._parcel_pieces(act, a, core_sl, (cr0, cc0), step, data)
+                out += self._parcel_pieces(act, a, sub, core_sl, data, scene)
             else:
-                out += self._raster_areas(act, a, core_sl, (kr0, kc0), step, data, scene)
+                out += self._raster_areas(act, a, sub, core_sl, core_origin, step, data, scene)
         return out
 
     def _parcel_pieces(
         self,
         act: _ActiveLayer,
         a: Mapping[str, np.ndarray],
+        labels: np.ndarray,
         core_sl: tuple[slice, slice],
-        origin: tuple[int, int],
-        step: int,
         data: TileData,
+        scene: Scene,
     ) -> list[Component]:
-        """One component per parcel with cells in the tile core: sums over its cells."""
+        """One component per parcel with cells in the tile core: sums over its cells
+        (``labels``: 1 + the parcel of each analysed cell, 0: none)."""
         assert act.parcels is not None
         sub = {k: a[k][core_sl] for k in ("seen", "usable", "ndvi", "ndmi", "ndre", "msi")}
-        shape = sub["ndvi"].shape
-        pid = act.parcels.cells(origin[0], origin[1], shape, step)
-        sel = pid > 0
-        if not sel.any():
+        pid = labels[core_sl]
+        if not pid.any():
             return []
         n_sp = len(act.parcels.index)
-        all_sums = _unit_sums(pid[sel] - 1, n_sp, {k: v[sel] for k, v in sub.items()})
+        all_sums = _unit_sums(pid, n_sp, sub, self.skipped_indices(scene))
         local = np.flatnonzero(all_sums["n_cells"])
         sums = {k: v[local] for k, v in all_sums.items()}
         b = shapely.bounds(act.parcels.geoms_px[local])
@@ -621,27 +682,25 @@ class CropDetector:
         self,
         act: _ActiveLayer,
         a: Mapping[str, np.ndarray],
+        uid: np.ndarray,
         core_sl: tuple[slice, slice],
-        origin: tuple[int, int],
+        core_origin: tuple[int, int],
         step: int,
         data: TileData,
         scene: Scene,
     ) -> list[Component]:
-        """Units of a cropland raster seen in the read window, judged and recorded; connected
-        stressed cells of the core become components."""
-        layer = act.layer
-        assert isinstance(layer, RasterLayer)
+        """Units of a cropland raster seen in the read window (``uid``: 1 + the unit of each
+        analysed cell, 0: none), judged and recorded; connected stressed cells of the core
+        become components."""
         cs = self.settings.crop
+        skipped = self.skipped_indices(scene)
         shape = a["ndvi"].shape
-        kr0, kc0 = origin
-        tr = scene.grid.transform @ Affine.translation(kc0 * step, kr0 * step) @ Affine.scale(step)
-        uid = layer.units(shape, tr, scene.grid.crs)
         sel = uid > 0
         if not sel.any():
             return []
         units, inv = np.unique(uid[sel] - 1, return_inverse=True)
         keys = ("seen", "usable", "ndvi", "ndmi", "ndre", "msi")
-        sums = _unit_sums(inv, len(units), {k: a[k][sel] for k in keys})
+        sums = _unit_sums(inv + 1, len(units), {k: a[k][sel] for k in keys}, skipped)
         seen = _observed(sums, cs.min_clear_share)
         if not seen.any():
             return []
@@ -674,8 +733,14 @@ class CropDetector:
             per_unit[name] = full
         cell_unit = np.full(shape, -1, np.int64)
         cell_unit[sel] = inv
+        # a unit straddling a stressed and a healthy field is judged on its mean: of its cells,
+        # only those below the midpoint between that mean and the reference it fell short of
+        # (its own best, else the scene's median field) are stressed
+        ref_level = np.where(v.by_history, v.expected, float(np.median(ndvi[seen])))
+        cut = np.full(n_units, -np.inf)
+        cut[seen] = np.where(v.stressed, (ref_level + ndvi[seen]) / 2, -np.inf)
         stressed = np.zeros(shape, np.uint8)
-        stressed[sel] = per_unit["stressed"][inv] > 0
+        stressed[sel] = a["usable"][sel] & (a["ndvi"][sel] <= cut[inv])
         # units mixing a field's edge with a track or a hedge read low: a 3 x 3 cell opening
         # keeps stressed areas at least 3 cells (60 m) wide, as whole fields are
         mask = cv2.morphologyEx(stressed, cv2.MORPH_OPEN, _K3)[core_sl].astype(bool)
@@ -693,7 +758,7 @@ class CropDetector:
             values[f"u_{name}"] = np.where(cu >= 0, per_unit[name][np.maximum(cu, 0)], 0.0)
         # unit ids of the area (for a stable feature id): the smallest one, via MAX of -id
         values["neg_unit"] = np.where(cu >= 0, -units[np.maximum(cu, 0)].astype(np.float64), 0.0)
-        return _areas(self.cls, data.tile.id, mask, core_sl, origin, step, values, act.index)
+        return _areas(self.cls, data.tile.id, mask, core_origin, step, values, act.index)
 
     # ------------------------------------------------------------------ per scene
 
@@ -760,10 +825,14 @@ class CropDetector:
         for j in np.flatnonzero(v.stressed):
             i = int(s_idx[j])
             li = int(idx[i])
-            geom_px = parcels.geoms_px[pos[li]].intersection(foot)
-            if geom_px.is_empty:
-                continue
-            wgs = pixel_to_wgs84(geom_px, grid)
+            g_px = parcels.geoms_px[pos[li]]
+            if foot.contains(g_px):  # the parcel as drawn (WGS84, counter-clockwise)
+                wgs = layer.geoms[li]
+            else:  # cut by the scene's edge
+                part = g_px.intersection(foot)
+                if part.is_empty:
+                    continue
+                wgs = pixel_to_wgs84(part, grid)
             lon, lat = centroid_lonlat(wgs)
             n = float(sums["n_cells"][i])
             measures: dict[str, float | int | str] = {
@@ -845,24 +914,30 @@ class CropDetector:
 # --------------------------------------------------------------------------- helpers
 
 
-def _unit_sums(inv: np.ndarray, n: int, cells: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-unit sums of cell values (``inv``: unit of each selected cell)."""
-    usable = cells["usable"]
+def _unit_sums(
+    labels: np.ndarray, n: int, cells: Mapping[str, np.ndarray], skipped: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Per-unit sums of cell values: ``labels`` holds 1 + the unit of every cell (0: none), the
+    result one entry per unit 0..n-1.  Indices are summed over usable cells; ``skipped`` ones
+    (not computed for lack of bands) are 0."""
+    lab = labels.ravel()
 
     def total(w: np.ndarray | None = None) -> np.ndarray:
-        return np.bincount(inv, weights=w, minlength=n).astype(np.float64)
+        weights = None if w is None else w.ravel()
+        return np.bincount(lab, weights=weights, minlength=n + 1)[1:].astype(np.float64)
 
+    usable = cells["usable"].astype(np.float32)
+    zero = np.zeros(n)
     out = {
         "n_cells": total(),
-        "n_seen": total(cells["seen"].astype(np.float64)),
-        "n_usable": total(usable.astype(np.float64)),
+        "n_seen": total(cells["seen"].astype(np.float32)),
+        "n_usable": total(usable),
+        # the indices are finite wherever they are computed (ratios with a floored denominator)
+        "s_ndvi": total(cells["ndvi"] * usable),
     }
-    for k in ("ndvi", "ndmi", "ndre", "msi"):
-        v = cells[k]
-        ok = usable & np.isfinite(v)
-        out[f"s_{k}"] = total(np.where(ok, v, 0.0))
-        if k == "ndmi":
-            out["n_ndmi"] = total(ok.astype(np.float64))
+    for k in ("ndmi", "ndre", "msi"):
+        out[f"s_{k}"] = zero if k in skipped else total(cells[k] * usable)
+    out["n_ndmi"] = zero if "ndmi" in skipped else out["n_usable"]
     return out
 
 
@@ -919,13 +994,13 @@ def _areas(
     cls: str,
     tile_id: str,
     mask: np.ndarray,
-    core_sl: tuple[slice, slice],
     origin: tuple[int, int],
     step: int,
     values: Mapping[str, np.ndarray],
     layer_index: int,
 ) -> list[Component]:
-    """Connected stressed cells of the core -> components in scene pixel coordinates."""
+    """Connected stressed cells of the core (``mask``, its first cell at scene cell
+    ``origin``) -> components in scene pixel coordinates."""
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
@@ -939,9 +1014,8 @@ def _areas(
         | (cc[1:, 0] + c0 + cc[1:, 2] == mask.shape[1])
         | (cc[1:, 1] + r0 + cc[1:, 3] == mask.shape[0])
     )
-    # cell (i, j) of the core covers scene pixels [step*i, step*(i+1)) x [step*j, ...)
-    kr0, kc0 = origin
-    cr0, cc0 = kr0 + core_sl[0].start, kc0 + core_sl[1].start
+    # cell (i, j) of the mask covers scene pixels [step*(cr0+i), ...) x [step*(cc0+j), ...)
+    cr0, cc0 = origin
     polys = component_polygons(labels, 0, 0)
     to_px = Affine(step, 0, (cc0 + c0) * step, 0, step, (cr0 + r0) * step)
     out = []

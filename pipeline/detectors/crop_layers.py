@@ -139,7 +139,8 @@ class ParcelLayer:
         ids, geoms = _parse_parcels(doc, path)
         self.sha256 = _sha256(path)
         self.ids: tuple[str, ...] = tuple(ids)
-        self.geoms = np.array(geoms, dtype=object)  # WGS84
+        # WGS84, exteriors counter-clockwise as RFC 7946 wants them in a feature
+        self.geoms = shapely.orient_polygons(np.array(geoms, dtype=object), exterior_cw=False)
         self.tree = shapely.STRtree(self.geoms)
         self.areas_m2 = _geodesic_areas(self.geoms)
         self._scene_cache: dict[tuple[Any, ...], SceneParcels] = {}
