@@ -271,9 +271,10 @@ def downlink_with_quality(records: Mapping[str, Any]) -> list[str]:
             if r["scene"].startswith("syn")
             else "no labels"
         )
+        per_det = r["bytes_per_detection"]  # None for a scene without detections
         lines.append(
             f"| {r['scene']} | {r['detections']} | {r['packet_bytes']:,} | {r['ratio_raw']:,.0f}x "
-            f"| {r['ratio_zstd']:,.0f}x | {r['bytes_per_detection']:.0f} | "
+            f"| {r['ratio_zstd']:,.0f}x | {'–' if per_det is None else f'{per_det:.0f}'} | "
             f"{quality.get(r['scene'], default)} |"
         )
     return lines

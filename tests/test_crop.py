@@ -549,3 +549,19 @@ def test_model_build_is_reproducible(tmp_path: Path) -> None:
     ]
     assert entry == repo_entry
     assert set(entry["thresholds"]) == set(TH) | {"water_ndwi_min", "water_ndvi_max"}
+
+
+@pytest.mark.slow
+def test_cli_generate_and_eval_crop(tmp_path: Path) -> None:
+    series = tmp_path / "ser"
+    proc = run_cli("scenes", "generate-crops", series, "--size", "300", "--dates", "8")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("eval", "crop", series, "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["dates"] == 8 and d["noncrop_px"] == 0 and d["precision"] >= 0.9
+    proc = run_cli("eval", "crop", VIRGINIA, "--layer", PARCELS)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped: no cropland layer covers this scene" in proc.stdout
+    proc = run_cli("eval", "crop", VIRGINIA)
+    assert proc.returncode == 2 and "--layer" in proc.stderr
