@@ -698,7 +698,7 @@ class CropDetector:
         sel = uid > 0
         if not sel.any():
             return []
-        units, inv = np.unique(uid[sel] - 1, return_inverse=True)
+        units, inv = _relabel(uid[sel] - 1)
         keys = ("seen", "usable", "ndvi", "ndmi", "ndre", "msi")
         sums = _unit_sums(inv + 1, len(units), {k: a[k][sel] for k in keys}, skipped)
         seen = _observed(sums, cs.min_clear_share)
@@ -939,6 +939,19 @@ def _unit_sums(
         out[f"s_{k}"] = zero if k in skipped else total(cells[k] * usable)
     out["n_ndmi"] = zero if "ndmi" in skipped else out["n_usable"]
     return out
+
+
+def _relabel(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(ids, return_inverse=True)`` for non-negative ids, by counting when their
+    range is small (the units of one tile: a few rows of the layer's unit grid)."""
+    lo, hi = int(ids.min()), int(ids.max())
+    if hi - lo > 8 * ids.size + 1_000_000:
+        u, inv = np.unique(ids, return_inverse=True)
+        return u, inv.ravel()
+    present = np.bincount(ids - lo, minlength=hi - lo + 1) > 0
+    units = np.flatnonzero(present) + lo
+    lut = np.cumsum(present) - 1
+    return units, lut[ids - lo]
 
 
 def _observed(sums: Mapping[str, np.ndarray], min_clear: float) -> np.ndarray:

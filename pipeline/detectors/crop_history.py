@@ -188,6 +188,7 @@ class RasterHistory:
         self.path = Path(folder) / f"raster-{layer_name}-{sha256[:12]}.npy"
         self.shape = shape
         self._mm: np.memmap | None = None
+        self._block: tuple[int, np.ndarray] | None = None
 
     def _open(self) -> np.memmap:
         if self._mm is None:
@@ -212,12 +213,24 @@ class RasterHistory:
         return self._mm
 
     def records(self, units: np.ndarray) -> np.ndarray:
-        """Records of the 0-based unit indices ``units`` (row-major)."""
-        return np.asarray(self._open().reshape(-1)[units])
+        """Records of the 0-based unit indices ``units`` (row-major).  The rows of the unit
+        grid they span are read as one block and kept for :meth:`write`."""
+        flat = self._open().reshape(-1)
+        lo, hi = int(units.min()), int(units.max()) + 1
+        self._block = (lo, np.array(flat[lo:hi]))
+        return self._block[1][units - lo]
 
     def write(self, units: np.ndarray, recs: np.ndarray) -> None:
         """Store ``recs`` for ``units`` in the mapped file (made durable by :meth:`flush`)."""
-        self._open().reshape(-1)[units] = recs
+        flat = self._open().reshape(-1)
+        lo, hi = int(units.min()), int(units.max()) + 1
+        if self._block is not None and self._block[0] == lo and len(self._block[1]) == hi - lo:
+            block = self._block[1]
+        else:
+            block = np.array(flat[lo:hi])
+        block[units - lo] = recs
+        flat[lo:hi] = block  # one contiguous write
+        self._block = None
 
     def flush(self) -> None:
         if self._mm is not None:
