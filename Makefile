@@ -56,11 +56,15 @@ install-gpu: install
 
 DEMO_SCENES := sample_scenes/s2_fire_G90292 sample_scenes/s2_l1c_virginia_crop \
 	sample_scenes/sen2ships_honolulu sample_scenes/sen2ships_casablanca
+# crop stress is judged only inside a cropland layer: the hand-drawn parcels of the Virginia
+# sample cover that scene and no other, so the other scenes say "no cropland layer covers it"
+DEMO_CROP_MASK := sample_scenes/s2_l1c_virginia_crop/parcels.geojson
 
 # onboard: detect, report, pack (with quicklooks and chips); then on the ground: decode every
 # scene's packets as a folder of passes into demo_out/ground/ with the HTML viewer
 demo: install
-	$(VENV)/bin/eotriage run $(DEMO_SCENES) --out demo_out --quicklook --chips
+	$(VENV)/bin/eotriage run $(DEMO_SCENES) --out demo_out --quicklook --chips \
+		--crop-mask $(DEMO_CROP_MASK)
 	rm -rf demo_out/ground
 	$(VENV)/bin/eotriage decode demo_out --out demo_out/ground
 	@echo "Ground viewer: $(CURDIR)/demo_out/ground/index.html"

@@ -58,7 +58,12 @@ COMMON_KEYS = ("benchmark", "command", "date_utc", "machine", "software", "total
 BENCHES: tuple[Bench, ...] = (
     Bench("fire", "bench_fire.py", "results_fire.json", ("results",)),
     Bench("ships", "bench_ships.py", "results_ships.json", ("ports", "totals", "speed")),
-    Bench("crop", "bench_crop.py", "results_crop.json", ("synthetic", "virginia", "speed")),
+    Bench(
+        "crop",
+        "bench_crop.py",
+        "results_crop.json",
+        ("no_layer", "series", "virginia", "history", "speed"),
+    ),
     Bench("memory", "bench_memory.py", "results_memory.json", ("results", "peak_rss_ratio")),
     Bench("scaling", "bench_scaling.py", "results_scaling.json", ("results", "thread_speedup")),
     Bench("stream", "bench_stream.py", "results_stream.json", ("results",)),

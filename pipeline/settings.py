@@ -20,7 +20,8 @@ Example ``eotriage.toml``::
     min_length_m = 35
 
     [crop]
-    ndvi_stress = 0.5
+    layers = ["parcels.geojson"]
+    history = "/var/eotriage/crop_history"
 
     [gdal]
     GDAL_CACHEMAX = "64"
@@ -243,30 +244,64 @@ class ShipSettings:
 
 @dataclass(frozen=True)
 class CropSettings:
-    """Crop-stress detector settings; thresholds ``None`` = the model manifest's value."""
+    """Crop-stress detector settings (see docs/crop_stress.md).
 
-    ndvi_stress: float | None = _num(ge=-1, le=1)
-    ndvi_severe: float | None = _num(ge=-1, le=1)
-    ndre_stress: float | None = _num(ge=-1, le=1)
-    ndmi_stress: float | None = _num(ge=-1, le=1)
-    msi_severe: float | None = _num(ge=0)
-    drop_min: float | None = _num(ge=0)
-    drop_severe: float | None = _num(ge=0)
-    bare_ndvi_max: float | None = _num(ge=-1, le=1)
+    Crop stress is judged only inside a cropland layer (field parcels as GeoJSON, or a cropland
+    raster as GeoTIFF) and only against expectation: the field's own history of clear passes and
+    the other fields of the same scene.  Thresholds ``None`` = the model manifest's value.
+    """
+
+    #: NDVI drop against the field's own recent best (history reference) that raises stress
+    drop_min: float | None = _num(gt=0, le=2)
+    #: NDVI drop (either reference) from which stress is severe
+    drop_severe: float | None = _num(gt=0, le=2)
+    #: NDMI drop against the field's own history that raises stress (needs SWIR 1.6 um)
+    ndmi_drop_min: float | None = _num(gt=0, le=2)
+    #: drop of the other index (NDMI for an NDVI drop, NDVI for an NDMI drop) that must
+    #: confirm a history drop; 0 = no confirmation
+    confirm_min: float | None = _num(ge=0, le=2)
+    #: robust z-score of a field's NDVI among the scene's fields below which it is far below them
+    z_min: float | None = _num(gt=0)
+    #: and the NDVI gap to the scene's median field it must have as well
+    scene_drop_min: float | None = _num(ge=0, le=2)
+    #: a field that rose this much above its own recent best is growing (late), not stressed,
+    #: whatever the other fields look like
+    growth_min: float | None = _num(ge=0, le=2)
+    #: cells with NDWI above this or NDVI below ``water_ndvi_max`` are water (left out of a field)
     water_ndwi_min: float | None = _num(ge=-1, le=1)
     water_ndvi_max: float | None = _num(ge=-1, le=1)
-    #: Optional uplinked cropland mask (GeoTIFF, any CRS/grid; non-zero = cropland).  ``None``:
-    #: the spectral rule decides (vegetated land: not water, not bare soil or built-up).
-    cropland_mask: str | None = None
-    #: Optional baseline raster of expected NDVI per pixel (any CRS/grid); where it has a value
-    #: stress is a drop against it, elsewhere the low-value test.
-    baseline_ndvi: str | None = None
-    #: Working resolution of the test in metres (20: the red-edge and SWIR bands' own grid).
+    #: Cropland layers for this run (``eotriage run --crop-mask``): GeoJSON field parcels
+    #: (WGS84) or GeoTIFF cropland rasters (any CRS, non-zero = cropland).
+    layers: tuple[str, ...] = ()
+    #: Folder of cropland layers kept on board (every ``*.geojson`` / ``*.tif`` in it; an
+    #: uplinked release keeps them in ``TARGET/current/crop``); each is used for every scene it
+    #: overlaps.
+    layers_dir: Path | None = None
+    #: Folder of the fields' history (one compact array file per layer, see
+    #: :mod:`pipeline.detectors.crop_history`); ``None`` = no history: every pass is a first visit.
+    history: Path | None = None
+    #: Passes older than this (days before the scene) are not part of a field's history reference.
+    history_days: float = _num(60.0, gt=0, le=3650)
+    #: Clear earlier passes a field needs before its own history is a reference.
+    history_min_passes: int = _int(2, ge=1, le=8)
+    #: A field (or raster unit) counts as seen when at least this share of its cells is clear.
+    min_clear_share: float = _num(0.5, gt=0, le=1)
+    #: The scene reference needs at least this many fields seen in the scene.
+    scene_min_units: int = _int(8, ge=3)
+    #: Side of a history unit inside a raster cropland layer, metres (20-60 m).
+    unit_m: float = _num(40.0, ge=20, le=60)
+    #: Working resolution of the indices in metres (20: the red-edge and SWIR bands' own grid).
     grid_m: float = _num(20.0, gt=0)
-    #: Stressed areas smaller than this (after merging across tiles) are dropped.
+    #: Fields and stressed areas smaller than this (after merging across tiles) are not reported.
     min_area_m2: float = _num(5000.0, ge=0)
 
     def __post_init__(self) -> None:
+        layers: Any = self.layers
+        if isinstance(layers, str | os.PathLike):  # one path from a caller or TOML
+            layers = (layers,)
+        if isinstance(layers, list | tuple):  # paths as Path objects are fine too
+            layers = tuple(os.fspath(v) if isinstance(v, os.PathLike) else v for v in layers)
+        object.__setattr__(self, "layers", layers)
         _check(self, "crop")
 
 

@@ -1,4 +1,5 @@
-"""Ed25519-signed uplink bundles: models, model-manifest entries and settings, installed atomically.
+"""Ed25519-signed uplink bundles: models, model-manifest entries, settings and cropland layers,
+installed atomically.
 
 Bundle format (an uncompressed POSIX tar, suffix ``.eub`` by convention)::
 
@@ -13,13 +14,17 @@ Bundle format (an uncompressed POSIX tar, suffix ``.eub`` by convention)::
      "files": [{"dest": "models/fire_swir.onnx", "sha256": "...", "size": 1234}, ...]}
 
 ``dest`` is one of ``models/<name>.onnx``, ``models/manifest.json`` (model-manifest entries,
-merged by name into the installed manifest) or ``settings.toml`` (replaces the settings).
+merged by name into the installed manifest), ``settings.toml`` (replaces the settings) or
+``crop/<name>.geojson|.json|.tif|.tiff`` (a cropland layer for crop stress: field parcels or a
+cropland raster, checked to load before installing; it replaces a layer of the same name and is
+kept in every later release until replaced).
 ``version`` is an integer that must be greater than the installed one (no replay, no rollback).
 
 Install target layout (the payload side)::
 
     TARGET/releases/v000007/models/...   one complete, verified release per folder
     TARGET/releases/v000007/settings.toml
+    TARGET/releases/v000007/crop/...     cropland layers (eotriage run --crop-layers ...)
     TARGET/releases/v000007/release.json version, bundle sha256, install time, files
     TARGET/current -> releases/v000007   symlink, switched atomically with rename(2)
 
@@ -63,7 +68,12 @@ MAX_BUNDLE_BYTES = 512 * 1024 * 1024
 MAX_MANIFEST_BYTES = 256 * 1024
 KEEP_RELEASES = 2
 
-_DEST_RE = re.compile(r"^(models/[A-Za-z0-9_.-]+\.onnx|models/manifest\.json|settings\.toml)$")
+_DEST_RE = re.compile(
+    r"^(models/[A-Za-z0-9_.-]+\.onnx|models/manifest\.json|settings\.toml"
+    r"|crop/[A-Za-z0-9_.-]+\.(?:geojson|json|tif|tiff))$"
+)
+#: Suffixes of cropland layers (``crop/<name>``), see pipeline.detectors.crop_layers.
+CROP_SUFFIXES = (".geojson", ".json", ".tif", ".tiff")
 _RELEASE_RE = re.compile(r"^v(\d{6,})$")
 
 
@@ -98,6 +108,8 @@ class Release:
     models_dir: Path
     settings_path: Path | None
     bundle_sha256: str
+    #: cropland layers of the release (may not exist when none was ever uplinked)
+    crop_dir: Path | None = None
 
 
 # --- keys ------------------------------------------------------------------------------------
@@ -184,10 +196,12 @@ def dest_for(path: Path) -> str:
         dest = "models/manifest.json"
     elif path.suffix == ".toml":
         dest = "settings.toml"
+    elif path.suffix.lower() in CROP_SUFFIXES:
+        dest = f"crop/{path.name}"
     else:
         raise UplinkError(
-            f"{path}: cannot be uplinked (expected a .onnx model, a models manifest.json "
-            "or a settings .toml)"
+            f"{path}: cannot be uplinked (expected a .onnx model, a models manifest.json, "
+            "a settings .toml or a cropland layer .geojson/.tif)"
         )
     if not _DEST_RE.match(dest):
         raise UplinkError(f"{path}: file name not allowed in a bundle ({dest!r})")
@@ -371,6 +385,7 @@ def current_release(target_dir: str | os.PathLike[str]) -> Release | None:
         models_dir=real / "models",
         settings_path=settings if settings.is_file() else None,
         bundle_sha256=bundle_sha,
+        crop_dir=real / "crop",
     )
 
 
@@ -435,6 +450,8 @@ def _stage_release(
         shutil.copytree(cur.models_dir, models, copy_function=_link_or_copy)
         if cur.settings_path is not None:
             _link_or_copy(str(cur.settings_path), str(stage / "settings.toml"))
+        if cur.crop_dir is not None and cur.crop_dir.is_dir():
+            shutil.copytree(cur.crop_dir, stage / "crop", copy_function=_link_or_copy)
     elif base_models is not None:
         try:
             shutil.copytree(base_models, models)
@@ -451,6 +468,7 @@ def _stage_release(
     for dest, data in vb.contents.items():
         if dest == "models/manifest.json":
             continue
+        (stage / dest).parent.mkdir(exist_ok=True)
         _write_new(stage / dest, data)
         if dest.endswith(".onnx"):  # the second stored copy the loader falls back to
             (models / "golden").mkdir(exist_ok=True)
@@ -476,8 +494,9 @@ def _stage_release(
     )
     for p in _walk(stage):
         _fsync_file(p)
-    for d in [stage, models]:
-        fsync_dir(d)
+    for d in [stage, models, stage / "crop"]:
+        if d.is_dir():
+            fsync_dir(d)
 
 
 def _merge_manifest(old: Mapping[str, Any], new_bytes: bytes, origin: Path) -> dict[str, Any]:
@@ -499,6 +518,9 @@ def _merge_manifest(old: Mapping[str, Any], new_bytes: bytes, origin: Path) -> d
 def _validate_payload_files(contents: Mapping[str, bytes], origin: Path | None) -> None:
     """Checks that need only the bundle's own files (also run on the ground when signing)."""
     where = f"{origin}: " if origin else ""
+    for dest, data in contents.items():
+        if dest.startswith("crop/"):
+            _check_crop_layer(data, dest, where)
     if "settings.toml" in contents:
         _check_settings(contents["settings.toml"], where)
     if "models/manifest.json" in contents:
@@ -508,6 +530,16 @@ def _validate_payload_files(contents: Mapping[str, bytes], origin: Path | None) 
                 raise TypeError("'models' is not an object")
         except (ValueError, TypeError, AttributeError) as exc:
             raise UplinkError(f"{where}models/manifest.json is malformed ({exc})") from None
+
+
+def _check_crop_layer(data: bytes, dest: str, where: str) -> None:
+    from .detectors.crop_layers import check_layer_bytes
+
+    try:
+        check_layer_bytes(data, dest)
+    except EotriageError as exc:
+        msg = str(exc).split(": ", 1)[-1]
+        raise UplinkError(f"{where}{dest} rejected: {msg}") from None
 
 
 def _check_settings(data: bytes, where: str) -> None:

@@ -160,14 +160,15 @@ def test_missing_band(
 @pytest.mark.slow
 def test_missing_band_skips_only_that_detector(tmp_path: Path, out: Path) -> None:
     """With every detector enabled (the default), a 13-band scene without B12 still gets the
-    ship and crop detectors; run.json says why fire was skipped."""
+    ship detector; run.json says why fire was skipped (and crop: no cropland layer)."""
     bad, _ = synthetic(tmp_path / "nob12", 128, n_fires=1, seed=5)
     (bad / "B12.tif").unlink()
     proc = run_cli("run", bad, "--out", out, cwd=out.parent)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "nob12" / "run.json").read_text())
     assert summary["detectors"]["fire"] == "skipped: needs band(s) B12"
-    assert summary["detectors"]["ships"] == "ran" and summary["detectors"]["crop"] == "ran"
+    assert summary["detectors"]["ships"] == "ran"
+    assert summary["detectors"]["crop"] == "skipped: no cropland layer covers this scene"
 
 
 # --------------------------------------------------------------------------- truncated band

@@ -117,9 +117,7 @@ def test_tampered_cloud_model_is_rejected(tmp_path: Path) -> None:
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01
     target.write_bytes(bytes(data))
-    strict = Settings(
-        models_dir=models, robustness=RobustnessSettings(golden_fallback=False)
-    )
+    strict = Settings(models_dir=models, robustness=RobustnessSettings(golden_fallback=False))
     with pytest.raises(ModelError, match="sha256"):
         pipeline.run_scene(SAMPLES / "sen2ships_honolulu", strict)
     # with the golden copy, the run goes on and says so

@@ -1,7 +1,9 @@
-"""The crop-stress detector: synthetic truth, real Virginia L1C data, missing bands, model files."""
+"""Crop stress: only inside a cropland layer, judged against the field's own history and the
+other fields of the scene; synthetic series with truth, real Virginia data, uplinked layers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -9,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 import rasterio
@@ -17,271 +18,511 @@ from affine import Affine
 
 from pipeline import Settings, open_scene, run_scene
 from pipeline.core.results import SceneResult
+from pipeline.detectors.crop import CropDetector, judge
+from pipeline.detectors.crop_history import (
+    RECORD,
+    ParcelHistory,
+    add_pass,
+    parcel_key,
+    reference,
+)
+from pipeline.detectors.crop_layers import load_layer
 from pipeline.errors import ConfigError, InputError, ModelError
-from pipeline.evaluation.crop import detection_mask, evaluate_crop
+from pipeline.evaluation.crop import (
+    evaluate_scene,
+    evaluate_series,
+    layer_mask,
+    run_series,
+    series_settings,
+)
 from pipeline.settings import CropSettings
-from pipeline.testing.synthetic_crops import BANDS, generate_crop_scene
+from pipeline.testing.synthetic_crops import generate_crop_series, series_scenes
 
-from .conftest import REPO, SAMPLES
+from .conftest import REPO, SAMPLES, run_cli
 
 CROP = ("crop",)
+VIRGINIA = SAMPLES / "s2_l1c_virginia_crop"
+PARCELS = VIRGINIA / "parcels.geojson"
+TH = {
+    "drop_min": 0.15,
+    "drop_severe": 0.3,
+    "ndmi_drop_min": 0.15,
+    "confirm_min": 0.05,
+    "z_min": 2.0,
+    "scene_drop_min": 0.1,
+    "growth_min": 0.05,
+}
 
 
-def _run(path: Path, **crop: Any) -> SceneResult:
+def _settings(**crop: Any) -> Settings:
     tile = crop.pop("tile_size", 1024)
-    overlap = crop.pop("overlap", 64)
-    settings = Settings(detectors=CROP, tile_size=tile, overlap=overlap, crop=CropSettings(**crop))
-    result = run_scene(path, settings)
-    assert result.ok, (result.failures, result.problems)
-    return result
+    return Settings(detectors=CROP, tile_size=tile, crop=CropSettings(**crop))
 
 
 @pytest.fixture(scope="module")
-def crop_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """800 x 800 px (8 x 8 km) synthetic L1C crop scene with a baseline in EPSG:4326."""
-    return generate_crop_scene(tmp_path_factory.mktemp("crops") / "syn800", 800, seed=5)
-
-
-@pytest.fixture(scope="module")
-def crop_result(crop_scene: Path) -> SceneResult:
-    return _run(crop_scene)
-
-
-def test_truth_file_is_consistent(crop_scene: Path) -> None:
-    truth = json.loads((crop_scene / "truth.json").read_text())
-    states = {f["state"] for f in truth["fields"]}
-    assert {"healthy", "stressed", "severe", "declining", "bare"} <= states
-    assert truth["stressed_km2"] == pytest.approx(
-        sum(f["stressed_km2"] for f in truth["fields"]), abs=1e-4
+def series(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """480 x 480 px, 10 dates 10 days apart; clouds: 35 % on date 2, all of date 6."""
+    return generate_crop_series(
+        tmp_path_factory.mktemp("crops") / "series",
+        480,
+        seed=4,
+        n_dates=10,
+        cloudy={2: 0.35, 6: 1.0},
+        stressed_share=0.25,
     )
-    assert truth["stressed_km2_baseline"] > truth["stressed_km2"] > 1.0
-    assert truth["class_km2"]["water"] > 1.0 and truth["class_km2"]["bare"] > 0.5
 
 
-def test_synthetic_area_within_10_percent(crop_scene: Path, crop_result: SceneResult) -> None:
-    ev = evaluate_crop(crop_result, crop_scene)
-    assert abs(ev.relative_error) < 0.10, ev.to_dict()
-    assert ev.fields_hit == ev.fields_stressed, [f for f in ev.fields if f.truth_km2 and not f.hit]
-    assert ev.pixel_recall > 0.9 and ev.pixel_precision > 0.9, ev.to_dict()
-    assert ev.stress_px_on_water == 0 and ev.stress_px_on_bare == 0, ev.to_dict()
-    # declining fields are not low-valued: without a baseline they are not flagged
-    declining = [f for f in ev.fields if f.state == "declining"]
-    assert declining and all(f.truth_km2 == 0 for f in declining)
+@pytest.fixture(scope="module")
+def truth(series: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((series / "truth.json").read_text())
+    return data
 
 
-def test_feature_measures(crop_result: SceneResult) -> None:
-    assert crop_result.detections
-    for d in crop_result.detections:
+@pytest.fixture(scope="module")
+def history_run(
+    series: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[SceneResult], Path]:
+    """Every date of the series run in order with one history folder (parcels layer)."""
+    hist = tmp_path_factory.mktemp("history")
+    return run_series(series, Settings(), "parcels", hist), hist
+
+
+def _by_date(results: list[SceneResult], k: int) -> dict[str, dict[str, Any]]:
+    return {str(d.measures["parcel_id"]): dict(d.measures) for d in results[k].detections}
+
+
+# --------------------------------------------------------------------------- no layer
+
+
+@pytest.mark.parametrize(
+    "name", ["s2_l1c_virginia_crop", "sen2ships_honolulu", "sen2ships_casablanca"]
+)
+def test_no_layer_skipped_with_reason(name: str) -> None:
+    result = run_scene(SAMPLES / name, Settings(detectors=CROP))
+    assert result.detectors == {"crop": "skipped: no cropland layer covers this scene"}
+    assert result.detections == () and result.ok
+
+
+def test_layer_elsewhere_is_no_layer() -> None:
+    """The Virginia parcels do not cover Honolulu: crop is skipped there, runs on Virginia."""
+    s = _settings(layers=(str(PARCELS),))
+    assert (
+        run_scene(SAMPLES / "sen2ships_honolulu", s)
+        .detectors["crop"]
+        .startswith("skipped: no cropland layer")
+    )
+    assert run_scene(VIRGINIA, s).detectors["crop"] == "ran"
+
+
+def test_other_detectors_still_run_without_layer() -> None:
+    result = run_scene(VIRGINIA, Settings(detectors=("fire", "crop")))
+    assert result.detectors["fire"] == "ran"
+    assert result.detectors["crop"].startswith("skipped: ")
+
+
+# --------------------------------------------------------------------------- references
+
+
+def _ref(best: list[float], low: list[float] | None = None, passes: int = 3) -> Any:
+    recs = np.zeros(len(best), RECORD)
+    for i, (b, lo) in enumerate(zip(best, low or best, strict=True)):
+        recs[i] = add_pass(recs[i : i + 1], 100, np.array([lo]), np.array([0.3]))[0]
+        recs[i] = add_pass(recs[i : i + 1], 110, np.array([b]), np.array([0.3]))[0]
+    return reference(recs, 120, 60)
+
+
+def test_first_visit_only_the_scene_reference() -> None:
+    ndvi = np.array([0.8, 0.79, 0.81, 0.8, 0.78, 0.82, 0.8, 0.8, 0.45, 0.8])
+    v = judge(ndvi, np.full(10, 0.3), None, TH, 1, 8)
+    assert v.stressed.tolist() == [False] * 8 + [True, False]
+    assert not v.by_history.any() and v.by_scene[8]
+    assert v.passes.tolist() == [0] * 10 and np.isnan(v.expected).all()
+
+
+def test_history_reference_sees_a_regional_drop() -> None:
+    """Every field drops 0.25 below its own best: no field stands out from the others, but
+    each is worse than it was (a regional drought): the history reference fires alone."""
+    best = [0.8, 0.79, 0.81, 0.8, 0.78, 0.82, 0.8, 0.77, 0.8, 0.8]
+    ndvi = np.array(best) - 0.25
+    v = judge(ndvi, np.full(10, 0.1), _ref(best), TH, 1, 8)
+    assert v.by_history.all() and not v.by_scene.any()
+    assert np.allclose(v.drop_history, 0.25, atol=0.011)
+
+
+def test_permanently_sparse_field_is_not_stressed_by_its_history() -> None:
+    """A field always at NDVI 0.25 (scrub-like) has no drop against its own history."""
+    best = [0.25] + [0.8] * 9
+    ndvi = np.array([0.25] + [0.8] * 9)
+    v = judge(ndvi, np.full(10, 0.3), _ref(best), TH, 1, 8)
+    assert not v.by_history[0] and v.vci[0] == pytest.approx(0.5)  # its usual value
+
+
+def test_late_sown_field_is_growing_not_stressed() -> None:
+    """Far below the others but rising fast against its own history: no stress."""
+    best = [0.2] + [0.6] * 9
+    ndvi = np.array([0.4] + [0.75] * 9)
+    v = judge(ndvi, np.full(10, 0.3), _ref(best), TH, 1, 8)
+    assert not v.stressed[0]
+    assert not judge(ndvi, np.full(10, 0.3), None, TH, 1, 8).stressed[1:].any()
+
+
+def test_each_index_confirms_the_other() -> None:
+    """An NDVI drop needs an NDMI drop to confirm it; an NDMI drop (water stress shows there
+    first) raises stress with a smaller NDVI drop."""
+    best = [0.8] * 10
+    ndvi = np.array([0.6] + [0.8] * 9)
+    wet = judge(ndvi, np.array([0.3] + [0.3] * 9), _ref(best), TH, 1, 8)
+    dry = judge(ndvi, np.array([0.1] + [0.3] * 9), _ref(best), TH, 1, 8)
+    assert not wet.by_history[0] and dry.by_history[0]
+    slight = np.array([0.72] + [0.8] * 9)  # NDVI only 0.08 down, NDMI 0.2 down
+    assert judge(slight, np.array([0.1] + [0.3] * 9), _ref(best), TH, 1, 8).by_history[0]
+    assert not judge(slight, np.array([0.3] + [0.3] * 9), _ref(best), TH, 1, 8).stressed[0]
+
+
+# --------------------------------------------------------------------------- history store
+
+
+def test_history_replaces_a_day_and_keeps_the_last_passes() -> None:
+    recs = np.zeros(1, RECORD)
+    for day in range(1, 13):
+        recs = add_pass(recs, day * 10, np.array([day / 20]), np.array([0.1]))
+    recs = add_pass(recs, 120, np.array([0.9]), np.array([0.1]))  # the same day again
+    assert int(recs["n"][0]) == 12
+    assert sorted(recs["day"][0].tolist()) == list(range(50, 121, 10))
+    ref = reference(recs, 121, 1000)
+    assert ref.best_ndvi[0] == pytest.approx(0.9) and ref.passes[0] == 8
+    assert reference(recs, 120, 1000).passes[0] == 7  # a pass is never its own reference
+
+
+def test_history_costs_under_1_mb_per_10000_parcels(tmp_path: Path) -> None:
+    ids = [f"FR-2024-{i:08d}" for i in range(10_000)]
+    keys = np.array([parcel_key(p) for p in ids], np.uint64)
+    recs = np.zeros(len(ids), RECORD)
+    rng = np.random.default_rng(0)
+    for day in range(100, 190, 10):
+        recs = add_pass(recs, day, rng.uniform(0, 1, len(ids)), rng.uniform(-0.5, 0.5, len(ids)))
+    hist = ParcelHistory(tmp_path, "lpis")
+    hist.save(keys, recs)
+    assert hist.nbytes <= 1_000_000, hist.nbytes
+    back = ParcelHistory(tmp_path, "lpis").records(keys[::-1])
+    assert (back == recs[::-1]).all()
+
+
+# --------------------------------------------------------------------------- series
+
+
+def test_first_visit_has_no_history(series: Path, truth: dict[str, Any], tmp_path: Path) -> None:
+    """A date with stressed parcels run on an empty history: the scene reference finds them,
+    the history reference is silent and every feature says 0 passes."""
+    k = max(d["index"] for d in truth["dates"] if d["cloud_cover"] == 0)
+    s = series_settings(series, Settings(), "parcels", tmp_path / "h")
+    result = run_scene(series_scenes(series)[k], s)
+    assert result.detections
+    for d in result.detections:
+        assert d.measures["reference"] == "scene" and d.measures["history_passes"] == 0
+        assert "expected_ndvi" not in d.measures
+
+
+def test_tenth_visit_uses_the_history(
+    truth: dict[str, Any], history_run: tuple[list[SceneResult], Path]
+) -> None:
+    results, hist = history_run
+    tenth = results[9]
+    stressed = {p["id"] for p in truth["parcels"] if p["stress_from"] is not None}
+    assert tenth.detections
+    assert {str(d.measures["parcel_id"]) for d in tenth.detections} <= stressed
+    for d in tenth.detections:
+        # clear passes within the 60 days before the tenth date (dates 3-8, one all cloud)
+        assert 4 <= int(d.measures["history_passes"]) <= 5
+        assert "history" in str(d.measures["reference"])
+        assert float(d.measures["expected_ndvi"]) > float(d.measures["mean_ndvi"])
+    recs = ParcelHistory(hist, "parcels").records(
+        np.array([parcel_key(p["id"]) for p in truth["parcels"]], np.uint64)
+    )
+    # 10 dates, one of them all cloud: 9 clear passes for parcels clear on date 2
+    assert int(recs["n"].max()) == 9
+
+
+def test_cloudy_visits(
+    series: Path, truth: dict[str, Any], history_run: tuple[list[SceneResult], Path]
+) -> None:
+    """All cloud: no feature and no history written; partly cloudy: nothing on hidden
+    parcels."""
+    results, _ = history_run
+    assert results[6].detections == ()
+    hidden = {p for p, c in truth["dates"][2]["clear_share"].items() if c < 0.5}
+    assert hidden
+    assert not hidden & set(_by_date(results, 2))
+    ev = evaluate_series(series, results)
+    assert ev.cloudy_false == 0 and ev.to_dict()["on_hidden"] == 0
+
+
+def test_parcel_that_recovers(
+    truth: dict[str, Any], history_run: tuple[list[SceneResult], Path]
+) -> None:
+    results, _ = history_run
+    rec = [p for p in truth["parcels"] if p["stress_until"] is not None]
+    assert rec, "the series should hold a recovering parcel"
+    for p in rec:
+        clear = [d["index"] for d in truth["dates"] if d["clear_share"][p["id"]] >= 0.5]
+        during = [k for k in clear if p["stress_from"] <= k < p["stress_until"]]
+        after = [k for k in clear if k >= p["stress_until"]]
+        assert during and after
+        assert all(p["id"] in _by_date(results, k) for k in during)
+        assert not any(p["id"] in _by_date(results, k) for k in after)
+
+
+def test_series_targets(series: Path, history_run: tuple[list[SceneResult], Path]) -> None:
+    results, _ = history_run
+    ev = evaluate_series(series, results)
+    d = ev.to_dict()
+    assert ev.parcel_recall >= 0.95 and ev.precision >= 0.95, d
+    assert d["noncrop_px"] == 0 and d["cloudy_false"] == 0 and d["on_hidden"] == 0
+    assert abs(ev.area_error) < 0.10, d
+    refs = set(d["by_reference"])
+    assert any("history" in r for r in refs) and any("scene" in r for r in refs)
+
+
+def test_feature_measures(history_run: tuple[list[SceneResult], Path]) -> None:
+    results, _ = history_run
+    feats = [d for r in results for d in r.detections]
+    assert feats
+    for d in feats:
         m = d.measures
         assert d.cls == "crop_stress" and 0.5 <= d.score <= 1.0
-        assert m["area_km2"] == pytest.approx(int(m["pixel_count"]) * 100 / 1e6, rel=1e-3)
-        assert float(m["area_km2"]) * 1e6 >= CropSettings().min_area_m2
+        for k in ("parcel_id", "area_km2", "mean_ndvi", "mean_ndmi", "reference", "drop"):
+            assert k in m, k
         assert m["severity"] in ("moderate", "severe")
-        assert "ndvi_low" in str(m["tests"]).split(",")
-        assert float(m["mean_ndvi"]) < 0.5
-        for k in ("mean_ndre", "mean_ndmi", "mean_msi", "centroid_lon", "centroid_lat"):
-            assert isinstance(m[k], float)
-        assert int(m["row_min"]) <= int(m["row_max"]) and int(m["col_min"]) <= int(m["col_max"])
-        assert "indices_skipped" not in m
-    severities = {d.measures["severity"] for d in crop_result.detections}
-    assert severities == {"moderate", "severe"}
+        assert int(m["history_passes"]) >= 0 and float(m["drop"]) >= 0.1
+        assert float(m["area_km2"]) == pytest.approx(float(m["parcel_area_km2"]), rel=0.15)
+        json.dumps(m)  # plain JSON values
+    assert {d.measures["severity"] for d in feats} == {"moderate", "severe"}
 
 
-def test_baseline_drop_test(crop_scene: Path, crop_result: SceneResult) -> None:
-    """With the baseline raster (EPSG:4326, reprojected per tile) declining fields are found."""
-    result = _run(crop_scene, baseline_ndvi=str(crop_scene / "baseline_ndvi.tif"))
-    ev = evaluate_crop(result, crop_scene, with_baseline=True)
-    assert abs(ev.relative_error) < 0.10, ev.to_dict()
-    declining = [f for f in ev.fields if f.state == "declining"]
-    assert declining and all(f.hit for f in declining)
-    assert ev.stress_px_on_water == 0 and ev.stress_px_on_bare == 0
-    assert ev.detected_km2 > evaluate_crop(crop_result, crop_scene).detected_km2 + 0.5
-    assert any("ndvi_drop" in str(d.measures["tests"]) for d in result.detections)
-    assert all("mean_ndvi_drop" in d.measures for d in result.detections)
+@pytest.mark.slow
+def test_raster_layer_series(series: Path, tmp_path: Path) -> None:
+    """The series' cropland raster instead of its parcels: stressed connected areas, per-unit
+    history in a memory-mapped file."""
+    results = run_series(series, Settings(), "raster", tmp_path)
+    ev = evaluate_series(series, results, "raster")
+    d = ev.to_dict()
+    assert ev.parcel_recall >= 0.9 and ev.precision >= 0.9, d
+    assert d["noncrop_px"] == 0 and d["cloudy_false"] == 0
+    assert abs(ev.measure_error) < 0.15, d
+    assert [p.name for p in tmp_path.iterdir()][0].startswith("raster-cropland-")
+    ids = {str(x.measures["parcel_id"]) for r in results for x in r.detections}
+    assert ids and all(i.startswith("cropland:unit") for i in ids)
 
 
-@pytest.mark.parametrize(("tile_size", "overlap"), [(128, 0), (300, 16), (127, 0)])
-def test_tiling_invariance_and_merge(
-    crop_scene: Path, crop_result: SceneResult, tile_size: int, overlap: int
+@pytest.mark.parametrize(("tile_size", "overlap"), [(128, 0), (300, 16)])
+def test_parcels_same_at_every_tiling(
+    series: Path, tmp_path: Path, tile_size: int, overlap: int
 ) -> None:
-    """Same polygons at every tile size: pieces cut by tile edges merge, nothing doubles."""
-    result = _run(crop_scene, tile_size=tile_size, overlap=overlap)
-    assert result.info["overlap"] >= 10  # raised to the detector's context
+    scene = series_scenes(series)[7]
+    base = series_settings(series, Settings(), "parcels", tmp_path / "a")
+    ref = run_scene(scene, base.replace(crop=dataclasses.replace(base.crop, history=None)))
+    tiled = run_scene(
+        scene,
+        base.replace(
+            tile_size=tile_size,
+            overlap=overlap,
+            crop=dataclasses.replace(base.crop, history=None),
+        ),
+    )
 
     def key(r: SceneResult) -> list[tuple[Any, ...]]:
         return sorted(
-            (d.measures["row_min"], d.measures["col_min"], d.measures["pixel_count"])
+            (d.measures["parcel_id"], d.measures["cell_count"], d.measures["mean_ndvi"])
             for d in r.detections
         )
 
-    assert key(result) == key(crop_result)
-    multi = [d for d in result.detections if "," in str(d.measures["tiles"])]
-    assert multi, "expected polygons spanning several tiles"
-    for d in multi:
-        twin = next(
-            e
-            for e in crop_result.detections
-            if e.measures["row_min"] == d.measures["row_min"]
-            and e.measures["col_min"] == d.measures["col_min"]
-        )
-        # same pixels; extra collinear vertices on the old tile edge move by < 1 mm in WGS84
-        assert d.geometry.symmetric_difference(twin.geometry).area < 1e-4 * twin.geometry.area
-        assert d.measures["mean_ndvi"] == pytest.approx(twin.measures["mean_ndvi"], abs=1e-3)
+    assert ref.detections and key(tiled) == key(ref)
 
 
-def test_missing_red_edge_is_skipped_not_an_error(tmp_path: Path) -> None:
-    """Landsat-like band set (no B05/B8A): NDRE is skipped and recorded, the rest works."""
-    bands = tuple(b for b in BANDS if b not in ("B05", "B06", "B07", "B8A"))
-    scene = generate_crop_scene(tmp_path / "nore", 600, seed=2, bands=bands, baseline=False)
-    result = _run(scene)
-    assert result.detectors["crop"] == "ran"
-    ev = evaluate_crop(result, scene)
-    assert abs(ev.relative_error) < 0.10, ev.to_dict()
-    assert result.detections
-    for d in result.detections:
-        assert d.measures["indices_skipped"] == "ndre"
-        assert "mean_ndre" not in d.measures and "mean_ndmi" in d.measures
+def test_stream_matches_file_path(series: Path) -> None:
+    from .test_stream import signature, stream_scene
+
+    scene = series_scenes(series)[7]
+    s = series_settings(series, Settings(tile_size=128, overlap=32), "parcels", Path("/nonexist"))
+    s = s.replace(crop=dataclasses.replace(s.crop, history=None))
+    ref = run_scene(scene, s)
+    got, _, _ = stream_scene(scene, s, 37)
+    assert ref.detections and signature(got) == signature(ref)
 
 
-def test_landsat8_profile(tmp_path: Path) -> None:
-    """A Landsat 8 OLI scene (30 m, B3 B4 B5 B6, DN * 2e-5 - 0.1; no red-edge): one cell per
-    pixel, NDRE skipped, areas still within 10 %."""
-    src = generate_crop_scene(
-        tmp_path / "s2", 900, seed=3, bands=("B03", "B04", "B08", "B11"), baseline=False
-    )
-    out = tmp_path / "landsat"
-    out.mkdir()
-    for s2, l8 in (("B03", "B3"), ("B04", "B4"), ("B08", "B5"), ("B11", "B6")):
-        with rasterio.open(src / f"{s2}.tif") as ds:
-            refl = ds.read(1).astype(np.float32) / 10000.0
-            t, crs = ds.transform, ds.crs
-        if t.a == 20.0:
-            refl = np.repeat(np.repeat(refl, 2, axis=0), 2, axis=1)
-        refl = refl[:900, :900].reshape(300, 3, 300, 3).mean(axis=(1, 3))
-        dn = np.clip(np.round((refl + 0.1) / 2e-5), 1, 65534).astype(np.uint16)
-        with rasterio.open(
-            out / f"LC08_{l8}.tif", "w", driver="GTiff", width=300, height=300, count=1,
-            dtype="uint16", crs=crs, transform=Affine(30.0, 0, t.c, 0, -30.0, t.f),
-        ) as dst:  # fmt: skip
-            dst.write(dn, 1)
-    for name in ("truth.json", "truth_classes.tif"):
-        shutil.copy(src / name, out / name)
-    result = run_scene(out, Settings(detectors=CROP, sensor="landsat8-oli"))
-    assert result.ok and result.info["grid"]["ground_res_m"] == 30.0
-    ev = evaluate_crop(result, out)
-    assert abs(ev.relative_error) < 0.10, ev.to_dict()
-    assert ev.stress_px_on_water == 0 and ev.stress_px_on_bare == 0
-    assert ev.fields_hit == ev.fields_stressed
-    assert {d.measures["indices_skipped"] for d in result.detections} == {"ndre"}
-    assert {d.measures["cell_m"] for d in result.detections} == {30.0}
-
-
-def test_red_and_nir_only(tmp_path: Path) -> None:
-    """Only red and NIR: NDVI alone decides; NDRE, NDMI and MSI are skipped."""
-    scene = generate_crop_scene(tmp_path / "rn", 400, seed=4, bands=("B04", "B08"), baseline=False)
-    result = _run(scene)
-    assert result.detections
-    assert {d.measures["indices_skipped"] for d in result.detections} == {"ndre,ndmi,msi"}
-    assert abs(evaluate_crop(result, scene).relative_error) < 0.10
-
-
-def test_crop_needs_red_and_nir(tmp_path: Path) -> None:
-    scene = generate_crop_scene(
-        tmp_path / "nonir", 200, seed=1, bands=("B04", "B11"), baseline=False
-    )
-    with pytest.raises(InputError, match="crop needs band"):
-        run_scene(scene, Settings(detectors=CROP))
-
-
-def test_uplinked_cropland_mask(crop_scene: Path, tmp_path: Path) -> None:
-    """An uplinked mask (30 m grid) restricts detections to its cropland."""
-    truth = json.loads((crop_scene / "truth.json").read_text())
-    x0, y0 = truth["transform"][2], truth["transform"][5]
-    mask = np.zeros((267, 267), np.uint8)
-    mask[:, :100] = 1  # west 3 km only
-    path = tmp_path / "cropland.tif"
-    with rasterio.open(
-        path, "w", driver="GTiff", width=267, height=267, count=1, dtype="uint8",
-        crs=truth["crs"], transform=Affine(30.0, 0, x0, 0, -30.0, y0),
-    ) as ds:  # fmt: skip
-        ds.write(mask, 1)
-    result = _run(crop_scene, cropland_mask=str(path))
-    assert result.detections
-    assert max(int(d.measures["col_max"]) for d in result.detections) < 300
-    full = evaluate_crop(_run(crop_scene), crop_scene).detected_km2
-    assert evaluate_crop(result, crop_scene).detected_km2 < 0.6 * full
-
-
-def test_unknown_threshold_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="ndvi_typo"):
-        Settings.from_mapping({"detectors": list(CROP), "crop": {"ndvi_typo": 1.0}})
+def test_same_pass_twice_is_counted_once(series: Path, tmp_path: Path) -> None:
+    s = series_settings(series, Settings(), "parcels", tmp_path)
+    scene = series_scenes(series)[3]
+    a = run_scene(scene, s)
+    b = run_scene(scene, s)
+    assert [d.to_feature() for d in a.detections] == [d.to_feature() for d in b.detections]
+    recs = ParcelHistory(tmp_path, "parcels").table["rec"]
+    assert int(recs["n"].max()) == 1
 
 
 # --------------------------------------------------------------------------- real data
 
 
-def _water_and_bare(scene_dir: Path) -> tuple[np.ndarray, np.ndarray, Affine, str]:
-    """Reference masks at 10 m, independent of the detector's 20 m cells: water where
-    NDWI(B03, B08) > 0.1 or B08 < 0.04; bare soil where NDVI(B08, B04) < 0.12."""
-    arrs = {}
-    for b in ("B03", "B04", "B08"):
-        with rasterio.open(scene_dir / f"{b}.tif") as ds:
-            arrs[b] = ds.read(1).astype(np.float32) / 10000.0
-            transform, crs = ds.transform, ds.crs.to_string()
-    g, r, n = arrs["B03"], arrs["B04"], arrs["B08"]
-    water = ((g - n) / (g + n) > 0.1) | (n < 0.04)
-    bare = ((n - r) / (n + r) < 0.12) & ~water
-    return water, bare, transform, crs
+def test_virginia_sample_parcels() -> None:
+    """The hand-drawn parcels: stress only on them, every feature is one of them."""
+    layer = load_layer(PARCELS)
+    assert len(layer) >= 15
+    result = run_scene(VIRGINIA, _settings(layers=(str(PARCELS),)))
+    assert result.detectors["crop"] == "ran" and result.detections
+    scene = open_scene(VIRGINIA)
+    g = scene.grid
+    mask = layer_mask(PARCELS, g)
+    ev = evaluate_scene(result, ((g.height, g.width), g.transform, g.crs.to_string()), mask)
+    assert ev.outside_layer_px == 0 and ev.features == len(result.detections)
+    assert {str(d.measures["parcel_id"]) for d in result.detections} <= set(layer.ids)
+    for d in result.detections:
+        assert d.measures["reference"] == "scene"  # one date: no history
 
 
-def _check_virginia(scene_dir: Path) -> tuple[SceneResult, dict[str, float]]:
-    result = _run(scene_dir)
-    water, bare, transform, crs = _water_and_bare(scene_dir)
-    det = detection_mask(result, water.shape, transform, crs)
-    n = int(det.sum())
-    # more than one 20 m cell (2 px) inside a polygon's edge
-    inner = cv2.erode(det.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    facts = {
-        "stressed_px": n,
-        "on_water_px": int((det & water).sum()),
-        "on_water_inner_px": int((inner & water).sum()),
-        "on_bare_px": int((det & bare).sum()),
-        "water_share": float(water.mean()),
-    }
-    return result, facts
+def test_virginia_full_tile_no_layer(shared_data: Path) -> None:
+    result = run_scene(shared_data / "s2_l1c_virginia", Settings(detectors=CROP))
+    assert result.detections == ()
+    assert result.detectors["crop"].startswith("skipped: no cropland layer")
 
 
-def test_virginia_sample_is_plausible() -> None:
-    scene_dir = SAMPLES / "s2_l1c_virginia_crop"
-    result, f = _check_virginia(scene_dir)
-    assert open_scene(scene_dir).profile.name == "sentinel2-l1c"
-    assert result.detections, "fields in the west of the crop: some stress expected"
-    assert f["water_share"] > 0.3  # lagoon and channels
-    total_km2 = 5.12 * 5.12
-    km2 = sum(float(d.measures["area_km2"]) for d in result.detections)
-    assert 0.1 < km2 < 0.3 * total_km2
-    # 20 m cells: mixed 10 m pixels on a polygon's edge may be water, none inside it
-    assert f["on_water_inner_px"] == 0, f
-    assert f["on_water_px"] <= 0.005 * f["stressed_px"], f
-    assert f["on_bare_px"] <= 0.01 * f["stressed_px"], f
+# --------------------------------------------------------------------------- uplink
 
 
-def test_virginia_full_tile(shared_data: Path) -> None:
-    scene_dir = shared_data / "s2_l1c_virginia"
-    result, f = _check_virginia(scene_dir)
+def test_uplinked_layer_used_for_a_later_overlapping_scene(tmp_path: Path) -> None:
+    from pipeline.uplink import generate_keypair, install_bundle, sign_bundle
+
+    key, pub = generate_keypair(tmp_path / "keys")
+    bundle = sign_bundle([PARCELS], key, 1, tmp_path / "v1.eub")
+    rel = install_bundle(bundle, pub, tmp_path / "payload", base_models=REPO / "models")
+    crop_dir = tmp_path / "payload" / "current" / "crop"
+    assert (crop_dir / "parcels.geojson").read_bytes() == PARCELS.read_bytes()
+    assert rel.crop_dir is not None
+    # a later release (settings only) keeps the layer
+    toml = tmp_path / "s.toml"
+    toml.write_text("tile_size = 512\n")
+    install_bundle(sign_bundle([toml], key, 2, tmp_path / "v2.eub"), pub, tmp_path / "payload")
+    assert (crop_dir / "parcels.geojson").is_file()
+    s = Settings(detectors=CROP, crop=CropSettings(layers_dir=crop_dir))
+    later = run_scene(VIRGINIA, s)
+    assert later.detectors["crop"] == "ran" and later.detections
+    assert run_scene(SAMPLES / "sen2ships_honolulu", s).detectors["crop"].startswith("skipped")
+
+
+def test_bad_layer_rejected_by_uplink_and_run(tmp_path: Path) -> None:
+    from pipeline.errors import UplinkError
+    from pipeline.uplink import generate_keypair, sign_bundle
+
+    bad = tmp_path / "fields.geojson"
+    bad.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", '
+                   '"geometry": {"type": "Point", "coordinates": [1, 2]}}]}')  # fmt: skip
+    with pytest.raises(InputError, match="not a polygon"):
+        load_layer(bad)
+    key, _ = generate_keypair(tmp_path / "k")
+    with pytest.raises(UplinkError, match="crop/fields.geojson rejected"):
+        sign_bundle([bad], key, 1, tmp_path / "b.eub")
+    proc = run_cli("run", VIRGINIA, "--out", tmp_path / "o", "--crop-mask", bad, "--no-llm")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "not a polygon" in proc.stderr
+
+
+def test_cli_run_with_parcels_and_history(tmp_path: Path) -> None:
+    out, hist = tmp_path / "out", tmp_path / "hist"
+    proc = run_cli(
+        "run", VIRGINIA, SAMPLES / "sen2ships_honolulu", "--out", out, "--no-llm",
+        "--detectors", "crop", "--crop-mask", PARCELS, "--crop-history", hist,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    vir = json.loads((out / "s2_l1c_virginia_crop" / "run.json").read_text())
+    hon = json.loads((out / "sen2ships_honolulu" / "run.json").read_text())
+    assert vir["detectors"]["crop"] == "ran" and vir["counts"]["crop_stress"] >= 1
+    assert hon["detectors"]["crop"] == "skipped: no cropland layer covers this scene"
+    assert hon["counts"]["crop_stress"] == 0
+    # no acquisition date in the Virginia files: the history is left alone (and said so)
+    assert not hist.exists() or not any(hist.iterdir())
+    assert "no acquisition date" in proc.stderr
+
+
+# --------------------------------------------------------------------------- bands, settings
+
+
+def test_red_and_nir_only(series: Path, tmp_path: Path) -> None:
+    """Only red and NIR: NDVI alone; NDRE, NDMI and MSI skipped and listed."""
+    src = series_scenes(series)[7]
+    dst = tmp_path / src.name
+    dst.mkdir()
+    for b in ("B04.tif", "B08.tif", "cloud_mask.tif"):
+        shutil.copy(src / b, dst / b)
+    s = series_settings(series, Settings(), "parcels", tmp_path / "h")
+    result = run_scene(dst, s.replace(crop=dataclasses.replace(s.crop, history=None)))
     assert result.detections
-    # 20 m cells: mixed 10 m pixels on a polygon's edge may be water, none inside it
-    assert f["on_water_inner_px"] == 0, f
-    assert f["on_water_px"] <= 0.005 * f["stressed_px"], f
-    assert f["on_bare_px"] <= 0.01 * f["stressed_px"], f
+    for d in result.detections:
+        assert d.measures["indices_skipped"] == "ndre,ndmi,msi"
+        assert "mean_ndmi" not in d.measures
+
+
+def test_crop_needs_red_and_nir(series: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "nonir"
+    dst.mkdir()
+    shutil.copy(series_scenes(series)[0] / "B04.tif", dst / "B04.tif")
+    shutil.copy(series_scenes(series)[0] / "B11.tif", dst / "B11.tif")
+    with pytest.raises(InputError, match="crop needs band\(s\) B08"):
+        run_scene(dst, Settings(detectors=CROP))
+
+
+def test_cloud_stage_input_is_used(series: Path) -> None:
+    """TileData.sky (the cloud screen's answer) wins over the scene's cloud mask file."""
+    from rasterio.windows import Window
+
+    from pipeline.core.ingest import SceneReader
+    from pipeline.core.sky import CLOUD as SKY_CLOUD
+    from pipeline.core.tiling import Tile
+
+    scene_dir = series_scenes(series)[7]
+    det = CropDetector(series_settings(series, Settings(), "parcels", Path("/nonexist")))
+    scene = open_scene(scene_dir)
+    win = Window(0, 0, scene.grid.width, scene.grid.height)
+    with SceneReader(scene) as reader:
+        data = reader.read(Tile(0, 0, win, win), det.band_names(scene))
+    assert det.analyse(data, scene)["seen"].all()
+    cloudy = dataclasses.replace(data, sky=np.full(data.shape, SKY_CLOUD, np.uint8))
+    a = det.analyse(cloudy, scene)
+    assert not a["seen"].any() and not a["usable"].any()
+    comps = det.detect(cloudy, scene)
+    assert det.finalise_scene(comps, scene) == []
+
+
+def test_settings_are_typed() -> None:
+    assert CropSettings(layers="a.geojson").layers == ("a.geojson",)  # type: ignore[arg-type]
+    assert CropSettings(layers=[Path("a.tif")]).layers == ("a.tif",)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"\[crop\] unit_m"):
+        CropSettings(unit_m=10)
+    with pytest.raises(ConfigError, match="ndvi_typo"):
+        Settings.from_mapping({"detectors": list(CROP), "crop": {"ndvi_typo": 1.0}})
+    s = Settings.from_mapping({"crop": {"layers": ["p.geojson"], "history": "/tmp/h"}})
+    assert s.crop.history == Path("/tmp/h") and s.crop.layers == ("p.geojson",)
+
+
+def test_landcover_counts_features_off_cropland(tmp_path: Path) -> None:
+    """A land-cover raster whose cropland class misses the Virginia parcels: every feature
+    pixel is counted as off cropland."""
+    scene = open_scene(VIRGINIA)
+    g = scene.grid
+    lc = tmp_path / "lc.tif"
+    with rasterio.open(
+        lc, "w", driver="GTiff", width=g.width // 2, height=g.height // 2, count=1,
+        dtype="uint8", crs=g.crs, transform=g.transform @ Affine.scale(2),
+    ) as ds:  # fmt: skip
+        ds.write(np.full((g.height // 2, g.width // 2), 10, np.uint8), 1)
+    result = run_scene(VIRGINIA, _settings(layers=(str(PARCELS),)))
+    grid = ((g.height, g.width), g.transform, g.crs.to_string())
+    ev = evaluate_scene(result, grid, layer_mask(PARCELS, g), lc, (40,))
+    assert ev.on_noncrop_px and ev.on_noncrop_px > 0 and ev.outside_layer_px == 0
 
 
 # --------------------------------------------------------------------------- model file
 
 
 def test_tampered_model_is_refused(tmp_path: Path) -> None:
-    from pipeline.detectors.crop import CropDetector
-
     models = tmp_path / "models"
     skip = shutil.ignore_patterns("*.py", "__pycache__", "golden")  # no golden copy to fall back on
     shutil.copytree(REPO / "models", models, ignore=skip)
@@ -302,9 +543,26 @@ def test_model_build_is_reproducible(tmp_path: Path) -> None:
         )
     built = (out / "crop_stress.onnx").read_bytes()
     assert built == (REPO / "models" / "crop_stress.onnx").read_bytes()
+    assert built == (REPO / "models" / "golden" / "crop_stress.onnx").read_bytes()
     entry = json.loads((out / "manifest.json").read_text())["models"]["crop_stress"]
     repo_entry = json.loads((REPO / "models" / "manifest.json").read_text())["models"][
         "crop_stress"
     ]
     assert entry == repo_entry
-    assert set(entry["thresholds"]) >= {"ndvi_stress", "ndre_stress", "ndmi_stress", "drop_min"}
+    assert set(entry["thresholds"]) == set(TH) | {"water_ndwi_min", "water_ndvi_max"}
+
+
+@pytest.mark.slow
+def test_cli_generate_and_eval_crop(tmp_path: Path) -> None:
+    series = tmp_path / "ser"
+    proc = run_cli("scenes", "generate-crops", series, "--size", "300", "--dates", "8")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("eval", "crop", series, "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["dates"] == 8 and d["noncrop_px"] == 0 and d["precision"] >= 0.9
+    proc = run_cli("eval", "crop", VIRGINIA, "--layer", PARCELS)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped: no cropland layer covers this scene" in proc.stdout
+    proc = run_cli("eval", "crop", VIRGINIA)
+    assert proc.returncode == 2 and "--layer" in proc.stderr

@@ -192,12 +192,16 @@ def test_upset_injection_is_reproducible_and_counted(tmp_path: Path) -> None:
 
 
 def test_unreadable_band_file_costs_only_its_detectors(crop_copy: Path) -> None:
-    clean = run_scene(CROP, Settings(detectors=("fire", "crop")))
+    from pipeline.settings import CropSettings
+
+    parcels = CropSettings(layers=(str(CROP / "parcels.geojson"),))
+    clean = run_scene(CROP, Settings(detectors=("fire", "crop"), crop=parcels))
+    assert any(d.cls == "crop_stress" for d in clean.detections)
     b12 = crop_copy / "B12.tif"
     b12.write_bytes(b12.read_bytes()[: b12.stat().st_size * 6 // 10])  # header cut off
     scene = open_scene(crop_copy)
     assert "B12" not in scene.band_names and "B12.tif" in scene.unreadable["B12"]
-    result = run_scene(scene, Settings(detectors=("fire", "crop")))
+    result = run_scene(scene, Settings(detectors=("fire", "crop"), crop=parcels))
     assert result.detectors["fire"].startswith("skipped: needs band(s) B12 (unreadable: ")
     assert result.detectors["crop"] == "ran"
     assert not result.ok and result.problems[0].startswith("band B12 left out: ")

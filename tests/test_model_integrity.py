@@ -19,8 +19,9 @@ from pipeline._fsio import sha256_file
 from pipeline.core.engine import run_scene
 from pipeline.core.onnx_models import OnnxModel, get_model, load_manifest
 from pipeline.core.results import SceneResult
+from pipeline.detectors.crop import GRAPH_THRESHOLDS
 from pipeline.errors import ComputeFaultError, ModelError, TileError
-from pipeline.settings import RobustnessSettings, Settings
+from pipeline.settings import CropSettings, RobustnessSettings, Settings
 
 from .conftest import REPO, SAMPLES
 
@@ -35,6 +36,8 @@ CASES = [
     (SHIP_SCENE, "ships", "ship_screen", 256),
 ]
 DUAL = RobustnessSettings(dual_execution=True)
+#: crop stress needs a cropland layer: the hand-drawn parcels of the Virginia sample
+PARCELS = CropSettings(layers=(str(CROP_SCENE / "parcels.geojson"),))
 
 
 def _models_copy(tmp_path: Path) -> Path:
@@ -62,6 +65,7 @@ def _dual_settings(tmp_path: Path, detector: str, tile_size: int) -> Settings:
         tile_size=tile_size,
         models_dir=_models_copy(tmp_path),
         robustness=DUAL,
+        crop=PARCELS,
     )
 
 
@@ -109,11 +113,11 @@ def test_corrupt_primary_falls_back_to_golden(
     model: str,
     tile_size: int,
 ) -> None:
-    clean = run_scene(scene, Settings(detectors=(detector,), tile_size=tile_size))
+    clean = run_scene(scene, Settings(detectors=(detector,), tile_size=tile_size, crop=PARCELS))
     d = _models_copy(tmp_path)
     primary = load_manifest(d)[model].path
     _flip_byte(primary)
-    settings = Settings(detectors=(detector,), tile_size=tile_size, models_dir=d)
+    settings = Settings(detectors=(detector,), tile_size=tile_size, models_dir=d, crop=PARCELS)
     with caplog.at_level(logging.WARNING, logger="pipeline.core.onnx_models"):
         result = run_scene(scene, settings)
     assert result.ok and not result.failures
@@ -220,7 +224,7 @@ def _flip(outputs: list[np.ndarray], delta: int) -> list[np.ndarray]:
 def test_dual_execution_gives_the_same_detections(
     tmp_path: Path, scene: Path, detector: str, model: str, tile_size: int
 ) -> None:
-    single = run_scene(scene, Settings(detectors=(detector,), tile_size=tile_size))
+    single = run_scene(scene, Settings(detectors=(detector,), tile_size=tile_size, crop=PARCELS))
     settings = _dual_settings(tmp_path, detector, tile_size)
     dual = run_scene(scene, settings)
     assert single.detections and _features(dual) == _features(single)
@@ -238,7 +242,7 @@ def test_one_off_fault_is_corrected(
     model: str,
     tile_size: int,
 ) -> None:
-    clean = run_scene(scene, Settings(detectors=(detector,), tile_size=tile_size))
+    clean = run_scene(scene, Settings(detectors=(detector,), tile_size=tile_size, crop=PARCELS))
     settings = _dual_settings(tmp_path, detector, tile_size)
     m = _model_of(settings, model)
     # the second execution of the first call returns a wrong value
@@ -262,11 +266,11 @@ def test_one_off_fault_is_corrected(
 def test_persistent_divergent_fault_fails_the_tile_only(tmp_path: Path) -> None:
     """Every execution of the first tile's model call differs: that tile is recorded as failed
     (ComputeFaultError), and every detection that does not touch it is kept."""
-    clean = run_scene(CROP_SCENE, Settings(detectors=("crop",), tile_size=256))
-    settings = _dual_settings(tmp_path, "crop", 256)
-    m = _model_of(settings, "crop_stress")
+    clean = run_scene(SHIP_SCENE, Settings(detectors=("ships",), tile_size=256))
+    settings = _dual_settings(tmp_path, "ships", 256)
+    m = _model_of(settings, "ship_screen")
     m.fault_hook = lambda call, attempt, out: _flip(out, attempt + 1) if call == 0 else out
-    result = run_scene(CROP_SCENE, settings)
+    result = run_scene(SHIP_SCENE, settings)
     assert [f.tile_id for f in result.failures] == ["r000c000"]
     assert "silent compute fault" in result.failures[0].cause
     assert m.compute_faults == 1 and m.events[0]["event"] == "compute_fault_unresolved"
@@ -304,16 +308,15 @@ def test_nan_outputs_compare_equal(tmp_path: Path) -> None:
         "red": np.array([[[[np.nan, 0.05], [0.05, 0.05]]]], np.float32),
         "nir": np.array([[[[0.3, np.nan], [0.3, 0.3]]]], np.float32),
         "valid": one,
+        "clear": one,
         "green": np.zeros((1, 1, 1, 1), np.float32),
         "rededge1": np.zeros((1, 1, 1, 1), np.float32),
         "nir08": np.zeros((1, 1, 1, 1), np.float32),
         "swir16": np.zeros((1, 1, 1, 1), np.float32),
-        "cropland": one,
-        "baseline": np.full((1, 1, 1, 1), -9.0, np.float32),
         "use_ndre": np.array([0.0], np.float32),
         "use_swir": np.array([0.0], np.float32),
     }
-    feeds.update({k: np.array([v], np.float32) for k, v in m.info.thresholds.items()})
+    feeds.update({k: np.array([m.info.thresholds[k]], np.float32) for k in GRAPH_THRESHOLDS})
     out = m.run(feeds)
     assert any(np.isnan(o).any() for o in out if o.dtype.kind == "f")
     assert m.dual_mismatches == 0 and m.events == []

@@ -157,17 +157,20 @@ def scenes_generate(
 
 @scenes_group.command("generate-crops")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--size", type=int, default=1000, show_default=True, help="Edge in 10 m pixels.")
+@click.option("--size", type=int, default=800, show_default=True, help="Edge in 10 m pixels.")
+@click.option("--dates", type=int, default=12, show_default=True, help="Passes, 10 days apart.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def scenes_generate_crops(out: Path, size: int, seed: int) -> None:
-    """Write a synthetic Sentinel-2 L1C scene with healthy and stressed fields to OUT.
-
-    truth.json lists each field's state and the stressed area; baseline_ndvi.tif is an
-    expected-NDVI baseline for the drop test.  Score a run with `eotriage eval crop OUT`.
+def scenes_generate_crops(out: Path, size: int, dates: int, seed: int) -> None:
+    """Write a synthetic Sentinel-2 L1C crop series to OUT: one scene per date (fields through
+    a season, some stressed from a known date on, forest, scrub and desert, clouds on some
+    dates), the parcels (parcels.geojson), a cropland raster (cropland.tif) and truth.json.
+    Score it with `eotriage eval crop OUT`.
     """
-    from ..testing.synthetic_crops import generate_crop_scene
+    from ..testing.synthetic_crops import generate_crop_series
 
     if size < 200:
         fail("--size must be >= 200 for fields to fit", EXIT_USAGE)
-    generate_crop_scene(out, width=size, seed=seed)
-    click.echo(f"wrote {out} ({size} x {size} px, truth in {out / 'truth.json'})")
+    if dates < 6:
+        fail("--dates must be >= 6 (stress starts from the 4th date)", EXIT_USAGE)
+    generate_crop_series(out, width=size, seed=seed, n_dates=dates)
+    click.echo(f"wrote {out} ({dates} dates of {size} x {size} px, truth in {out / 'truth.json'})")

@@ -1,8 +1,10 @@
-"""``eotriage eval``: score detectors against labels (a thin layer over pipeline.evaluation.ships).
+"""``eotriage eval``: score detectors against labels (a thin layer over pipeline.evaluation).
 
 \b
   eotriage eval ships SCENE_DIR... [--labels LABELS.json] [--tolerance-m 30] [--json]
   eotriage eval fire SCENE_DIR --reference CSV [--json]
+  eotriage eval crop SERIES [--raster] [--json]
+  eotriage eval crop SCENE_OR_FOLDER --layer PARCELS [--landcover TIF] [--json]
 """
 
 from __future__ import annotations
@@ -273,56 +275,169 @@ def eval_fire(
 
 
 @eval_group.command("crop")
-@click.argument("scene", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("series", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
-    "--baseline/--no-baseline",
-    default=False,
-    help="Use SCENE/baseline_ndvi.tif as the expected-NDVI baseline (drop test).",
+    "--raster",
+    is_flag=True,
+    help="Synthetic series: use its cropland raster (cropland.tif) instead of its parcels.",
+)
+@click.option(
+    "--layer",
+    "layer",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Real scene(s): the cropland layer (parcels .geojson or raster .tif).",
+)
+@click.option(
+    "--landcover",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Real scene(s): a land-cover raster (any grid); features on its non-cropland classes "
+    "are counted.",
+)
+@click.option(
+    "--cropland-class",
+    "cropland_classes",
+    type=int,
+    multiple=True,
+    help="Land-cover code(s) of cropland (default 40, ESA WorldCover).",
+)
+@click.option(
+    "--history",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="History folder to use (default: a new temporary one, so the series starts fresh).",
 )
 @click.option("--tile-size", type=int, default=None, help="Tile edge in pixels.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def eval_crop(
-    ctx: click.Context, scene: Path, baseline: bool, tile_size: int | None, as_json: bool
+    ctx: click.Context,
+    series: Path,
+    raster: bool,
+    layer: Path | None,
+    landcover: Path | None,
+    cropland_classes: tuple[int, ...],
+    history: Path | None,
+    tile_size: int | None,
+    as_json: bool,
 ) -> None:
-    """Run the crop-stress detector on a synthetic SCENE and score it against its truth.json.
+    """Score crop stress on a synthetic SERIES against its truth, or on real scene(s).
 
-    Prints stressed area (truth vs detected, relative error), pixel recall and precision,
-    stressed fields hit, and stressed pixels on water and bare soil (should be 0).  Make such
-    scenes with `eotriage scenes generate-crops`.
+    \b
+    Synthetic (SERIES/truth.json, made by `eotriage scenes generate-crops`): the dates run in
+    order with one history folder; per date the stressed parcels seen and found, features and
+    false ones; in total parcel recall from the first stressed date, parcel-date recall and
+    precision, features on hidden parcels and on cloudy dates, pixels on forest, scrub and
+    desert, and the area error.
+    \b
+    Real (a scene folder, or a folder of dated scene folders): each scene with --layer and
+    without any layer; features, their km2, pixels outside the layer and, with --landcover,
+    on its non-cropland classes.
     """
-    from ..core.engine import run_scene
-    from ..evaluation.crop import evaluate_crop
+    import tempfile
 
-    if not (scene / "truth.json").is_file():
-        fail(f"{scene}: no truth.json (only synthetic crop scenes have crop truth)", EXIT_USAGE)
+    from ..evaluation.crop import load_truth
+
     settings = _settings(ctx, tile_size)
-    crop = settings.crop
-    if baseline:
-        path = scene / "baseline_ndvi.tif"
-        if not path.is_file():
-            fail(f"{path}: baseline raster not found", EXIT_USAGE)
-        crop = dataclasses.replace(crop, baseline_ndvi=str(path))
-    try:
-        result = run_scene(scene, settings.replace(detectors=("crop",), crop=crop))
-        ev = evaluate_crop(result, scene, with_baseline=baseline)
-    except EotriageError as exc:
-        fail(str(exc))
+    with tempfile.TemporaryDirectory() as td:
+        hist = history or Path(td) / "history"
+        try:
+            if (series / "truth.json").is_file():
+                load_truth(series)
+                _eval_crop_series(
+                    series, settings, "raster" if raster else "parcels", hist, as_json
+                )
+            else:
+                if layer is None:
+                    fail(
+                        f"{series}: no truth.json: give the cropland layer with --layer", EXIT_USAGE
+                    )
+                _eval_crop_real(
+                    series, settings, layer, landcover, cropland_classes or (40,), hist, as_json
+                )
+        except EotriageError as exc:
+            fail(str(exc))
+
+
+def _eval_crop_series(
+    series: Path, settings: Settings, mode: str, history: Path, as_json: bool
+) -> None:
+    from ..evaluation.crop import evaluate_series, run_series
+
+    results = run_series(series, settings, mode, history)
+    ev = evaluate_series(series, results, mode, settings.crop.min_clear_share)
     d = ev.to_dict()
     if as_json:
         click.echo(json.dumps(d, indent=2))
         return
     cols = [
-        ("scene", "scene"),
-        ("mode", "mode"),
-        ("truth_km2", "truth km2"),
-        ("detected_km2", "detected km2"),
-        ("relative_error", "rel. error"),
-        ("pixel_recall", "recall"),
-        ("pixel_precision", "precision"),
-        ("fields_hit", "fields hit"),
-        ("fields_stressed", "stressed fields"),
-        ("stress_px_on_water", "px on water"),
-        ("stress_px_on_bare", "px on bare soil"),
+        ("date", "date"),
+        ("cloud_cover", "cloud"),
+        ("stressed_seen", "stressed seen"),
+        ("found", "found"),
+        ("features", "features"),
+        ("false", "false"),
+        ("on_hidden", "on hidden"),
+        ("noncrop_px", "px non-crop"),
     ]
-    click.echo(_table([{"scene": scene.name, **d}], cols))
+    rows = [{**r, "false": r["features"] - r["true_features"]} for r in d["per_date"]]
+    click.echo(_table(rows, cols))
+    refs = ", ".join(f"{k} {v}" for k, v in sorted(d["by_reference"].items())) or "none"
+    click.echo(
+        f"{series.name} ({mode}): parcels stressed {d['stressed_parcels']}, found on their "
+        f"first stressed date {d['found_first']} (recall {d['parcel_recall']:.3f}); "
+        f"parcel-date recall {d['recall']:.3f}, precision {d['precision']:.3f}; "
+        f"false features on hidden parcels {d['on_hidden']}, on cloudy dates "
+        f"{d['cloudy_false']}; px on forest/scrub/desert {d['noncrop_px']}; area error "
+        f"{d['area_error']:+.2%}; references: {refs}"
+    )
+
+
+def _eval_crop_real(
+    folder: Path,
+    settings: Settings,
+    layer: Path,
+    landcover: Path | None,
+    classes: tuple[int, ...],
+    history: Path,
+    as_json: bool,
+) -> None:
+    from ..core.engine import run_scene
+    from ..core.scene import open_scene
+    from ..evaluation.crop import evaluate_scene, layer_mask, scene_order
+
+    with_layer = settings.replace(
+        detectors=("crop",),
+        crop=dataclasses.replace(
+            settings.crop, layers=(str(layer),), layers_dir=None, history=history
+        ),
+    )
+    no_layer = settings.replace(
+        detectors=("crop",),
+        crop=dataclasses.replace(settings.crop, layers=(), layers_dir=None, history=None),
+    )
+    rows: list[dict[str, Any]] = []
+    for path in scene_order(folder):
+        scene = open_scene(path, sensor=settings.sensor)
+        g = scene.grid
+        grid = ((g.height, g.width), g.transform, g.crs.to_string())
+        mask = layer_mask(layer, g, settings.crop.unit_m)
+        for label, s in (("layer", with_layer), ("no layer", no_layer)):
+            ev = evaluate_scene(
+                run_scene(scene, s), grid, mask, landcover if label == "layer" else None, classes
+            )
+            rows.append({"run": label, **ev.to_dict()})
+    if as_json:
+        click.echo(json.dumps({"layer": str(layer), "scenes": rows}, indent=2))
+        return
+    for r in rows:
+        r["refs"] = ", ".join(f"{k} {v}" for k, v in sorted(r["by_reference"].items())) or "-"
+    cols = [
+        ("scene", "scene"),
+        ("run", "run"),
+        ("status", "crop"),
+        ("features", "features"),
+        ("feature_km2", "km2"),
+        ("outside_layer_px", "px outside layer"),
+        ("on_noncrop_px", "px non-crop (land cover)"),
+        ("refs", "references"),
+    ]
+    click.echo(_table(rows, cols))

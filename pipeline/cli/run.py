@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..settings import KNOWN_DETECTORS, Settings
 from ._common import EXIT_FAILED, EXIT_USAGE, fail
 
@@ -74,6 +74,28 @@ from ._common import EXIT_FAILED, EXIT_USAGE, fail
     "last finished tile (OUT/<scene>/checkpoint.jsonl).",
 )
 @click.option(
+    "--crop-mask",
+    "crop_masks",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Cropland layer for crop stress: field parcels (GeoJSON, WGS84) or a cropland raster "
+    "(GeoTIFF, non-zero = cropland); repeat for several.  Crop stress is judged only inside a "
+    "layer that covers the scene; without one it is skipped and run.json says why.",
+)
+@click.option(
+    "--crop-layers",
+    "crop_layers_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of cropland layers kept on board (e.g. TARGET/current/crop of an uplinked "
+    "release); each is used for every scene it overlaps.",
+)
+@click.option(
+    "--crop-history",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the fields' history of clear passes (read and updated; created if "
+    "missing).  Without it every pass is a first visit.",
+)
+@click.option(
     "--outbox",
     "outbox_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -97,6 +119,9 @@ def run_cmd(
     chips: bool,
     quicklook: bool,
     resume: bool,
+    crop_masks: tuple[Path, ...],
+    crop_layers_dir: Path | None,
+    crop_history: Path | None,
     outbox_dir: Path | None,
     cloud_model: str | None,
 ) -> None:
@@ -130,13 +155,23 @@ def run_cmd(
                     "chips": True if chips else None,
                     "quicklook": True if quicklook else None,
                 },
+                "crop": {
+                    "layers": (
+                        settings.crop.layers + tuple(str(p) for p in crop_masks)
+                        if crop_masks
+                        else None
+                    ),
+                    "layers_dir": crop_layers_dir,
+                    "history": crop_history,
+                },
             },
         )
         if cloud_model == "off":
             settings = settings.replace(
                 detectors=tuple(d for d in settings.detectors if d != "clouds")
             )
-    except ConfigError as exc:
+        _check_crop_layers(settings)
+    except (ConfigError, InputError) as exc:
         fail(str(exc), EXIT_USAGE)
     show_bar = sys.stderr.isatty() if progress is None else progress
     failed = 0
@@ -163,6 +198,18 @@ def run_cmd(
                 failed += 1
     if failed:
         raise SystemExit(EXIT_FAILED)
+
+
+def _check_crop_layers(settings: Settings) -> None:
+    """Every cropland layer of the settings loads (one-line usage error otherwise), when the
+    crop detector is enabled."""
+    if "crop" not in settings.detectors:
+        return
+    from ..detectors.crop_layers import layer_paths, load_layer
+
+    cs = settings.crop
+    for p in layer_paths(cs.layers, cs.layers_dir):
+        load_layer(p, cs.unit_m)
 
 
 @contextlib.contextmanager

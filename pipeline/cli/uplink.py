@@ -23,7 +23,8 @@ def _reject(exc: EotriageError) -> NoReturn:
 
 @click.group("uplink")
 def uplink_group() -> None:
-    """Ed25519-signed uplink bundles (models, model-manifest entries, settings)."""
+    """Ed25519-signed uplink bundles (models, model-manifest entries, settings, cropland
+    layers)."""
 
 
 @uplink_group.command("keygen")
@@ -66,7 +67,8 @@ def keygen_cmd(out_dir: Path) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--target", default="eotriage", show_default=True, help="Payload the bundle is for.")
 def sign_cmd(files: tuple[Path, ...], key_path: Path, version: int, out: Path, target: str) -> None:
-    """Sign FILES (.onnx models, a models manifest.json, a settings .toml) into a bundle."""
+    """Sign FILES (.onnx models, a models manifest.json, a settings .toml, cropland layers:
+    parcels .geojson or cropland rasters .tif) into a bundle."""
     from ..uplink import sign_bundle
 
     try:
@@ -130,8 +132,9 @@ def install_cmd(
 ) -> None:
     """Verify BUNDLE and install it atomically as the new current release under TARGET.
 
-    Point EOTRIAGE_MODELS_DIR at TARGET/current/models and --config at
-    TARGET/current/settings.toml to run on it.
+    Point EOTRIAGE_MODELS_DIR at TARGET/current/models, --config at
+    TARGET/current/settings.toml and `eotriage run --crop-layers` at TARGET/current/crop to run
+    on it.
     """
     from ..uplink import install_bundle
 
@@ -141,6 +144,9 @@ def install_cmd(
     except EotriageError as exc:
         _reject(exc)
     click.echo(f"installed version {rel.version} at {rel.directory}")
+    if rel.crop_dir is not None and rel.crop_dir.is_dir():
+        n = sum(1 for p in rel.crop_dir.iterdir() if p.is_file())
+        click.echo(f"{n} cropland layer(s) in {target_dir / 'current' / 'crop'}")
 
 
 def _pubkey(given: Path | None, settings: Settings | None) -> Path:

@@ -85,6 +85,7 @@ def component_to_json(c: Component) -> dict[str, Any]:
         "stats": {k: float(v) for k, v in c.stats.items()},
         "rules": dict(c.rules),
         "at_edge": bool(c.at_edge),
+        "key": c.key,
     }
 
 
@@ -96,6 +97,7 @@ def component_from_json(d: Mapping[str, Any]) -> Component:
         stats={str(k): float(v) for k, v in d["stats"].items()},
         rules={str(k): str(v) for k, v in d["rules"].items()},
         at_edge=bool(d["at_edge"]),
+        key=str(d.get("key", "")),
     )
 
 

@@ -4,6 +4,17 @@ A detector is constructed with the run's :class:`~pipeline.settings.Settings`, l
 model(s) once, and then, per tile, turns a :class:`~pipeline.core.ingest.TileData` into connected
 :class:`~pipeline.core.vectorise.Component` pieces in scene pixel coordinates.  The engine merges
 pieces cut by tile edges and calls :meth:`Detector.finalise` once per merged object.
+
+Two optional methods (not part of the protocol, looked up with :func:`skip_reason` and
+:func:`finalises_scene`):
+
+* ``skip_reason(scene) -> str | None``: why the detector has nothing to look at in this scene
+  although its bands are there (the crop detector without a cropland layer covering the scene).
+  The engine then does not run it and records ``"skipped: <reason>"`` as its status.
+* ``finalise_scene(merged, scene) -> list[Detection]``: judge all merged objects of the scene at
+  once (the crop detector compares each parcel with the other parcels of the scene).  It replaces
+  the per-object :meth:`Detector.finalise`; the streaming path holds such a detector's objects
+  until the end of the strip.
 """
 
 from __future__ import annotations
@@ -93,6 +104,18 @@ class SkyScreen(Protocol):
 
 #: screen name -> "module:class" (the cloud screen, see :data:`DETECTOR_TYPES`)
 SCREEN_TYPES: dict[str, str] = {"clouds": "pipeline.detectors.clouds:CloudScreen"}
+
+
+def skip_reason(detector: Detector, scene: Scene) -> str | None:
+    """The detector's optional ``skip_reason(scene)``: None (run it) when it has none."""
+    fn = getattr(detector, "skip_reason", None)
+    return fn(scene) if fn is not None else None
+
+
+def finalises_scene(detector: Detector) -> bool:
+    """True when the detector judges a scene's objects together (``finalise_scene``)."""
+    return callable(getattr(detector, "finalise_scene", None))
+
 
 #: detector name -> "module:class", imported on first use (heavy model code loads lazily).  The
 #: detectors live in :mod:`pipeline.detectors`, a room above core: core finds them by name here

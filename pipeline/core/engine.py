@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,15 @@ from ..settings import Settings
 from . import sky
 from .acquisition import scene_acquisition
 from .checkpoint import CheckpointWriter, Restored, TileRecord, read_checkpoint
-from .detector import SCREEN_TYPES, Detector, SkyScreen, detector_type, screen_type
+from .detector import (
+    SCREEN_TYPES,
+    Detector,
+    SkyScreen,
+    detector_type,
+    finalises_scene,
+    screen_type,
+    skip_reason,
+)
 from .env import Env
 from .ingest import SceneReader, TileData
 from .prefetch import read_tiles
@@ -41,10 +49,13 @@ ProgressFn = Callable[[int, int], None]
 
 
 def build_detectors(scene: Scene, settings: Settings) -> tuple[list[Detector], dict[str, str]]:
-    """Detectors that can run on this scene, and a status line for each enabled one (the
-    cloud screen is built by :meth:`Stages.build`).
+    """Detectors that can run on this scene, and a status line for each enabled one
+    (``"ran"`` or ``"skipped: <why>"``: bands missing, or the detector's own
+    :func:`~pipeline.core.detector.skip_reason`; the cloud screen is built by
+    :meth:`Stages.build`).
 
-    Raises :class:`InputError` when none of the enabled detectors has its bands.
+    Raises :class:`InputError` when none of the enabled detectors can run and at least one lacks
+    its bands; detectors skipped only for their own reason leave an empty list.
     """
     detectors, _screen, status = _build(scene, settings, with_screen=False)
     return detectors, status
@@ -86,9 +97,14 @@ def _build(
             status[name] = f"skipped: {why}"
             missing_all.append(f"{name} {why}")
             continue
-        ready.append(kind(settings))
+        det = kind(settings)
+        reason = skip_reason(det, scene)
+        if reason:
+            status[name] = f"skipped: {reason}"
+            continue
+        ready.append(det)
         status[name] = "ran"
-    if not ready and screen is None:
+    if not ready and screen is None and missing_all:
         raise InputError(
             f"{scene.path}: missing band(s): {'; '.join(missing_all) or 'no detector enabled'} "
             f"(scene has {', '.join(scene.band_names)})"
@@ -119,7 +135,7 @@ class Stages:
         detectors, screen, status = _build(scene, settings)
         stages: list[Any] = [*detectors, *([screen] if screen is not None else [])]
         band_names = sorted({b for d in stages for b in d.band_names(scene)})
-        context = max(d.context_px(scene.grid) for d in stages)
+        context = max((d.context_px(scene.grid) for d in stages), default=0)
         overlap = max(settings.overlap, context)
         if overlap != settings.overlap:
             log.info(
@@ -136,33 +152,52 @@ class Stages:
         return out + [m for d in self.detectors for m in d.models]
 
     def finalise(self, merged: Sequence[Component], scene: Scene) -> list[Detection]:
-        """Merged objects -> WGS84 detections (each by the detector of its class).
+        """Merged objects -> WGS84 detections (each by the detector of its class; a detector
+        with ``finalise_scene`` gets all its objects in one call).
 
         Where the cloud screen looked, each detection gets ``cloud_fraction``, the share of its
         footprint under cloud or shadow; at ``obscured_max`` and above its detector's policy
         applies: ``drop`` it or ``flag`` it (kept, ``under_cloud: true``)."""
         by_cls = {d.cls: d for d in self.detectors}
         out = []
+        whole: dict[str, list[Component]] = {}
         for comp in merged:
-            det = by_cls[comp.cls].finalise(comp, scene)
-            if det is None:
+            detector = by_cls[comp.cls]
+            if finalises_scene(detector):
+                whole.setdefault(comp.cls, []).append(comp)
                 continue
+            det = detector.finalise(comp, scene)
+            if det is not None:
+                out.extend(self._sky_policy([(comp, det)], by_cls))
+        for cls, comps in whole.items():
+            # a detector that judges the scene's objects together (crop stress) applies the
+            # sky itself: its cells under cloud or shadow are not seen (TileData.sky)
+            out.extend(by_cls[cls].finalise_scene(comps, scene))  # type: ignore[attr-defined]
+        return out
+
+    def _sky_policy(
+        self, pairs: Sequence[tuple[Component, Detection]], by_cls: Mapping[str, Detector]
+    ) -> list[Detection]:
+        """Each detection with its ``cloud_fraction`` where the cloud screen looked; under
+        cloud (``obscured_max``) it is dropped or flagged by its detector's policy."""
+        out = []
+        for comp, det in pairs:
             checked = float(comp.stats.get(sky.STAT_PX, 0.0))
-            if self.screen is not None and checked > 0:
-                frac = float(comp.stats.get(sky.STAT_OBSCURED, 0.0)) / checked
-                under = frac >= self.obscured_max
-                policy = getattr(by_cls[comp.cls], "under_cloud", "flag")
-                tally = self.under_cloud.setdefault(det.cls, {"dropped": 0, "flagged": 0})
-                if under and policy == "drop":
-                    tally["dropped"] += 1
-                    continue
-                if under:
-                    tally["flagged"] += 1
-                measures = {**det.measures, "cloud_fraction": round(frac, 3)}
-                if under:
-                    measures["under_cloud"] = True
-                det = dataclasses.replace(det, measures=measures)
-            out.append(det)
+            if self.screen is None or checked <= 0:
+                out.append(det)
+                continue
+            frac = float(comp.stats.get(sky.STAT_OBSCURED, 0.0)) / checked
+            under = frac >= self.obscured_max
+            policy = getattr(by_cls[comp.cls], "under_cloud", "flag")
+            tally = self.under_cloud.setdefault(det.cls, {"dropped": 0, "flagged": 0})
+            if under and policy == "drop":
+                tally["dropped"] += 1
+                continue
+            measures = {**det.measures, "cloud_fraction": round(frac, 3)}
+            if under:
+                tally["flagged"] += 1
+                measures["under_cloud"] = True
+            out.append(dataclasses.replace(det, measures=measures))
         return out
 
     def models_info(self) -> dict[str, dict[str, str]]:
@@ -235,7 +270,9 @@ def run_scene(
                 )
         writer = CheckpointWriter(checkpoint, header, restored) if checkpoint is not None else None
         done = len(restored.tiles)
-        todo = [t for t in tiles if t.id not in restored.tiles]
+        # no stage to run (each detector skipped for its own reason): nothing to read
+        running = bool(detectors) or stages.screen is not None
+        todo = [t for t in tiles if t.id not in restored.tiles] if running else []
         limit = settings.robustness.tile_timeout_s
         try:
             with SceneReader(scene, settings.robustness) as reader:

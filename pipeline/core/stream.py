@@ -37,7 +37,7 @@ from ..errors import InputError
 from ..sensors import Scaling, get_profile
 from ..settings import RobustnessSettings, Settings
 from . import sky
-from .detector import Detector
+from .detector import Detector, finalises_scene
 from .engine import Stages, run_tile, sort_detections
 from .env import Env
 from .ingest import SceneReader
@@ -241,6 +241,11 @@ class Triage:
             self.stages = Stages.build(self._scene, self.settings)
         self.detectors: list[Detector] = self.stages.detectors
         self.status = self.stages.status
+        if not self.detectors:
+            why = "; ".join(f"{k} {v}" for k, v in self.status.items())
+            raise InputError(f"strip {layout.name}: no detector can run ({why})")
+        #: classes judged over the whole strip at once: held until its end
+        self._whole = {d.cls for d in self.detectors if finalises_scene(d)}
         needed = self.stages.band_names
         self.band_names = needed
         self.overlap = self.stages.overlap
@@ -454,10 +459,9 @@ class Triage:
         carry: list[Component] = []
         done: list[Component] = []
         for c in merged:
-            open_below = (
-                not last_row
-                and c.at_edge
-                and any(t.startswith(row_tag) for t in c.tile_id.split(","))
+            open_below = not last_row and (
+                c.cls in self._whole
+                or (c.at_edge and any(t.startswith(row_tag) for t in c.tile_id.split(",")))
             )
             (carry if open_below else done).append(c)
         self._timings["vectorise"] += time.perf_counter() - t0

@@ -39,6 +39,10 @@ class Component:
     rules: Mapping[str, str] = field(default_factory=dict)
     #: True when the object touches its tile's core edge, so it may continue in a neighbour
     at_edge: bool = False
+    #: Identity of the object when it is known in advance (e.g. a field parcel's id): pieces with
+    #: a key merge with the pieces of the same class and key only, whatever their geometry; ""
+    #: = connected pixels, merged by touching geometry.
+    key: str = ""
 
 
 def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -66,9 +70,16 @@ def merge_components(components: Sequence[Component]) -> list[Component]:
     """Merge pieces of one object that were cut by tile edges.
 
     Only pieces flagged ``at_edge`` can continue across a tile edge; pieces from different tiles
-    whose pixel squares touch (edge or corner, i.e. 8-connectivity) are united.
+    whose pixel squares touch (edge or corner, i.e. 8-connectivity) are united.  Pieces with a
+    :attr:`Component.key` are united with the other pieces of their class and key instead.
     """
-    inner = [c for c in components if not c.at_edge]
+    keyed: dict[tuple[str, str], list[Component]] = {}
+    for c in components:
+        if c.key:
+            keyed.setdefault((c.cls, c.key), []).append(c)
+    by_key = [_combine(g) if len(g) > 1 else g[0] for g in keyed.values()]
+    components = [c for c in components if not c.key]
+    inner = [c for c in components if not c.at_edge] + by_key
     edge = [c for c in components if c.at_edge]
     if len(edge) < 2:
         return inner + edge
@@ -102,7 +113,13 @@ def _combine(group: list[Component]) -> Component:
         stats[key] = max(values) if rules.get(key, SUM) == MAX else float(sum(values))
     tiles = ",".join(sorted({t for c in group for t in c.tile_id.split(",")}))
     return Component(
-        group[0].cls, tiles, unary_union([c.geometry for c in group]), stats, rules, True
+        group[0].cls,
+        tiles,
+        unary_union([c.geometry for c in group]),
+        stats,
+        rules,
+        any(c.at_edge for c in group),
+        group[0].key,
     )
 
 

@@ -1,0 +1,242 @@
+"""The fields' own history: a compact record of recent clear passes per parcel or raster unit.
+
+Each record keeps the last :data:`RING` clear passes of its field (or raster unit), one slot per
+pass: the day (days since 1999-12-31, 0 = empty slot) and the field's mean NDVI and NDMI,
+quantised to 0.01 (int8; :data:`NO_VALUE` = not measured).  A record also counts the clear
+passes ever recorded.  Writing the same day again replaces that day's slot, so running a scene
+twice (or resuming it after a crash) never counts a pass twice, and a pass is never its own
+reference: :func:`reference` only looks at days before the scene's.
+
+Storage, one file per cropland layer in the history folder (``[crop] history``):
+
+* parcels: ``parcels-<layer name>.npy``, records sorted by ``key`` (a 64-bit hash of the parcel
+  id, so a re-uplinked layer with the same ids keeps its history); 42 bytes per parcel, 0.42 MB
+  per 10,000 parcels.  Rewritten atomically once per scene.
+* raster units: ``raster-<layer name>-<sha256[:12]>.npy``, one record per unit of the layer's
+  unit grid (34 bytes each), memory-mapped and updated in place as tiles are processed,
+  flushed to disk once per scene (a raster layer's history is tied to its grid, hence the
+  hash).  A crash part-way through a scene leaves some units with that pass and others
+  without; running the scene again completes it (a day is written once).
+
+Cloudy or shadowed cells never reach a record: the detector writes a field only when enough of
+it was seen under clear sky, with the mean of its clear cells.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._fsio import atomic_write
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: Passes kept per record.
+RING = 8
+#: Quantisation step of the stored indices.
+QUANT = 0.01
+#: Stored index value meaning "not measured" (e.g. NDMI on a scene without SWIR).
+NO_VALUE = -128
+EPOCH = dt.date(1999, 12, 31)
+
+RECORD = np.dtype(
+    [
+        ("n", "<u2"),
+        ("day", "<u2", (RING,)),
+        ("ndvi", "i1", (RING,)),
+        ("ndmi", "i1", (RING,)),
+    ]
+)
+KEYED = np.dtype([("key", "<u8"), ("rec", RECORD)])
+
+
+def day_number(date: dt.date) -> int:
+    """Days since :data:`EPOCH` (1 = 2000-01-01)."""
+    n = (date - EPOCH).days
+    if not 1 <= n <= 65535:
+        raise InputError(f"acquisition date {date} outside 2000-01-01 .. 2179")
+    return n
+
+
+def parcel_key(pid: str) -> int:
+    """64-bit key of a parcel id."""
+    return int.from_bytes(hashlib.blake2b(pid.encode(), digest_size=8).digest(), "little")
+
+
+def _quant(v: np.ndarray) -> np.ndarray:
+    q = np.round(np.asarray(v, np.float64) / QUANT)
+    q = np.where(np.isfinite(q), np.clip(q, -127, 127), NO_VALUE)
+    return q.astype(np.int8)
+
+
+def _value(q: np.ndarray) -> np.ndarray:
+    return np.where(q == NO_VALUE, np.nan, q.astype(np.float64) * QUANT)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What each unit's history says about the pass on ``day`` (arrays, one entry per unit)."""
+
+    #: clear passes within the window before the day
+    passes: np.ndarray
+    #: highest NDVI among them (the field's recent best: its expected value now)
+    best_ndvi: np.ndarray
+    #: lowest NDVI among them (the other end of its recent range)
+    low_ndvi: np.ndarray
+    #: NDMI of the pass that gave the best NDVI (NaN when not measured)
+    best_ndmi: np.ndarray
+    #: clear passes ever recorded
+    total: np.ndarray
+
+
+def reference(recs: np.ndarray, day: int, window_days: float) -> Reference:
+    """The history reference of each record for a pass on ``day``: its passes in
+    ``[day - window_days, day)``."""
+    days = recs["day"]
+    use = (days > 0) & (days < day) & (days >= day - window_days)
+    q = recs["ndvi"].astype(np.int16)
+    # on the quantised values: the best pass (-200 where not used), the lowest (200)
+    best_i = np.argmax(np.where(use, q, -200), axis=-1)[..., None]
+    best_q = np.take_along_axis(q, best_i, -1)[..., 0]
+    low_q = np.where(use, q, 200).min(axis=-1)
+    ndmi_q = np.take_along_axis(recs["ndmi"], best_i, -1)[..., 0]
+    passes = use.sum(axis=-1)
+    has = passes > 0
+    return Reference(
+        passes,
+        np.where(has, best_q * QUANT, np.nan),
+        np.where(has, low_q * QUANT, np.nan),
+        np.where(has, _value(ndmi_q), np.nan),
+        recs["n"].astype(np.int64),
+    )
+
+
+def add_pass(recs: np.ndarray, day: int, ndvi: np.ndarray, ndmi: np.ndarray) -> np.ndarray:
+    """``recs`` with the pass of ``day`` recorded (a new slot replaces the oldest one; a slot of
+    the same day is overwritten and not counted again).  Returns a new array."""
+    out = recs.copy()
+    days = out["day"].astype(np.int64)
+    same = days == day
+    has_same = same.any(axis=-1)
+    # the slot to write: the same day if present, else the oldest (empty slots are day 0)
+    slot = np.where(has_same, np.argmax(same, axis=-1), np.argmin(days, axis=-1))
+    idx = np.arange(len(out))
+    out["day"][idx, slot] = day
+    out["ndvi"][idx, slot] = _quant(ndvi)
+    out["ndmi"][idx, slot] = _quant(ndmi)
+    out["n"] = np.where(has_same, out["n"], np.minimum(out["n"].astype(np.int64) + 1, 65535))
+    return out
+
+
+class ParcelHistory:
+    """The history of one parcels layer: records by parcel key, loaded whole, saved atomically."""
+
+    def __init__(self, folder: Path, layer_name: str) -> None:
+        self.path = Path(folder) / f"parcels-{layer_name}.npy"
+        self.table = np.zeros(0, KEYED)
+        if self.path.is_file():
+            try:
+                table = np.load(self.path, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{self.path}: crop history unreadable ({exc})") from None
+            if table.dtype != KEYED:
+                raise InputError(f"{self.path}: not a crop history file (record {table.dtype})")
+            self.table = np.sort(table, order="key")
+
+    def records(self, keys: np.ndarray) -> np.ndarray:
+        """Records of ``keys`` (uint64), empty records for parcels never seen."""
+        out = np.zeros(len(keys), RECORD)
+        if len(self.table) and len(keys):
+            pos = np.searchsorted(self.table["key"], keys)
+            pos = np.minimum(pos, len(self.table) - 1)
+            hit = self.table["key"][pos] == keys
+            out[hit] = self.table["rec"][pos[hit]]
+        return out
+
+    def save(self, keys: np.ndarray, recs: np.ndarray) -> None:
+        """Store ``recs`` for ``keys`` (others kept) and write the file atomically."""
+        merged = {int(k): r for k, r in zip(self.table["key"], self.table["rec"], strict=True)}
+        for k, r in zip(keys.tolist(), recs, strict=True):
+            merged[int(k)] = r
+        table = np.zeros(len(merged), KEYED)
+        ks = np.array(sorted(merged), dtype=np.uint64)
+        table["key"] = ks
+        if len(ks):
+            table["rec"] = np.array([merged[int(k)] for k in ks], dtype=RECORD)
+        buf = io.BytesIO()
+        np.save(buf, table, allow_pickle=False)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, buf.getvalue())
+        self.table = table
+
+    @property
+    def nbytes(self) -> int:
+        return self.path.stat().st_size if self.path.is_file() else 0
+
+
+class RasterHistory:
+    """The history of one cropland raster: a memory-mapped record per unit of its unit grid."""
+
+    def __init__(self, folder: Path, layer_name: str, sha256: str, shape: tuple[int, int]) -> None:
+        self.path = Path(folder) / f"raster-{layer_name}-{sha256[:12]}.npy"
+        self.shape = shape
+        self._mm: np.memmap | None = None
+        self._block: tuple[int, np.ndarray] | None = None
+
+    def _open(self) -> np.memmap:
+        if self._mm is None:
+            fmt = np.lib.format
+            try:
+                if not self.path.is_file():
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = self.path.with_name(f".{self.path.name}.new")
+                    mm = fmt.open_memmap(tmp, mode="w+", dtype=RECORD, shape=self.shape)
+                    mm.flush()
+                    del mm
+                    tmp.replace(self.path)
+                mm = fmt.open_memmap(self.path, mode="r+")
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{self.path}: crop history unusable ({exc})") from None
+            if mm.dtype != RECORD or mm.shape != self.shape:
+                raise InputError(
+                    f"{self.path}: crop history does not match its layer "
+                    f"({mm.dtype}, {mm.shape} instead of {self.shape})"
+                )
+            self._mm = mm
+        return self._mm
+
+    def records(self, units: np.ndarray) -> np.ndarray:
+        """Records of the 0-based unit indices ``units`` (row-major).  The rows of the unit
+        grid they span are read as one block and kept for :meth:`write`."""
+        flat = self._open().reshape(-1)
+        lo, hi = int(units.min()), int(units.max()) + 1
+        self._block = (lo, np.array(flat[lo:hi]))
+        return self._block[1][units - lo]
+
+    def write(self, units: np.ndarray, recs: np.ndarray) -> None:
+        """Store ``recs`` for ``units`` in the mapped file (made durable by :meth:`flush`)."""
+        flat = self._open().reshape(-1)
+        lo, hi = int(units.min()), int(units.max()) + 1
+        if self._block is not None and self._block[0] == lo and len(self._block[1]) == hi - lo:
+            block = self._block[1]
+        else:
+            block = np.array(flat[lo:hi])
+        block[units - lo] = recs
+        flat[lo:hi] = block  # one contiguous write
+        self._block = None
+
+    def flush(self) -> None:
+        if self._mm is not None:
+            self._mm.flush()
+
+    def close(self) -> None:
+        if self._mm is not None:
+            self._mm.flush()
+            self._mm = None
