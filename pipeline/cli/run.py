@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..settings import KNOWN_DETECTORS, Settings
 from ._common import EXIT_FAILED, EXIT_USAGE, fail
 
@@ -101,7 +101,7 @@ def run_cmd(
     that fails is reported on one line and the others still run.  Each finished tile is
     checkpointed, so after a crash `--resume` continues where the run stopped.
     """
-    from ..runner import SceneRunner
+    from ..runner import SceneRunner, check_writable, mkdir_out
 
     try:
         settings = settings.override(
@@ -125,6 +125,11 @@ def run_cmd(
         )
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
+    try:
+        mkdir_out(out_dir)
+        check_writable(out_dir)
+    except OutputError as exc:
+        fail(str(exc), EXIT_USAGE)
     show_bar = sys.stderr.isatty() if progress is None else progress
     failed = 0
     with SceneRunner(
@@ -140,10 +145,17 @@ def run_cmd(
             if outcome.status == "skipped":
                 click.echo(f"{outcome.name}: already done (--resume)")
                 continue
-            counts = (
-                ", ".join(f"{n} {c}" for c, n in outcome.counts.items() if n) or "no detections"
+            click.echo(
+                f"{outcome.name}: {outcome.findings()} -> {outcome.geojson} "
+                f"({outcome.seconds:.1f} s)"
             )
-            click.echo(f"{outcome.name}: {counts} -> {outcome.geojson} ({outcome.seconds:.1f} s)")
+            if outcome.kept:
+                click.echo(
+                    f"eotriage: warning: {outcome.name}: this {outcome.scan} scan looked at less "
+                    f"than the result in {outcome.kept}, which was kept; it was written to "
+                    f"{outcome.directory} instead",
+                    err=True,
+                )
             for p in outcome.problems:
                 click.echo(f"eotriage: error: {outcome.name}: {p}", err=True)
             if not outcome.ok:

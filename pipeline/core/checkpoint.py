@@ -43,6 +43,9 @@ class TileRecord:
     invalid: dict[str, int]
     read_px: int
     repaired: dict[str, int] = field(default_factory=dict)
+    #: detector name -> core pixels it looked at (usable samples of its own bands); absent in
+    #: records of older checkpoints, which then count every core pixel as looked at
+    looked: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -135,6 +138,7 @@ def read_checkpoint(path: Path, header: Mapping[str, Any]) -> Restored:
                 invalid={str(k): int(v) for k, v in rec["invalid"].items()},
                 read_px=int(rec["read_px"]),
                 repaired={str(k): int(v) for k, v in rec.get("repaired", {}).items()},
+                looked={str(k): int(v) for k, v in rec.get("looked", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{path}: malformed tile record ({exc!r})") from None
@@ -181,4 +185,5 @@ def _tile_json(rec: TileRecord) -> dict[str, Any]:
         "invalid": rec.invalid,
         "read_px": rec.read_px,
         "repaired": rec.repaired,
+        "looked": rec.looked,
     }

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import EotriageError, InputError
 from ..settings import Settings
 from .checkpoint import CheckpointWriter, Restored, TileRecord, read_checkpoint
@@ -154,6 +156,7 @@ def run_scene(
         components: dict[str, list[Component]] = {d.name: [] for d in detectors}
         invalid: dict[str, int] = dict.fromkeys(band_names, 0)
         repaired: dict[str, int] = dict.fromkeys(band_names, 0)
+        looked: dict[str, int] = {d.name: 0 for d in detectors}
         read_px = 0
         tiles = list(iter_tiles(grid.width, grid.height, settings.tile_size, overlap))
         header = checkpoint_header(scene, settings, detectors, overlap)
@@ -161,7 +164,7 @@ def run_scene(
         if checkpoint is not None and resume:
             restored = read_checkpoint(checkpoint, header)
             for old in restored.tiles.values():
-                read_px += _absorb(old, components, invalid, repaired)
+                read_px += _absorb(old, components, invalid, repaired, looked)
             if restored.tiles:
                 log.info(
                     "%s: resuming: %d of %d tiles already done",
@@ -178,7 +181,7 @@ def run_scene(
                 for item in read_tiles(reader, todo, band_names, ahead=settings.prefetch):
                     rec = run_tile(item.tile, item.data, scene, detectors, timings, failures, limit)
                     if rec is not None:
-                        read_px += _absorb(rec, components, invalid, repaired)
+                        read_px += _absorb(rec, components, invalid, repaired, looked)
                         if writer is not None:
                             writer.add(rec)
                     done += 1
@@ -224,6 +227,8 @@ def run_scene(
         "overlap": overlap,
         "pixels_processed": read_px,
         "thresholds": {d.name: d.thresholds for d in detectors},
+        #: bands each detector reads (its usable samples decide what it looked at)
+        "bands_used": {d.name: list(d.band_names(scene)) for d in detectors},
         "resumed_tiles": len(restored.tiles),
         #: samples flagged unusable per band (NaN, nodata, zero fill, impossible, stuck lines)
         "invalid_samples": dict(invalid),
@@ -243,6 +248,8 @@ def run_scene(
         models=models,
         detectors=status,
         info=info,
+        looked_px=looked,
+        scene_px=grid.width * grid.height,
     )
 
 
@@ -251,8 +258,12 @@ def _absorb(
     components: dict[str, list[Component]],
     invalid: dict[str, int],
     repaired: dict[str, int],
+    looked: dict[str, int],
 ) -> int:
     """Add one tile's record to the scene totals; returns its pixel count."""
+    for name in looked:
+        # a record of an older checkpoint has no "looked": every core pixel counts
+        looked[name] += rec.looked.get(name, rec.read_px)
     for name, comps in rec.components.items():
         components.setdefault(name, []).extend(comps)
     for name, n in rec.invalid.items():
@@ -284,11 +295,14 @@ def run_tile(
             timings["ingest"] = timings.get("ingest", 0.0) + read_s
             timings["ingest_wait"] = timings.get("ingest_wait", 0.0) + t1 - t0
             comps: dict[str, list[Component]] = {}
+            looked: dict[str, int] = {}
+            core = data.tile.core_in_read
             for det in detectors:
                 wd.check()
                 t2 = time.perf_counter()
                 # a fault in a band this detector does not read must not mask its pixels
                 own = data.for_bands(det.band_names(scene)) if data.band_invalid else data
+                looked[det.name] = int(np.count_nonzero(own.valid[core]))
                 comps[det.name] = list(det.detect(own, scene))
                 timings[f"detect_{det.name}"] = (
                     timings.get(f"detect_{det.name}", 0.0) + time.perf_counter() - t2
@@ -301,6 +315,7 @@ def run_tile(
                 dict(data.invalid_in_core),
                 int(tile.core.width * tile.core.height),
                 dict(data.repaired_in_core),
+                looked,
             )
         except Exception as exc:  # a bug must not lose the other tiles' results either
             if wd.expired:  # whatever the abandoned stage raised, the cause is the watchdog

@@ -249,6 +249,7 @@ class Triage:
         self._carry = _Carry()
         self._detections: list[Detection] = []
         self._failures: list[TileFailure] = []
+        self._looked: dict[str, int] = {d.name: 0 for d in self.detectors}
         self._timings: dict[str, float] = {"ingest": 0.0, "detect": 0.0, "vectorise": 0.0}
         self._finished = False
         self._lines_done = 0
@@ -433,6 +434,8 @@ class Triage:
             if rec is not None:
                 for comps in rec.components.values():
                     new.extend(comps)
+                for name, n in rec.looked.items():
+                    self._looked[name] = self._looked.get(name, 0) + n
         self._lines_done = r0 + h
         # Merge with what was carried from the row above; whatever touches this row's bottom
         # edge may still continue (unless this is the last row).
@@ -492,6 +495,8 @@ class Triage:
                 "overlap": self.overlap,
                 "streaming": True,
             },
+            looked_px=dict(self._looked),
+            scene_px=self._lines_done * self.layout.width,
         )
 
 

@@ -4,13 +4,19 @@ A 270M-parameter base model is not faithful when it writes freely (it copies num
 examples and swaps counts between classes; ../shared/DESIGN.md §7).  So the model never writes
 a number.  For each fact set a grammar is built whose only paths are:
 
-``<Priority> priority, <headline>: <phrase>; <phrase>; ... .``
+``<Outcome> scan. <Priority> priority, <headline>: <phrase>; <phrase>; ... .``
 
+* the outcome lead (``Complete scan.``, ``Partial scan.``) is fixed by the facts;
 * the priority is one of the choices the facts allow (:func:`phrases.priority_choices`);
 * the headline is a short free-text slot of lowercase words: no digits, no capitals (so no
-  names), no number words, no negations and no word for a class that was not detected;
-* each phrase is one of the scene's pre-rendered fact phrases (numbers rendered outside the
-  model), each at most once, every count phrase before the end, within the character budget.
+  names), no number words, no negations, no word for a class other than the one that leads,
+  and no "clear"/"quiet" when part of the scene was not looked at;
+* the first phrase is the count of the class that leads; each further phrase is one of the
+  scene's pre-rendered fact phrases (numbers rendered outside the model), each at most once,
+  every mandatory phrase before the end, within the character budget.
+
+A failed scene (nothing was looked at) is never given to the model: the writer states what was
+not checked with the template.
 
 The model chooses the priority, writes the headline and chooses which details to mention and in
 what order.  The grammar is applied as a token trie over the logits: where only one token is
@@ -33,11 +39,18 @@ import numpy as np
 
 from ..errors import LlmTimeout, ModelError
 from ..settings import ReportSettings
-from .factcheck import CLASS_STEMS, EMPTY_WORDS
+from .factcheck import ALL_CLEAR_WORDS, CLASS_STEMS, EMPTY_WORDS
 from .facts import Facts
 from .fewshot import example_facts, facts_block, few_shot_prefix
 from .gguf import DEFAULT_MODEL_NAME, GgufSession
-from .phrases import Phrase, compose, fact_phrases, priority_choices
+from .phrases import (
+    Phrase,
+    compose,
+    fact_phrases,
+    headline_class,
+    outcome_lead,
+    priority_choices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -230,14 +243,18 @@ class _Decoder:
 
     def headline(self) -> str:
         """1..``headline_words`` words from :data:`HEADLINE_WORDS`, without words of classes
-        that were not detected (or of an empty scene when something was), then ``:``."""
+        other than the one that leads (or of an empty scene when something was found, or of a
+        clear scene when part of it was not looked at), then ``:``."""
         rep = self.rep
-        absent = [c.cls for c in self.facts.classes if c.count == 0]
+        lead = headline_class(self.facts)
+        others = [c.cls for c in self.facts.classes if c.cls != lead]
+        partial = self.facts.outcome != "complete"
         words = [
             w
             for w in HEADLINE_WORDS
-            if not any(w.startswith(s) for cls in absent for s in CLASS_STEMS[cls])
+            if not any(w.startswith(s) for cls in others for s in CLASS_STEMS[cls])
             and not (self.facts.total and w in EMPTY_WORDS)
+            and not (partial and w in ALL_CLEAR_WORDS)
         ]
         chosen: list[str] = []
         while len(chosen) < rep.settings.headline_words:
@@ -262,20 +279,24 @@ class _Decoder:
         self.fresh = True
         t_prompt = time.perf_counter()
 
+        lead = outcome_lead(facts)
         choices = priority_choices(facts)
-        opts = [model.tokenize(f" {p.capitalize()} priority,") for p in choices]
+        opts = [model.tokenize(f" {lead} {p.capitalize()} priority,") for p in choices]
         priority = choices[self.choose(opts)]
         headline = self.headline()
-        text = f"{priority.capitalize()} priority, {headline}:"
+        text = f"{lead} {priority.capitalize()} priority, {headline}:"
 
         remaining: list[Phrase] = list(fact_phrases(facts))
         chosen: list[Phrase] = []
         end = model.tokenize(".")
+        first_key = None if headline_class(facts) is None else f"count_{headline_class(facts)}"
         while True:
             mandatory_left = [p for p in remaining if p.mandatory]
             over_budget = self.out_tokens >= rep.settings.max_tokens
             options: list[Phrase] = []
             for p in remaining:
+                if not chosen and first_key is not None and p.key != first_key:
+                    continue  # the class that leads comes first
                 sep = " " if not chosen else "; "
                 need = len(text) + len(sep) + len(p.text) + 1
                 need += sum(len(q.text) + 2 for q in mandatory_left if q is not p)
@@ -297,7 +318,7 @@ class _Decoder:
             remaining.remove(p)
             if not remaining:
                 break
-        summary = compose(priority, headline, chosen)
+        summary = compose(priority, headline, chosen, lead)
         if summary != text + ".":
             raise ModelError("internal: composed summary differs from the decoded one")
         t_end = time.perf_counter()

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from .._fsio import atomic_write
-from ..core.results import SceneResult
+from ..core.results import NOT_CHECKED, SceneResult
 from ..errors import EotriageError, LlmTimeout, ModelError
 from ..settings import ReportSettings
 from .compact import compact_geojson
@@ -53,6 +53,9 @@ class Report:
         return {
             "summary": self.summary,
             "priority": self.priority,
+            "outcome": self.facts.outcome,
+            "outcome_reasons": list(self.facts.outcome_reasons),
+            "classes": class_statuses(self.facts),
             "writer": self.writer,
             "fallback_reason": self.fallback_reason,
             "model": self.model,
@@ -67,10 +70,26 @@ class Report:
         return {
             "writer": self.writer,
             "priority": self.priority,
+            "summary": self.summary,
             "fallback_reason": self.fallback_reason,
             "latency_s": round(self.latency_s, 4),
             "model": self.model,
         }
+
+
+def class_statuses(facts: Facts) -> dict[str, dict[str, Any]]:
+    """Per class ``{"status", "count", "coverage"[, "reason"]}`` as in run.json."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in facts.classes:
+        entry: dict[str, Any] = {
+            "status": c.status,
+            "count": None if c.status == NOT_CHECKED else c.count,
+            "coverage": round(c.coverage, 4),
+        }
+        if c.reason:
+            entry["reason"] = c.reason
+        out[c.cls] = entry
+    return out
 
 
 @dataclass(frozen=True)
@@ -152,7 +171,10 @@ class ReportWriter:
         reason: str | None = None
         model = sha = None
         stats: dict[str, Any] | None = None
-        if self.settings.use_llm:
+        if self.settings.use_llm and facts.outcome == "failed":
+            # nothing was looked at: no headline to write, only what was not checked and why
+            reason = "scene failed: the template states what was not checked"
+        elif self.settings.use_llm:
             if rep is None:
                 reason = self._load_error
             else:
