@@ -157,6 +157,7 @@ def write_scene(
         downlink or DownlinkSettings(),
         scene_path=result.info.get("path"),
         sensor=result.info.get("sensor"),
+        scaling=result.info.get("scaling_spec"),
     )
     atomic_write(d / "downlink.bin", plan.packets)
     summary["output_bytes"]["downlink.bin"] = len(plan.packets)
@@ -425,7 +426,7 @@ class SceneRunner:
         label = str(path)
         try:
             with Env(settings):
-                scene = open_scene(path, sensor=settings.sensor)
+                scene = open_scene(path, sensor=settings.sensor, scaling=settings.scaling)
             scene_name = name or unique_name(scene.name, self._seen)
             if scene_name != scene.name:
                 scene = dataclasses.replace(scene, name=scene_name)
