@@ -139,7 +139,7 @@ def run_scene(
     """
     settings = settings or Settings()
     if not isinstance(scene, Scene):
-        scene = open_scene(scene, sensor=settings.sensor)
+        scene = open_scene(scene, sensor=settings.sensor, scaling=settings.scaling)
     timings: dict[str, float] = defaultdict(float)
     t_start = time.perf_counter()
     with Env(settings):
@@ -213,6 +213,8 @@ def run_scene(
         "sensor": scene.profile.name,
         "sensor_reason": scene.sensor_reason,
         "scaling": scene.scaling.describe(),
+        #: the --scaling text that reproduces it, and why it was chosen
+        "scaling_spec": scene.scaling.spec(),
         "scaling_reason": scene.scaling.reason,
         "bands": {b.name: b.label for b in scene.bands},
         "grid": {
@@ -302,7 +304,9 @@ def run_tile(
                 t2 = time.perf_counter()
                 # a fault in a band this detector does not read must not mask its pixels
                 own = data.for_bands(det.band_names(scene)) if data.band_invalid else data
-                looked[det.name] = int(np.count_nonzero(own.valid[core]))
+                looked[det.name] = int(
+                    np.count_nonzero(data.looked_at(det.band_names(scene))[core])
+                )
                 comps[det.name] = list(det.detect(own, scene))
                 timings[f"detect_{det.name}"] = (
                     timings.get(f"detect_{det.name}", 0.0) + time.perf_counter() - t2

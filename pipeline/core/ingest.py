@@ -67,6 +67,19 @@ class TileData:
     fill_invalid: np.ndarray | None = None
     #: band name -> faulty samples in the core rebuilt from their neighbours (see repair_thin)
     repaired_in_core: Mapping[str, int] = field(default_factory=dict)
+    #: band name -> mask of its rebuilt samples (only bands that have any): estimates, not
+    #: observations, so they do not count as looked at
+    band_repaired: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def looked_at(self, names: Iterable[str]) -> np.ndarray:
+        """Pixels where every band of ``names`` holds an observed, usable sample (not invalid,
+        not rebuilt from neighbours)."""
+        names = [n for n in names if n in self.bands]
+        own = self.for_bands(names).valid
+        rebuilt = [self.band_repaired[n] for n in names if n in self.band_repaired]
+        if not rebuilt:
+            return own
+        return own & ~np.logical_or.reduce(rebuilt)
 
     def for_bands(self, names: Iterable[str]) -> TileData:
         """This tile with ``valid`` computed from ``names`` only (arrays shared, not copied)."""
@@ -185,6 +198,7 @@ class SceneReader:
         invalid_in_core: dict[str, int] = {}
         band_invalid: dict[str, np.ndarray] = {}
         repaired_in_core: dict[str, int] = {}
+        band_repaired: dict[str, np.ndarray] = {}
         valid = np.ones(shape, dtype=bool)
         for name in band_names:
             src = scene.band(name)
@@ -226,6 +240,7 @@ class SceneReader:
                 if fixed is not None:
                     _set_flag(flags, FLAG_REPAIRED, fixed)
                     repaired_in_core[name] = int(np.count_nonzero(fixed[core]))
+                    band_repaired[name] = fixed
             if bad is not None and bad.any():
                 refl[bad] = 0.0
                 band_invalid[name] = bad
@@ -252,6 +267,7 @@ class SceneReader:
             band_invalid,
             fill,
             repaired_in_core,
+            band_repaired,
         )
 
 
