@@ -17,7 +17,7 @@ import click
 
 from ..errors import EotriageError
 from ..settings import Settings
-from ._common import EXIT_USAGE, fail
+from ._common import EXIT_USAGE, fail, fail_on
 
 
 def _settings(ctx: click.Context, tile_size: int | None) -> Settings:
@@ -105,7 +105,7 @@ def eval_ships(
         try:
             score, _ = evaluate_ships(scene, labels, settings, tolerance_m)
         except EotriageError as exc:
-            fail(str(exc))
+            fail_on(exc)
         d = score.to_dict()
         d["path"] = str(scene)
         rows.append(d)
@@ -179,7 +179,7 @@ def eval_fire(
     try:
         score, _ = evaluate_fire(scene, reference, settings)
     except EotriageError as exc:
-        fail(str(exc))
+        fail_on(exc)
     d = score.to_dict()
     d["path"] = str(scene)
     d["reference"] = str(reference)
@@ -236,7 +236,7 @@ def eval_crop(
         result = run_scene(scene, settings.replace(detectors=("crop",), crop=crop))
         ev = evaluate_crop(result, scene, with_baseline=baseline)
     except EotriageError as exc:
-        fail(str(exc))
+        fail_on(exc)
     d = ev.to_dict()
     if as_json:
         click.echo(json.dumps(d, indent=2))

@@ -11,7 +11,7 @@ import click
 
 from ..errors import ConfigError, OutputError
 from ..settings import KNOWN_DETECTORS, Settings
-from ._common import EXIT_FAILED, EXIT_USAGE, fail
+from ._common import EXIT_FAILED, EXIT_USAGE, SCALING_OPTION_HELP, fail
 
 
 @click.command("run")
@@ -26,6 +26,7 @@ from ._common import EXIT_FAILED, EXIT_USAGE, fail
 @click.option(
     "--sensor", help="Sensor profile (see 'eotriage sensors'); default: detect from files."
 )
+@click.option("--scaling", metavar="SCALING", help=SCALING_OPTION_HELP)
 @click.option("--tile-size", type=int, help="Tile edge in working-grid pixels (default 1024).")
 @click.option(
     "--overlap",
@@ -78,6 +79,7 @@ def run_cmd(
     scenes: tuple[Path, ...],
     out_dir: Path,
     sensor: str | None,
+    scaling: str | None,
     tile_size: int | None,
     overlap: int | None,
     threads: int | None,
@@ -106,6 +108,7 @@ def run_cmd(
     try:
         settings = settings.override(
             sensor=sensor,
+            scaling=scaling,
             tile_size=tile_size,
             overlap=overlap,
             threads=threads,
