@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__
 from ._fsio import atomic_write
-from .core.results import SceneResult
+from .core.results import ClassStatus, SceneResult
 from .errors import EotriageError, OutputError
 from .settings import Settings
 
@@ -284,7 +284,7 @@ class SceneOutcome:
     scan: str | None = None
     #: why the scan is not complete, one line each
     scan_reasons: tuple[str, ...] = ()
-    #: per class ``found N`` / ``looked and found none`` / ``not checked (reason)``
+    #: per class ``12 fire`` / ``no ship`` (looked, found none) / ``ship not checked (reason)``
     classes: dict[str, str] = field(default_factory=dict)
     #: the folder the products went to (``OUT/<scene>``, or beside it, see ``kept``)
     directory: str | None = None
@@ -307,8 +307,8 @@ class SceneOutcome:
         return f"{label}: {self.findings()} ({self.seconds:.1f} s{extra})"
 
     def findings(self) -> str:
-        """``partial scan: fire found 12; ship not checked (needs band(s) B02); ...``"""
-        per_class = "; ".join(f"{c} {t}" for c, t in self.classes.items())
+        """``partial scan: 12 fire; ship not checked (needs band(s) B02); no crop_stress``"""
+        per_class = "; ".join(self.classes.values())
         return (
             f"{self.scan or 'unknown'} scan: {per_class}"
             if per_class
@@ -317,6 +317,14 @@ class SceneOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _finding(cls: str, st: ClassStatus) -> str:
+    if st.status == "found":
+        return f"{st.count} {cls}"
+    if st.status == "none found":
+        return f"no {cls}"
+    return f"{cls} {st.text()}"
 
 
 def outputs_complete(scene_dir: str | Path) -> bool:
@@ -471,7 +479,7 @@ class SceneRunner:
             geojson=str(written.geojson),
             scan=result.outcome,
             scan_reasons=result.outcome_reasons,
-            classes={c: st.text() for c, st in result.class_status().items()},
+            classes={c: _finding(c, st) for c, st in result.class_status().items()},
             directory=str(written.directory),
             kept=str(written.kept) if written.kept is not None else None,
         )

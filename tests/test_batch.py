@@ -161,7 +161,7 @@ def test_cli_batch_local_cluster(tmp_path: Path) -> None:
     args.append("--no-llm")
     proc = run_cli(*args, "--workers", "2", "--summary", tmp_path / "summary.json")
     assert proc.returncode == 1, proc.stderr
-    assert "s2_fire_G90292: 12 fire" in proc.stdout
+    assert "s2_fire_G90292: partial scan: 12 fire;" in proc.stdout
     assert "not_a_scene.tif: FAILED" in proc.stderr
     assert "1 done, 0 skipped, 1 failed" in proc.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())

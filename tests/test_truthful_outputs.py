@@ -122,7 +122,7 @@ def test_truncated_scene_reports_failed_never_a_clear_scene(tmp_path: Path) -> N
     assert "fire not checked (all 1 tiles failed)" in text
     compact = _json(d / "compact.geojson")["eotriage"]
     assert compact["outcome"] == "failed" and compact["counts"]["fire"] is None
-    assert "failed scan" in proc.stdout and "fire not checked" in proc.stdout
+    assert "G90292_20230514: failed scan: fire not checked (all 1 tiles failed)" in proc.stdout
 
 
 def test_decode_of_a_failed_scene_says_so_and_exits_nonzero(tmp_path: Path) -> None:
@@ -417,6 +417,23 @@ def test_every_number_is_bound_to_its_class() -> None:
     assert "not one of the fact phrases" in check(glued, priority, facts, 1000).reason
 
 
+def test_details_follow_their_count_and_clear_needs_a_full_look() -> None:
+    facts = facts_from_result(_port())
+    summary, priority = template_summary(facts, max_chars=1000)
+    crop_top = next(p.text for p in fact_phrases(facts) if p.key == "crop_top")
+    parts = summary.removesuffix(".").split("; ")
+    parts.remove(crop_top)
+    parts.insert(parts.index("124 crop-stress areas found"), crop_top)  # before its count
+    early = "; ".join(parts) + "."
+    assert "comes before the count" in check(early, priority, facts, 1000).reason
+    # "clear" only when every class was looked for over the whole scene
+    fire_only = facts_from_result(SceneResult("x", (), (), (), 1, {}, {}, {"fire": "ran"}, {}))
+    text, prio = template_summary(fire_only)
+    assert fire_only.outcome == "complete" and check(text, prio, fire_only).ok
+    clear = text.replace("nothing found", "clear scene")
+    assert "claims a clear scene" in check(clear, prio, fire_only).reason
+
+
 def test_no_internal_identifiers_in_the_report_text(tmp_path: Path) -> None:
     run_cli("run", FIRE_DIR, VIRGINIA, "--out", tmp_path / "out", "--no-llm", cwd=tmp_path)
     for d in (tmp_path / "out").iterdir():
@@ -523,6 +540,29 @@ def test_bad_settings_exit_2_with_one_line_everywhere(
     proc = run_cli("--config", cfg, *cmd, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[fire]\nratio_min = "high"', "[fire] ratio_min"),
+        ('[fire]\nmin_pixels = "2"', "[fire] min_pixels"),
+        ("[fire]\nratio_min = -1.5", "[fire] ratio_min"),
+        ("[fire]\nmin_pixels = 2.7", "[fire] min_pixels"),
+        ('tile_size = "512"', "tile_size"),
+        ('scaling = "dn4096"', "scaling"),
+    ],
+)
+def test_every_settings_value_is_checked_naming_the_key(
+    tmp_path: Path, toml: str, key: str
+) -> None:
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(toml + "\n")
+    with pytest.raises(ConfigError) as err:
+        Settings.from_toml(cfg)
+    assert key in str(err.value) and "\n" not in str(err.value)
+    # a plain string names one detector, not four letters
+    assert Settings.from_mapping({"detectors": "fire"}).detectors == ("fire",)
 
 
 @pytest.mark.parametrize(
@@ -672,6 +712,20 @@ def test_run_time_includes_model_load(tmp_path: Path) -> None:
     assert outcome.seconds >= 1.0
     run = _json(tmp_path / "s2_fire_G90292" / "run.json")
     assert outcome.seconds >= 1.0 + run["timings_s"]["load_models"]
+
+
+def test_run_prints_the_whole_wall_time(tmp_path: Path) -> None:
+    t0 = time.perf_counter()
+    proc = run_cli("run", FIRE_DIR, "--out", tmp_path / "out", *FIRE_ONLY)
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr
+    scene_s = float(re.search(r"\((\d+\.\d) s\)", proc.stdout).group(1))  # type: ignore[union-attr]
+    m = re.search(
+        r"^1 scene in (\d+\.\d) s \(whole run: start-up, model loading", proc.stdout, re.M
+    )
+    assert m, proc.stdout
+    total = float(m.group(1))
+    assert scene_s <= total <= wall + 0.1
 
 
 def _options(cmd: Any, path: list[str]) -> list[tuple[str, Any]]:

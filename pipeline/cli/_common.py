@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -34,6 +37,18 @@ def fail_on(exc: EotriageError) -> NoReturn:
     """``fail`` with the exit code of the error's kind: 2 for bad settings and output paths
     (nothing could run), 1 for everything else (a scene, product or question failed)."""
     fail(str(exc), EXIT_USAGE if isinstance(exc, ConfigError | OutputError) else EXIT_FAILED)
+
+
+def process_seconds(fallback_start: float) -> float:
+    """Wall seconds since this process started (Linux: from /proc, so interpreter start-up and
+    imports count too); elsewhere since ``fallback_start`` (a ``time.perf_counter()``)."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - fallback_start
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:

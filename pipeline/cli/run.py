@@ -11,7 +11,7 @@ import click
 
 from ..errors import ConfigError, OutputError
 from ..settings import KNOWN_DETECTORS, Settings
-from ._common import EXIT_FAILED, EXIT_USAGE, SCALING_OPTION_HELP, fail
+from ._common import EXIT_FAILED, EXIT_USAGE, SCALING_OPTION_HELP, fail, process_seconds
 
 
 @click.command("run")
@@ -163,6 +163,13 @@ def run_cmd(
                 click.echo(f"eotriage: error: {outcome.name}: {p}", err=True)
             if not outcome.ok:
                 failed += 1
+    from . import STARTED
+
+    n = len(scenes)
+    click.echo(
+        f"{n} scene{'s' if n != 1 else ''} in {process_seconds(STARTED):.1f} s "
+        "(whole run: start-up, model loading, detection, reports, writing)"
+    )
     if failed:
         raise SystemExit(EXIT_FAILED)
 

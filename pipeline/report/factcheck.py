@@ -21,8 +21,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..core.results import NOT_CHECKED
 from .facts import Facts
-from .phrases import COUNT_WORDS, all_phrase_texts, headline_class, outcome_lead, priority_choices
+from .phrases import (
+    COUNT_WORDS,
+    all_phrase_texts,
+    fact_phrases,
+    headline_class,
+    outcome_lead,
+    plain_count_phrases,
+    priority_choices,
+)
 
 NUMBER_WORDS = frozenset(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
@@ -76,6 +85,13 @@ class CheckResult:
     @property
     def reason(self) -> str:
         return "; ".join(self.problems)
+
+
+def looked_at_everything(facts: Facts) -> bool:
+    """Every class was looked for over the whole scene (only then may a text call it clear)."""
+    return facts.outcome == "complete" and all(
+        c.status != NOT_CHECKED and c.coverage >= 1.0 for c in facts.classes
+    )
 
 
 def _class_of(word: str) -> str:
@@ -145,6 +161,17 @@ def check(summary: str, priority: str, facts: Facts, max_chars: int = 280) -> Ch
         for seg in segments:
             if seg and seg not in phrases:
                 problems.append(f"{seg[:60]!r} is not one of the fact phrases")
+    # a class's details after its count ("largest fire cluster ..." after "3 fire clusters")
+    by_text = {p.text: p for p in (*fact_phrases(facts), *plain_count_phrases(facts))}
+    counted: set[str] = set()
+    for seg in segments:
+        ph = by_text.get(seg)
+        if ph is None or ph.cls is None:
+            continue
+        if ph.key.startswith("count_"):
+            counted.add(ph.cls)
+        elif not ph.key.startswith("unchecked") and ph.cls not in counted:
+            problems.append(f"{seg[:40]!r} comes before the count of {COUNT_WORDS[ph.cls][1]}")
     lead_cls = headline_class(facts)
     if lead_cls is not None and segments:
         first = _COUNT_RE.match(segments[0])
@@ -157,9 +184,10 @@ def check(summary: str, priority: str, facts: Facts, max_chars: int = 280) -> Ch
         for c in facts.classes:
             if c.count and c.cls != lead_cls and any(low.startswith(s) for s in CLASS_STEMS[c.cls]):
                 problems.append(f"headline word {word!r} names {c.cls}, but {lead_cls} leads")
-        if low in ALL_CLEAR_WORDS and facts.outcome != "complete":
+        if low in ALL_CLEAR_WORDS and not looked_at_everything(facts):
             problems.append(
-                f"headline word {word!r} claims a clear scene, but the scan was {facts.outcome}"
+                f"headline word {word!r} claims a clear scene, but not every class was looked "
+                "for over the whole scene"
             )
 
     # what is left outside the fact phrases

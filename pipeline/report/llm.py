@@ -10,10 +10,11 @@ a number.  For each fact set a grammar is built whose only paths are:
 * the priority is one of the choices the facts allow (:func:`phrases.priority_choices`);
 * the headline is a short free-text slot of lowercase words: no digits, no capitals (so no
   names), no number words, no negations, no word for a class other than the one that leads,
-  and no "clear"/"quiet" when part of the scene was not looked at;
+  and no "clear"/"quiet" unless every class was looked for over the whole scene;
 * the first phrase is the count of the class that leads; each further phrase is one of the
-  scene's pre-rendered fact phrases (numbers rendered outside the model), each at most once,
-  every mandatory phrase before the end, within the character budget.
+  scene's pre-rendered fact phrases (numbers rendered outside the model), each at most once, a
+  class's details only after its count, every mandatory phrase before the end, within the
+  character budget.
 
 A failed scene (nothing was looked at) is never given to the model: the writer states what was
 not checked with the template.
@@ -39,7 +40,7 @@ import numpy as np
 
 from ..errors import LlmTimeout, ModelError
 from ..settings import ReportSettings
-from .factcheck import ALL_CLEAR_WORDS, CLASS_STEMS, EMPTY_WORDS
+from .factcheck import ALL_CLEAR_WORDS, CLASS_STEMS, EMPTY_WORDS, looked_at_everything
 from .facts import Facts
 from .fewshot import example_facts, facts_block, few_shot_prefix
 from .gguf import DEFAULT_MODEL_NAME, GgufSession
@@ -248,7 +249,7 @@ class _Decoder:
         rep = self.rep
         lead = headline_class(self.facts)
         others = [c.cls for c in self.facts.classes if c.cls != lead]
-        partial = self.facts.outcome != "complete"
+        partial = not looked_at_everything(self.facts)
         words = [
             w
             for w in HEADLINE_WORDS
@@ -290,6 +291,7 @@ class _Decoder:
         chosen: list[Phrase] = []
         end = model.tokenize(".")
         first_key = None if headline_class(facts) is None else f"count_{headline_class(facts)}"
+        stated: set[str] = set()
         while True:
             mandatory_left = [p for p in remaining if p.mandatory]
             over_budget = self.out_tokens >= rep.settings.max_tokens
@@ -297,6 +299,9 @@ class _Decoder:
             for p in remaining:
                 if not chosen and first_key is not None and p.key != first_key:
                     continue  # the class that leads comes first
+                if p.cls is not None and not p.key.startswith(("count_", "unchecked")):
+                    if f"count_{p.cls}" not in stated:
+                        continue  # a class's details follow its count
                 sep = " " if not chosen else "; "
                 need = len(text) + len(sep) + len(p.text) + 1
                 need += sum(len(q.text) + 2 for q in mandatory_left if q is not p)
@@ -315,6 +320,7 @@ class _Decoder:
             p = options[k]
             text += (" " if not chosen else "; ") + p.text
             chosen.append(p)
+            stated.add(p.key)
             remaining.remove(p)
             if not remaining:
                 break
