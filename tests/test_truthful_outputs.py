@@ -432,6 +432,8 @@ def test_details_follow_their_count_and_clear_needs_a_full_look() -> None:
     assert fire_only.outcome == "complete" and check(text, prio, fire_only).ok
     clear = text.replace("nothing found", "clear scene")
     assert "claims a clear scene" in check(clear, prio, fire_only).reason
+    busy = text.replace("nothing found", "active scene")
+    assert "claims activity" in check(busy, prio, fire_only).reason
 
 
 def test_no_internal_identifiers_in_the_report_text(tmp_path: Path) -> None:
@@ -621,6 +623,28 @@ def test_budget_cut_inside_the_detections_keeps_lost_and_waiting_apart() -> None
     dec2 = decode_stream(cut)
     assert len(dec2.damage.missing_features) == 20
     assert len(dec2.waiting_features) == len(dec.waiting_features)
+
+
+def test_stac_items_carry_the_outcome_and_class_status(tmp_path: Path) -> None:
+    pytest.importorskip("pystac", reason="pystac not installed (extra 'cluster')")
+    from ground_decoder.stac import item_from_dir
+
+    bad = _truncated(tmp_path / "in" / "G90292_20230514.tif")
+    run_cli("run", FIRE_DIR, bad, "--out", tmp_path / "out", "--no-llm")
+    good = item_from_dir(tmp_path / "out" / "s2_fire_G90292").properties
+    failed = item_from_dir(tmp_path / "out" / "G90292_20230514").properties
+    assert good["eotriage:outcome"] == "partial" and failed["eotriage:outcome"] == "failed"
+    assert good["eotriage:classes"]["ship"]["status"] == "not checked"
+    assert failed["eotriage:classes"]["fire"]["reason"] == "all 1 tiles failed"
+    # and from what the ground decoded
+    run_cli(
+        "decode",
+        tmp_path / "out" / "G90292_20230514" / "downlink.bin",
+        "--out",
+        tmp_path / "g",
+        "--no-html",
+    )
+    assert item_from_dir(tmp_path / "g").properties["eotriage:outcome"] == "failed"
 
 
 def test_old_manifests_still_decode() -> None:

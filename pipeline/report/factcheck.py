@@ -44,6 +44,10 @@ NEGATIONS = frozenset("no not none without zero neither nor absent".split())
 EMPTY_WORDS = frozenset("nothing clear empty quiet calm idle".split())
 #: words that claim the whole scene was looked at and is empty (not for partial/failed scans)
 ALL_CLEAR_WORDS = frozenset("clear empty quiet calm idle".split())
+#: headline words that claim something is going on (not when nothing was found)
+ACTIVITY_WORDS = frozenset(
+    "active activity alert multiple large small new possible mixed busy burning".split()
+)
 #: word stems that claim a class is present
 CLASS_STEMS: dict[str, tuple[str, ...]] = {
     "fire": ("fire", "wildfire", "blaze", "burn", "flame", "hot", "smoke", "ember"),
@@ -184,6 +188,8 @@ def check(summary: str, priority: str, facts: Facts, max_chars: int = 280) -> Ch
         for c in facts.classes:
             if c.count and c.cls != lead_cls and any(low.startswith(s) for s in CLASS_STEMS[c.cls]):
                 problems.append(f"headline word {word!r} names {c.cls}, but {lead_cls} leads")
+        if low in ACTIVITY_WORDS and not facts.total:
+            problems.append(f"headline word {word!r} claims activity, but nothing was found")
         if low in ALL_CLEAR_WORDS and not looked_at_everything(facts):
             problems.append(
                 f"headline word {word!r} claims a clear scene, but not every class was looked "

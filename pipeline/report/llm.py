@@ -10,7 +10,8 @@ a number.  For each fact set a grammar is built whose only paths are:
 * the priority is one of the choices the facts allow (:func:`phrases.priority_choices`);
 * the headline is a short free-text slot of lowercase words: no digits, no capitals (so no
   names), no number words, no negations, no word for a class other than the one that leads,
-  and no "clear"/"quiet" unless every class was looked for over the whole scene;
+  no "clear"/"quiet" unless every class was looked for over the whole scene, and no word of
+  activity ("active", "alert") when nothing was found;
 * the first phrase is the count of the class that leads; each further phrase is one of the
   scene's pre-rendered fact phrases (numbers rendered outside the model), each at most once, a
   class's details only after its count, every mandatory phrase before the end, within the
@@ -40,7 +41,13 @@ import numpy as np
 
 from ..errors import LlmTimeout, ModelError
 from ..settings import ReportSettings
-from .factcheck import ALL_CLEAR_WORDS, CLASS_STEMS, EMPTY_WORDS, looked_at_everything
+from .factcheck import (
+    ACTIVITY_WORDS,
+    ALL_CLEAR_WORDS,
+    CLASS_STEMS,
+    EMPTY_WORDS,
+    looked_at_everything,
+)
 from .facts import Facts
 from .fewshot import example_facts, facts_block, few_shot_prefix
 from .gguf import DEFAULT_MODEL_NAME, GgufSession
@@ -63,7 +70,7 @@ HEADLINE_WORDS = (
     "crop", "crops", "stress", "stressed", "field", "fields", "vegetation", "farmland",
     "alert", "activity", "detected", "multiple", "large", "small", "new", "possible",
     "mixed", "and", "with", "in", "of", "area", "areas", "scene", "report",
-    "nothing", "clear", "quiet",
+    "nothing", "found", "clear", "quiet",
 )  # fmt: skip
 
 
@@ -256,6 +263,7 @@ class _Decoder:
             if not any(w.startswith(s) for cls in others for s in CLASS_STEMS[cls])
             and not (self.facts.total and w in EMPTY_WORDS)
             and not (partial and w in ALL_CLEAR_WORDS)
+            and not (not self.facts.total and w in ACTIVITY_WORDS)
         ]
         chosen: list[str] = []
         while len(chosen) < rep.settings.headline_words:
