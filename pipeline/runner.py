@@ -88,6 +88,12 @@ def run_summary(result: SceneResult, geojson_bytes: int, write_s: float) -> dict
         #: complete / partial / failed, why, and per class found N / none found / not checked
         **result.status_dict(),
         "input": result.info,
+        #: acquisition time (ISO UTC, or null when unknown: never the processing time), where it
+        #: came from, and place names of the scene (from its metadata or sidecar)
+        "acquired_utc": result.info.get("acquired_utc"),
+        "acquired_source": result.info.get("acquired_source"),
+        "places": list(result.info.get("places", [])),
+        "scene_kind": result.info.get("scene_kind"),
         "input_bytes": result.info.get("input_bytes"),
         "output_bytes": {"detections.geojson": geojson_bytes},
         "counts": result.counts(),

@@ -1,18 +1,18 @@
-"""Questions from the ground, as structured filters, answered exactly from the store.
+"""Questions from the ground, and their exact evaluation against the store.
 
-A question is free text plus optional structured filters (area as bbox or WKT, time window,
-class, kind of question, a point for "nearest").  Whatever the filters leave open is filled
-from the text: numbers (coordinates, times, boxes) only by deterministic parsing, never by a
-model; the kind of question and the class by the onboard LLM when one is given
-(:mod:`pipeline.ask.intent`) or by keywords.  The answer is then computed exactly with SQL (the
-R-tree) and shapely.
+A :class:`Question` is free text plus optional structured fields (class, kind of question, area
+as bbox or WKT, a point, a time window) and the time it was asked (relative times such as
+"yesterday" are read against it).  :mod:`pipeline.ask.parse` turns it into a :class:`Query`
+(every slot filled, or "not understood"); :func:`execute` evaluates a query exactly with SQL
+(the R-tree), shapely and the scenes' per-class status.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from shapely import wkt as shapely_wkt
@@ -20,11 +20,17 @@ from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import QuestionError
-from .store import SIZE_MEASURE, DetectionStore, StoredDetection
+from .parse import CLASSES, OPS, Query, distance_m
+from .store import DetectionStore, StoredDetection, StoredScene, scene_interval
 
-KINDS = ("count", "nearest", "largest")
-CLASSES = ("ship", "fire", "crop_stress")
+#: kinds of question the ground may give as a structured field (``--kind``)
+KINDS = OPS
 EARTH_RADIUS_M = 6_371_008.8
+#: detections listed in one answer at most (the count is always complete)
+MAX_ITEMS = 10
+
+
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?Z?)?")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class Question:
     point: tuple[float, float] | None = None
     since: str | None = None
     until: str | None = None
+    #: when the question was asked (ISO 8601 UTC); "today", "yesterday"... are read against it
+    asked_utc: str | None = None
 
     def __post_init__(self) -> None:
         if not self.text.strip() and self.kind is None:
@@ -50,6 +58,8 @@ class Question:
             raise QuestionError(f"unknown question kind {self.kind!r} (known: {', '.join(KINDS)})")
         if self.cls is not None and self.cls not in CLASSES:
             raise QuestionError(f"unknown class {self.cls!r} (known: {', '.join(CLASSES)})")
+        if not 0 <= self.qid <= 0xFFFFFFFF:
+            raise QuestionError(f"question id {self.qid} out of range (0 .. 2^32 - 1)")
         if self.bbox is not None:
             w, s, e, n = self.bbox
             if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
@@ -65,7 +75,7 @@ class Question:
                 raise QuestionError(f"bad WKT area: {exc}") from None
             if geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
                 raise QuestionError("WKT area must be a non-empty (multi)polygon")
-        for t in (self.since, self.until):
+        for t in (self.since, self.until, self.asked_utc):
             if t is not None and not ISO_TIME.fullmatch(t):
                 raise QuestionError(f"bad time {t!r} (ISO 8601 UTC, e.g. 2026-11-28T10:00:00Z)")
 
@@ -76,7 +86,9 @@ class Question:
     def from_value(cls, value: Any) -> Question:
         if not isinstance(value, dict) or not isinstance(value.get("text"), str):
             raise QuestionError("question payload is not a mapping with a text")
-        allowed = {"text", "qid", "kind", "cls", "bbox", "wkt", "point", "since", "until"}
+        allowed = {
+            "text", "qid", "kind", "cls", "bbox", "wkt", "point", "since", "until", "asked_utc"
+        }  # fmt: skip
         unknown = sorted(set(value) - allowed)
         if unknown:
             raise QuestionError(f"question payload has unknown field(s) {', '.join(unknown)}")
@@ -94,77 +106,11 @@ class Question:
         except TypeError as exc:
             raise QuestionError(f"bad question payload: {exc}") from None
 
-    def area(self) -> BaseGeometry | None:
-        if self.wkt is not None:
-            return shapely_wkt.loads(self.wkt)
-        if self.bbox is not None:
-            return box(*self.bbox)
-        return None
 
-
-ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?Z?)?")
-_COORD = re.compile(
-    r"(?P<lat>\d{1,2}(?:\.\d+)?)\s*°?\s*(?P<ns>[NS])[\s,]+(?P<lon>\d{1,3}(?:\.\d+)?)\s*°?\s*(?P<ew>[EW])",
-    re.I,
-)
-_BBOX = re.compile(
-    r"bbox\s*\(?\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*,"
-    r"\s*(-?\d+(?:\.\d+)?)\s*\)?",
-    re.I,
-)
-_SINCE = re.compile(r"since\s+(\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2})?Z?)?)", re.I)
-_UNTIL = re.compile(r"(?:until|before)\s+(\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2})?Z?)?)", re.I)
-_WITHIN_KM = re.compile(r"within\s+(\d+(?:\.\d+)?)\s*km", re.I)
-
-KIND_WORDS = {
-    "nearest": ("nearest", "closest", "near ", "next to"),
-    "largest": ("largest", "biggest", "how large", "how big", "greatest", "longest"),
-    "count": ("how many", "count", "number of", "any "),
-}
-CLASS_WORDS = {
-    "ship": ("ship", "vessel", "boat", "tanker", "cargo"),
-    "fire": ("fire", "burn", "blaze", "hot spot", "hotspot", "wildfire"),
-    "crop_stress": ("crop", "field", "stress", "drought", "farm"),
-}
-
-
-def parse_numbers(q: Question) -> Question:
-    """Fill bbox, point, since and until from the text where the question leaves them open."""
-    text = q.text
-    changes: dict[str, Any] = {}
-    if q.point is None:
-        m = _COORD.search(text)
-        if m:
-            lat = float(m["lat"]) * (-1 if m["ns"].upper() == "S" else 1)
-            lon = float(m["lon"]) * (-1 if m["ew"].upper() == "W" else 1)
-            changes["point"] = (lon, lat)
-    if q.bbox is None and q.wkt is None:
-        m = _BBOX.search(text)
-        if m:
-            changes["bbox"] = tuple(float(m.group(i)) for i in range(1, 5))
-        else:
-            km = _WITHIN_KM.search(text)
-            pt = changes.get("point", q.point)
-            if km and pt is not None:
-                changes["bbox"] = _box_around(pt, float(km.group(1)) * 1000)
-    if q.since is None and (m := _SINCE.search(text)):
-        changes["since"] = _iso(m.group(1))
-    if q.until is None and (m := _UNTIL.search(text)):
-        changes["until"] = _iso(m.group(1))
-    return replace(q, **changes) if changes else q
-
-
-def keyword_intent(text: str) -> tuple[str | None, str | None]:
-    """(kind, class) from keywords, None where no keyword matches."""
-    low = f" {text.lower()} "
-    kind = next((k for k, words in KIND_WORDS.items() if any(w in low for w in words)), None)
-    cls = next((c for c, words in CLASS_WORDS.items() if any(w in low for w in words)), None)
-    return kind, cls
-
-
-def _iso(t: str) -> str:
+def _iso(t: str, end_of_day: bool = False) -> str:
+    """``2026-11-28`` -> ``2026-11-28T00:00:00Z`` (``T23:59:59Z`` with ``end_of_day``)."""
     if "T" not in t:
-        return t + "T00:00:00Z"
+        return t + ("T23:59:59Z" if end_of_day else "T00:00:00Z")
     if t.count(":") == 1:
         t = t.rstrip("Z") + ":00"
     return t if t.endswith("Z") else t + "Z"
@@ -173,96 +119,208 @@ def _iso(t: str) -> str:
 def _box_around(pt: tuple[float, float], radius_m: float) -> tuple[float, float, float, float]:
     lon, lat = pt
     dlat = math.degrees(radius_m / EARTH_RADIUS_M)
-    dlon = dlat / max(0.01, math.cos(math.radians(lat)))
+    dlon = dlat / max(0.01, math.cos(math.radians(min(89.9, abs(lat)))))
     return (max(-180, lon - dlon), max(-90, lat - dlat), min(180, lon + dlon), min(90, lat + dlat))
 
 
-def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Great-circle distance between (lon, lat) points."""
-    lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+def measure_of(cls: str) -> str:
+    """The measure that says how large a detection of ``cls`` is."""
+    return "length_m" if cls == "ship" else "area_m2"
+
+
+def _measure(d: StoredDetection, measure: str) -> float | None:
+    return d.length_m if measure == "length_m" else d.area_m2
 
 
 @dataclass(frozen=True)
-class QueryResult:
-    """The exact answer to a resolved question."""
+class Result:
+    """The exact answer to a query, and the scope it was computed over."""
 
-    question: Question
-    #: detections matching the filters (all of them for "count")
-    matches: int
-    #: the detection that answers "nearest" / "largest" (None when nothing matches)
-    best: StoredDetection | None
-    #: metres from the question's point to ``best`` ("nearest" only)
-    distance_m: float | None
+    query: Query
+    #: scenes whose detections were searched (in the place/time scope, class checked)
+    searched: tuple[StoredScene, ...]
+    #: scenes in the place/time scope where the class was not looked for: name -> why
+    not_checked: dict[str, str]
+    #: scenes left out by a time window because their acquisition time is unknown
+    unknown_time: tuple[str, ...]
+    #: every matching detection
+    matches: tuple[StoredDetection, ...]
+    #: the detections the answer names, in order (best first)
+    items: tuple[StoredDetection, ...]
+    #: metres from the query point, per item (nearest)
+    distances_m: tuple[float, ...]
+    #: matches per searched scene
+    per_scene: dict[str, int]
+    #: scenes with the most / fewest matches
+    best_scenes: tuple[str, ...]
+    total_area_m2: float | None
+    #: matches per class (class "any")
+    by_class: dict[str, int]
 
     def facts(self) -> dict[str, Any]:
-        """JSON-ready facts: everything the answer text may state."""
-        q = self.question
-        out: dict[str, Any] = {"kind": q.kind, "cls": q.cls, "matches": self.matches}
-        if q.bbox is not None:
-            out["bbox"] = list(q.bbox)
-        if q.since is not None:
-            out["since"] = q.since
-        if q.until is not None:
-            out["until"] = q.until
-        if self.best is not None:
-            b = self.best
-            out["best"] = {
-                "cls": b.cls,
-                "lon": round(b.lon, 4),
-                "lat": round(b.lat, 4),
-                "size": b.size,
-                "size_unit": SIZE_MEASURE.get(b.cls, ("", ""))[1],
-                "scene": b.scene,
-                "acquired_utc": b.acquired_utc,
-                "score": round(b.score, 2),
+        """JSON-ready facts: everything the answer text states, and what the ground checks."""
+        q = self.query
+        items = []
+        for i, d in enumerate(self.items):
+            item: dict[str, Any] = {
+                "cls": d.cls,
+                "scene": d.scene,
+                "acquired_utc": d.acquired_utc,
+                "lon": round(d.lon, 5),
+                "lat": round(d.lat, 5),
             }
-        if self.distance_m is not None:
-            out["distance_km"] = round(self.distance_m / 1000, 1)
+            if d.length_m is not None:
+                item["length_m"] = round(d.length_m, 1)
+            if d.area_m2 is not None:
+                item["area_m2"] = round(d.area_m2, 1)
+            if i < len(self.distances_m):
+                item["distance_km"] = round(self.distances_m[i] / 1000, 3)
+            items.append(item)
+        out: dict[str, Any] = {
+            "op": q.op,
+            "cls": q.cls,
+            "query": q.to_dict(),
+            "count": len(self.matches),
+            "searched": [s.name for s in self.searched],
+            "not_checked": dict(self.not_checked),
+            "unknown_time": list(self.unknown_time),
+            "items": items,
+        }
+        if q.op in ("most", "least", "per_scene"):
+            out["per_scene"] = dict(self.per_scene)
+        if q.op in ("most", "least"):
+            out["best_scenes"] = list(self.best_scenes)
+        if q.op == "total_area":
+            out["total_area_m2"] = (
+                None if self.total_area_m2 is None else round(self.total_area_m2, 1)
+            )
+        if q.cls == "any":
+            out["by_class"] = dict(self.by_class)
         return out
 
 
-def run_query(store: DetectionStore, q: Question) -> QueryResult:
-    """Answer a fully resolved question (kind set) exactly."""
-    if q.kind is None:
-        raise QuestionError(f"question {q.qid}: kind of question unknown")
-    if q.kind == "nearest" and q.point is None:
-        raise QuestionError(
-            f"question {q.qid}: 'nearest' needs a point (e.g. '44.2N 121.3W' or point=lon,lat)"
-        )
-    area = q.area()
-    bbox = area.bounds if area is not None else None
-    found = []
-    for d in store.candidates(q.cls, bbox, q.since, q.until):
-        if area is not None and not area.intersects(d.geometry):
+def scope_scenes(
+    scenes: Sequence[StoredScene], q: Query
+) -> tuple[list[StoredScene], dict[str, str], list[str]]:
+    """(scenes searched, {scene: why not checked}, scenes of unknown time left out)."""
+    searched: list[StoredScene] = []
+    not_checked: dict[str, str] = {}
+    unknown: list[str] = []
+    for s in scenes:
+        if q.scenes is not None and s.name not in q.scenes:
             continue
-        found.append(d)
-    best: StoredDetection | None = None
-    dist: float | None = None
-    if q.kind == "nearest" and found:
+        if q.since is not None or q.until is not None:
+            span = scene_interval(s.acquired_utc)
+            if span is None:
+                unknown.append(s.name)
+                continue
+            if q.since is not None and span[1] < q.since:
+                continue
+            if q.until is not None and span[0] > q.until:
+                continue
+        if q.cls != "any" and not s.checked(q.cls):
+            not_checked[s.name] = s.classes.get(q.cls, "not checked")
+            continue
+        searched.append(s)
+    return searched, not_checked, unknown
+
+
+def execute(store: DetectionStore, q: Query) -> Result:
+    """Evaluate a query exactly over the store."""
+    scenes = store.scene_records()
+    searched, not_checked, unknown = scope_scenes(scenes, q)
+    area: BaseGeometry | None = None
+    if q.wkt is not None:
+        area = shapely_wkt.loads(q.wkt)
+    elif q.bbox is not None:
+        area = box(*q.bbox)
+    bbox = area.bounds if area is not None else None
+    if q.point is not None and q.radius_km is not None:
+        around = _box_around(q.point, q.radius_km * 1000 * 1.01)
+        bbox = around if bbox is None else (
+            max(bbox[0], around[0]), max(bbox[1], around[1]),
+            min(bbox[2], around[2]), min(bbox[3], around[3]),
+        )  # fmt: skip
+    matches: list[StoredDetection] = []
+    if searched and (bbox is None or (bbox[0] <= bbox[2] and bbox[1] <= bbox[3])):
+        for d in store.candidates(
+            None if q.cls == "any" else q.cls,
+            bbox,
+            scene_ids=[s.id for s in searched],
+        ):
+            if area is not None and not area.intersects(d.geometry):
+                continue
+            if q.point is not None and q.radius_km is not None:
+                if distance_m(q.point, (d.lon, d.lat)) > q.radius_km * 1000:
+                    continue
+            if not all(b.holds(_measure(d, b.measure)) for b in q.sizes):
+                continue
+            matches.append(d)
+    measure = measure_of(q.cls)
+    items: list[StoredDetection] = []
+    dists: list[float] = []
+    sized = [d for d in matches if _measure(d, measure) is not None]
+
+    def by_size(d: StoredDetection) -> tuple[float, int]:
+        return (-(_measure(d, measure) or 0.0), d.id)
+
+    if q.op in ("count", "any") and q.cls != "any":
+        items = sorted(sized, key=by_size)[:1]
+    elif q.op == "largest":
+        items = sorted(sized, key=by_size)[:1]
+    elif q.op == "smallest":
+        items = sorted(sized, key=lambda d: (_measure(d, measure) or 0.0, d.id))[:1]
+    elif q.op == "nearest" or (q.op == "list" and q.order == "nearest"):
         assert q.point is not None
         pt = q.point
-        best = min(found, key=lambda d: (distance_m(pt, (d.lon, d.lat)), d.id))
-        dist = distance_m(pt, (best.lon, best.lat))
-    elif q.kind == "largest":
-        sized = [d for d in found if d.size is not None]
-        if sized:
-            best = max(sized, key=lambda d: (d.size or 0.0, -d.id))
-    return QueryResult(q, len(found), best, dist)
+        ranked = sorted(matches, key=lambda d: (distance_m(pt, (d.lon, d.lat)), d.id))
+        items = ranked[: (q.n or 1) if q.op == "nearest" else (q.n or MAX_ITEMS)]
+        dists = [distance_m(pt, (d.lon, d.lat)) for d in items]
+    elif q.op == "list":
+        if q.cls == "any":
+            ranked = sorted(matches, key=lambda d: d.id)
+        elif q.order == "smallest":
+            ranked = sorted(sized, key=lambda d: (_measure(d, measure) or 0.0, d.id))
+        else:
+            ranked = sorted(sized, key=by_size)
+            ranked += [d for d in matches if _measure(d, measure) is None]
+        items = ranked[: min(q.n or MAX_ITEMS, MAX_ITEMS if q.n is None else q.n)]
+    per_scene = {s.name: 0 for s in searched}
+    for d in matches:
+        per_scene[d.scene] = per_scene.get(d.scene, 0) + 1
+    best: tuple[str, ...] = ()
+    if q.op in ("most", "least") and per_scene:
+        target = max(per_scene.values()) if q.op == "most" else min(per_scene.values())
+        best = tuple(n for n, c in per_scene.items() if c == target)
+    total = None
+    if q.op == "total_area":
+        total = sum(d.area_m2 or 0.0 for d in matches)
+    by_class: dict[str, int] = {}
+    for d in matches:
+        by_class[d.cls] = by_class.get(d.cls, 0) + 1
+    return Result(
+        q,
+        tuple(searched),
+        not_checked,
+        tuple(unknown),
+        tuple(matches),
+        tuple(items),
+        tuple(dists),
+        per_scene,
+        best,
+        total,
+        by_class,
+    )
 
 
 __all__ = [
-    "CLASSES",
     "KINDS",
     "Point",
     "Question",
     "QuestionError",
-    "QueryResult",
-    "keyword_intent",
-    "parse_numbers",
-    "run_query",
+    "Result",
+    "distance_m",
+    "execute",
+    "measure_of",
+    "scope_scenes",
 ]

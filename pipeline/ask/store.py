@@ -28,13 +28,21 @@ from ..errors import StoreError
 log = logging.getLogger(__name__)
 
 
+#: version 2: acquisition time may be unknown (NULL) and has a source; per-class status
+#: (checked or not, and why); place names; the run's input; measures as columns
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS scenes (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
-    acquired_utc TEXT NOT NULL,
+    acquired_utc TEXT,
+    acquired_source TEXT NOT NULL DEFAULT 'unknown',
     added_utc TEXT NOT NULL,
     counts TEXT NOT NULL,
+    classes TEXT NOT NULL DEFAULT '{}',
+    places TEXT NOT NULL DEFAULT '[]',
+    kind TEXT,
+    input TEXT,
     report TEXT
 );
 CREATE INDEX IF NOT EXISTS scenes_acquired ON scenes(acquired_utc);
@@ -47,11 +55,14 @@ CREATE TABLE IF NOT EXISTS detections (
     lat REAL NOT NULL,
     size REAL,
     props TEXT NOT NULL,
-    geom BLOB NOT NULL
+    geom BLOB NOT NULL,
+    length_m REAL,
+    area_m2 REAL
 );
 CREATE INDEX IF NOT EXISTS detections_scene ON detections(scene_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS detections_rtree USING rtree(id, minx, maxx, miny, maxy);
 """
+
 
 #: per class, the measure that answers "how large" (and its unit)
 SIZE_MEASURE = {
@@ -59,13 +70,90 @@ SIZE_MEASURE = {
     "ship": ("length_m", "m"),
     "crop_stress": ("area_km2", "km2"),
 }
+#: every class a store may hold; ``cloud`` has no detector yet, so it is "not checked" until
+#: a run says otherwise
+KNOWN_CLASSES = ("ship", "fire", "crop_stress", "cloud")
+#: detector name in run.json ``detectors`` -> detection class
+CLASS_OF_DETECTOR = {
+    "fire": "fire",
+    "ships": "ship",
+    "ship": "ship",
+    "crop": "crop_stress",
+    "cloud": "cloud",
+    "clouds": "cloud",
+}
+CHECKED = "checked"
+
+
+def class_status(run: dict[str, Any]) -> dict[str, str]:
+    """Per class, what a run said: ``"checked"``, ``"partly checked: ..."`` or ``"not checked:
+    ..."``, from run.json (``classes`` when a run records it, else ``detectors`` and failed tiles).
+    Classes whose detector is not named at all are ``"not checked: no detector in this run"``."""
+    out = {c: "not checked: no detector in this run" for c in KNOWN_CLASSES}
+    per_class = run.get("classes")
+    if isinstance(per_class, dict):
+        for cls, v in per_class.items():
+            status = v.get("status") if isinstance(v, dict) else v
+            if cls in out and isinstance(status, str):
+                low = status.lower()
+                if low.startswith("not checked") or low.startswith("partly"):
+                    out[cls] = status
+                else:
+                    out[cls] = CHECKED
+        return out
+    tiles = run.get("tiles") or {}
+    failed, total = int(tiles.get("failed", 0) or 0), int(tiles.get("total", 0) or 0)
+    for det, status in (run.get("detectors") or {}).items():
+        cls = CLASS_OF_DETECTOR.get(det)
+        if cls is None:
+            continue
+        text = str(status)
+        if text == "ran" or text.startswith("ran"):
+            if total and failed >= total:
+                out[cls] = f"not checked: all {total} tiles failed"
+            elif failed:
+                out[cls] = f"partly checked: {failed} of {total} tiles failed"
+            else:
+                out[cls] = CHECKED
+        else:
+            out[cls] = f"not checked: {text}"
+    return out
+
+
+def scene_interval(acquired_utc: str | None) -> tuple[str, str] | None:
+    """The UTC interval a stored acquisition time stands for: a date is the whole day."""
+    if acquired_utc is None:
+        return None
+    if len(acquired_utc) == 10:
+        return acquired_utc + "T00:00:00Z", acquired_utc + "T23:59:59Z"
+    return acquired_utc, acquired_utc
+
+
+@dataclass(frozen=True)
+class StoredScene:
+    id: int
+    name: str
+    #: ISO 8601 UTC time or date; None when unknown
+    acquired_utc: str | None
+    acquired_source: str
+    counts: dict[str, int]
+    #: class -> "checked" / "partly checked: ..." / "not checked: ..."
+    classes: dict[str, str]
+    places: tuple[str, ...]
+    #: what the scene shows when its metadata says ("port"), else None
+    kind: str | None = None
+
+    def checked(self, cls: str) -> bool:
+        """True when the class was looked for in this scene (fully or partly)."""
+        status = self.classes.get(cls, "not checked")
+        return not status.startswith("not checked")
 
 
 @dataclass(frozen=True)
 class StoredDetection:
     id: int
     scene: str
-    acquired_utc: str
+    acquired_utc: str | None
     cls: str
     score: float
     lon: float
@@ -74,25 +162,99 @@ class StoredDetection:
     size: float | None
     props: dict[str, Any]
     geometry: BaseGeometry
+    #: ship length in metres (None for other classes or when unknown)
+    length_m: float | None = None
+    #: area in m² (every class that has one; stressed areas converted from km²)
+    area_m2: float | None = None
+
+
+def _measures(cls: str, props: dict[str, Any]) -> tuple[float | None, float | None]:
+    def num(key: str) -> float | None:
+        v = props.get(key)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    length = num("length_m") if cls == "ship" else None
+    area = num("area_m2")
+    if area is None and (km2 := num("area_km2")) is not None:
+        area = km2 * 1e6
+    return length, area
 
 
 class DetectionStore:
-    """``with DetectionStore(path) as store: store.add_scene(result, acquired_utc)``."""
+    """``with DetectionStore(path) as store: store.add_scene(name, features, acquired_utc)``.
+
+    ``create=False`` refuses a path where no store exists yet (a mistyped ``--store``)."""
 
     def __init__(
-        self, path: str | Path, max_scenes: int = 10_000, max_bytes: int = 256 << 20
+        self,
+        path: str | Path,
+        max_scenes: int = 10_000,
+        max_bytes: int = 256 << 20,
+        create: bool = True,
     ) -> None:
         self.path = Path(path)
         self.max_scenes = max_scenes
         self.max_bytes = max_bytes
+        if not create and not self.path.is_file():
+            raise StoreError(
+                f"{self.path}: no detection store there (check the path; --create makes a new one)"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"{self.path}: cannot create the store's folder ({exc.strerror or exc})"
+            ) from None
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"{self.path}: not a file")
+        try:
             self.db = sqlite3.connect(self.path)
-            self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open detection store ({exc})") from None
+        try:
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self._migrate()
+            self.db.executescript(SCHEMA)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            self.db.close()
+            raise StoreError(f"{self.path}: cannot open detection store ({exc})") from None
+
+    def _migrate(self) -> None:
+        """Bring a version-1 store (acquisition time NOT NULL, no class status) up to date.
+        Its times were the processing time when the run had no date, so they become unknown
+        unless they were given with --acquired (which version 1 did not record): all unknown."""
+        cols = [r[1] for r in self.db.execute("PRAGMA table_info(scenes)")]
+        if "classes" in cols and "kind" not in cols:
+            self.db.execute("ALTER TABLE scenes ADD COLUMN kind TEXT")
+        if not cols or "classes" in cols:
+            return
+        log.warning(
+            "%s: version-1 store; acquisition times set to unknown (v1 stored the processing "
+            "time); re-add scenes or use --acquired to date them",
+            self.path,
+        )
+        with self.db:
+            self.db.execute("ALTER TABLE scenes RENAME TO scenes_v1")
+            self.db.executescript(SCHEMA)
+            self.db.execute(
+                "INSERT INTO scenes(id, name, acquired_utc, acquired_source, added_utc, counts, "
+                "classes, places, input, report) SELECT id, name, NULL, 'unknown (version-1 "
+                "store)', added_utc, counts, '{}', '[]', NULL, report FROM scenes_v1"
+            )
+            self.db.execute("DROP TABLE scenes_v1")
+            dcols = [r[1] for r in self.db.execute("PRAGMA table_info(detections)")]
+            for col in ("length_m", "area_m2"):
+                if col not in dcols:
+                    self.db.execute(f"ALTER TABLE detections ADD COLUMN {col} REAL")
+            rows = self.db.execute("SELECT id, cls, props FROM detections").fetchall()
+            for did, cls, props in rows:
+                length, area = _measures(cls, json.loads(props))
+                self.db.execute(
+                    "UPDATE detections SET length_m = ?, area_m2 = ? WHERE id = ?",
+                    (length, area, did),
+                )
 
     def __enter__(self) -> DetectionStore:
         return self
@@ -109,18 +271,43 @@ class DetectionStore:
         self,
         scene: str,
         features: Sequence[dict[str, Any]],
-        acquired_utc: str,
+        acquired_utc: str | None,
         report: dict[str, Any] | None = None,
+        *,
+        acquired_source: str | None = None,
+        classes: dict[str, str] | None = None,
+        places: Sequence[str] = (),
+        input_path: str | None = None,
+        kind: str | None = None,
     ) -> int:
-        """Store one scene's GeoJSON features (WGS84) and its report; returns the scene id."""
+        """Store one scene's GeoJSON features (WGS84) and its report; returns the scene id.
+
+        ``acquired_utc`` is ISO 8601 UTC (a date when the time of day is unknown) or None when
+        unknown; never the processing time.  ``classes`` says per class whether it was looked
+        for (:func:`class_status`); by default every class with a feature counts as checked and
+        the others as "not checked: not recorded"."""
         counts: dict[str, int] = {}
         added = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if acquired_utc is not None and scene_interval(acquired_utc) is None:
+            raise StoreError(f"{self.path}: bad acquisition time {acquired_utc!r}")
+        if acquired_source is None:
+            acquired_source = "given" if acquired_utc else "unknown"
         try:
             with self.db:
                 cur = self.db.execute(
-                    "INSERT INTO scenes(name, acquired_utc, added_utc, counts, report) "
-                    "VALUES (?, ?, ?, '{}', ?)",
-                    (scene, acquired_utc, added, json.dumps(report) if report else None),
+                    "INSERT INTO scenes(name, acquired_utc, acquired_source, added_utc, counts, "
+                    "classes, places, kind, input, report) "
+                    "VALUES (?, ?, ?, ?, '{}', '{}', ?, ?, ?, ?)",
+                    (
+                        scene,
+                        acquired_utc,
+                        acquired_source,
+                        added,
+                        json.dumps(list(places)),
+                        kind,
+                        input_path,
+                        json.dumps(report) if report else None,
+                    ),
                 )
                 sid = int(cur.lastrowid or 0)
                 for f in features:
@@ -133,10 +320,22 @@ class DetectionStore:
                     lat = float(props.get("centroid_lat", c.y))
                     key = SIZE_MEASURE.get(cls, ("", ""))[0]
                     size = props.get(key)
+                    length, area = _measures(cls, props)
                     d = self.db.execute(
-                        "INSERT INTO detections(scene_id, cls, score, lon, lat, size, props, geom)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (sid, cls, score, lon, lat, size, json.dumps(props), wkb.dumps(geom)),
+                        "INSERT INTO detections(scene_id, cls, score, lon, lat, size, props, geom,"
+                        " length_m, area_m2) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            sid,
+                            cls,
+                            score,
+                            lon,
+                            lat,
+                            size,
+                            json.dumps(props),
+                            wkb.dumps(geom),
+                            length,
+                            area,
+                        ),
                     )
                     minx, miny, maxx, maxy = geom.bounds
                     self.db.execute(
@@ -144,31 +343,53 @@ class DetectionStore:
                         (d.lastrowid, minx, maxx, miny, maxy),
                     )
                     counts[cls] = counts.get(cls, 0) + 1
+                if classes is None:
+                    classes = {
+                        c: CHECKED if c in counts else "not checked: not recorded"
+                        for c in KNOWN_CLASSES
+                    }
                 self.db.execute(
-                    "UPDATE scenes SET counts = ? WHERE id = ?", (json.dumps(counts), sid)
+                    "UPDATE scenes SET counts = ?, classes = ? WHERE id = ?",
+                    (json.dumps(counts), json.dumps(classes), sid),
                 )
             self._evict()
-        except (sqlite3.Error, KeyError, TypeError, ValueError) as exc:
+        except (sqlite3.Error, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"{self.path}: cannot store scene {scene} ({exc})") from None
-        log.info("stored %s (%s) in %s", scene, counts, self.path)
+        log.info("stored %s (%s, acquired %s) in %s", scene, counts, acquired_utc, self.path)
         return sid
 
+    def remove_scene(self, name: str) -> bool:
+        """Remove every stored scene called ``name`` with its detections; True if any was."""
+        try:
+            ids = [r[0] for r in self.db.execute("SELECT id FROM scenes WHERE name = ?", (name,))]
+            with self.db:
+                for sid in ids:
+                    self._delete(sid)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot remove scene {name} ({exc})") from None
+        return bool(ids)
+
+    def _delete(self, sid: int) -> None:
+        self.db.execute(
+            "DELETE FROM detections_rtree WHERE id IN "
+            "(SELECT id FROM detections WHERE scene_id = ?)",
+            (sid,),
+        )
+        self.db.execute("DELETE FROM detections WHERE scene_id = ?", (sid,))
+        self.db.execute("DELETE FROM scenes WHERE id = ?", (sid,))
+
     def _evict(self) -> None:
-        """Drop the oldest scenes (by acquisition time) beyond the scene or byte budget."""
+        """Drop the oldest scenes (by acquisition time; unknown times first) beyond the scene or
+        byte budget."""
         while self.scene_count() > self.max_scenes or (
             self.size_bytes() > self.max_bytes and self.scene_count() > 1
         ):
             row = self.db.execute(
-                "SELECT id, name FROM scenes ORDER BY acquired_utc, id LIMIT 1"
+                "SELECT id, name FROM scenes ORDER BY acquired_utc IS NOT NULL, acquired_utc, id "
+                "LIMIT 1"
             ).fetchone()
             with self.db:
-                self.db.execute(
-                    "DELETE FROM detections_rtree WHERE id IN "
-                    "(SELECT id FROM detections WHERE scene_id = ?)",
-                    (row[0],),
-                )
-                self.db.execute("DELETE FROM detections WHERE scene_id = ?", (row[0],))
-                self.db.execute("DELETE FROM scenes WHERE id = ?", (row[0],))
+                self._delete(row[0])
             log.info("store full: evicted oldest scene %s", row[1])
 
     # ------------------------------------------------------------------ reading
@@ -183,9 +404,32 @@ class DetectionStore:
         size = self.db.execute("PRAGMA page_size").fetchone()[0]
         return (int(page) - int(free)) * int(size)
 
-    def scenes(self) -> list[tuple[str, str, dict[str, int]]]:
+    def scenes(self) -> list[tuple[str, str | None, dict[str, int]]]:
         rows = self.db.execute("SELECT name, acquired_utc, counts FROM scenes ORDER BY id")
         return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def scene_records(self) -> list[StoredScene]:
+        """Every stored scene with its acquisition time, class status and place names."""
+        try:
+            rows = self.db.execute(
+                "SELECT id, name, acquired_utc, acquired_source, counts, classes, places, kind "
+                "FROM scenes ORDER BY id"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read scenes ({exc})") from None
+        return [
+            StoredScene(
+                int(r[0]),
+                r[1],
+                r[2],
+                r[3],
+                json.loads(r[4]),
+                json.loads(r[5]),
+                tuple(json.loads(r[6])),
+                r[7],
+            )
+            for r in rows
+        ]
 
     def candidates(
         self,
@@ -193,12 +437,15 @@ class DetectionStore:
         bbox: tuple[float, float, float, float] | None = None,
         since: str | None = None,
         until: str | None = None,
+        scene_ids: Sequence[int] | None = None,
     ) -> Iterator[StoredDetection]:
-        """Detections whose bounding box intersects ``bbox`` (R-tree), of ``cls``, acquired in
-        [since, until] (ISO-8601 UTC strings compare in time order)."""
+        """Detections whose bounding box intersects ``bbox`` (R-tree), of ``cls``, in the scenes
+        ``scene_ids``, acquired in [since, until] (ISO-8601 UTC strings compare in time order; a
+        scene dated by day only counts when its day overlaps the window; scenes of unknown time
+        never match a time window)."""
         sql = (
             "SELECT d.id, s.name, s.acquired_utc, d.cls, d.score, d.lon, d.lat, d.size, d.props,"
-            " d.geom FROM detections d JOIN scenes s ON s.id = d.scene_id"
+            " d.geom, d.length_m, d.area_m2 FROM detections d JOIN scenes s ON s.id = d.scene_id"
         )
         where: list[str] = []
         args: list[Any] = []
@@ -209,12 +456,24 @@ class DetectionStore:
         if cls is not None:
             where.append("d.cls = ?")
             args.append(cls)
+        if since is not None or until is not None:
+            where.append("s.acquired_utc IS NOT NULL")
         if since is not None:
-            where.append("s.acquired_utc >= ?")
+            # a date-only time stands for its whole day: compare its end with `since`
+            where.append(
+                "(CASE WHEN length(s.acquired_utc) = 10 THEN s.acquired_utc || 'T23:59:59Z' "
+                "ELSE s.acquired_utc END) >= ?"
+            )
             args.append(since)
         if until is not None:
-            where.append("s.acquired_utc <= ?")
+            where.append(
+                "(CASE WHEN length(s.acquired_utc) = 10 THEN s.acquired_utc || 'T00:00:00Z' "
+                "ELSE s.acquired_utc END) <= ?"
+            )
             args.append(until)
+        if scene_ids is not None:
+            where.append(f"d.scene_id IN ({','.join('?' * len(scene_ids)) or 'NULL'})")
+            args += list(scene_ids)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY d.id"
@@ -234,4 +493,6 @@ class DetectionStore:
                 None if r[7] is None else float(r[7]),
                 json.loads(r[8]),
                 wkb.loads(r[9]),
+                None if r[10] is None else float(r[10]),
+                None if r[11] is None else float(r[11]),
             )

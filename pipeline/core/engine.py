@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import EotriageError, InputError
 from ..settings import Settings
+from .acquisition import scene_acquisition
 from .checkpoint import CheckpointWriter, Restored, TileRecord, read_checkpoint
 from .detector import Detector, detector_type
 from .env import Env
@@ -209,7 +210,7 @@ def run_scene(
     timings["total"] = time.perf_counter() - t_start
     models = stages.models_info()
     info = {
-        "path": str(scene.path),
+        "path": str(Path(scene.path).resolve()),
         "sensor": scene.profile.name,
         "sensor_reason": scene.sensor_reason,
         "scaling": scene.scaling.describe(),
@@ -240,6 +241,7 @@ def run_scene(
             e for d in detectors for m in d.models for e in m.events_since(marks[id(m)])
         ],
     }
+    info.update(_acquisition_info(scene))
     return SceneResult(
         scene=scene.name,
         detections=sort_detections(detections),
@@ -253,6 +255,21 @@ def run_scene(
         looked_px=looked,
         scene_px=grid.width * grid.height,
     )
+
+
+def _acquisition_info(scene: Scene) -> dict[str, Any]:
+    """When and where the scene was acquired (metadata, sidecar or file name; never the
+    processing time: unknown stays ``None``)."""
+    try:
+        acq = scene_acquisition(scene.path)
+    except InputError as exc:
+        return {"acquired_utc": None, "acquired_source": f"unknown ({exc})"}
+    return {
+        "acquired_utc": acq.utc,
+        "acquired_source": acq.source,
+        "places": list(acq.places),
+        "scene_kind": acq.kind,
+    }
 
 
 def _absorb(
