@@ -155,6 +155,20 @@ def test_all_nan_b12_is_fire_not_checked_not_nothing_detected(tmp_path: Path) ->
     assert "fire not checked (no usable samples in B12)" in summary
 
 
+def test_store_reads_a_failed_scene_as_not_checked(tmp_path: Path) -> None:
+    """The store (ask) takes per-class status from run.json: a failed scan is no "0 fires"."""
+    from pipeline.ask.store import class_status
+
+    bad = _truncated(tmp_path / "in" / "G90292_20230514.tif")
+    run_cli("run", bad, "--out", tmp_path / "out", *FIRE_ONLY, cwd=tmp_path)
+    run = _json(tmp_path / "out" / "G90292_20230514" / "run.json")
+    assert class_status(run)["fire"].startswith("not checked")
+    good = run_scene(FIRE_DIR, Settings(detectors=("fire",)))
+    from pipeline.runner import run_summary
+
+    assert class_status(run_summary(good, 0, 0.0))["fire"] == "checked"
+
+
 def test_failed_rerun_never_replaces_a_good_result(tmp_path: Path) -> None:
     out = tmp_path / "out"
     good = run_cli("run", FIRE_DIR, "--out", out, *FIRE_ONLY, cwd=tmp_path)
@@ -392,6 +406,8 @@ def test_headline_names_the_class_that_leads() -> None:
     # the report of the issue: a crop headline over a ship-first body
     bad = summary.replace("vessels detected", "crop stress areas")
     assert "names crop_stress" in check(bad, priority, facts).reason
+    unnamed = summary.replace("vessels detected", "activity detected")
+    assert "does not name ship" in check(unnamed, priority, facts).reason
     swapped = summary.replace(
         "15 ships found; 124 crop-stress areas found",
         "124 crop-stress areas found; 15 ships found",
@@ -764,17 +780,13 @@ def _options(cmd: Any, path: list[str]) -> list[tuple[str, Any]]:
     return out
 
 
-#: pipeline/cli/ask.py belongs to the ask-v2 branch (issue 22 item 4), which adds its help texts
-ASK_COMMANDS = ("eotriage ask", "eotriage answer", "eotriage store add", "eotriage store list")
-
-
 def test_every_option_has_help_text() -> None:
     from pipeline.cli import cli
 
     missing = [
         f"{where} {'/'.join(o.opts)}"
         for where, o in _options(cli, ["eotriage"])
-        if not o.help and not o.hidden and where not in ASK_COMMANDS
+        if not o.help and not o.hidden
     ]
     assert missing == []
 

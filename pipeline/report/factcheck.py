@@ -183,6 +183,10 @@ def check(summary: str, priority: str, facts: Facts, max_chars: int = 280) -> Ch
             problems.append(
                 f"the first fact is not the count of {COUNT_WORDS[lead_cls][1]}, which lead"
             )
+    head_words = [w.lower() for w in _WORD_RE.findall(headline)]
+    if lead_cls is not None and head is not None:
+        if not any(w.startswith(st) for w in head_words for st in CLASS_STEMS[lead_cls]):
+            problems.append(f"headline {headline.strip()!r} does not name {lead_cls}, which leads")
     for word in _WORD_RE.findall(headline):
         low = word.lower()
         for c in facts.classes:

@@ -9,7 +9,8 @@ a number.  For each fact set a grammar is built whose only paths are:
 * the outcome lead (``Complete scan.``, ``Partial scan.``) is fixed by the facts;
 * the priority is one of the choices the facts allow (:func:`phrases.priority_choices`);
 * the headline is a short free-text slot of lowercase words: no digits, no capitals (so no
-  names), no number words, no negations, no word for a class other than the one that leads,
+  names), at least one word of the class that leads (the headline names it), no number
+  words, no negations, no word for a class other than the one that leads,
   no "clear"/"quiet" unless every class was looked for over the whole scene, and no word of
   activity ("active", "alert") when nothing was found;
 * the first phrase is the count of the class that leads; each further phrase is one of the
@@ -72,6 +73,10 @@ HEADLINE_WORDS = (
     "mixed", "and", "with", "in", "of", "area", "areas", "scene", "report",
     "nothing", "found", "clear", "quiet",
 )  # fmt: skip
+
+
+#: the headline when nothing was found and not everything was looked at
+EMPTY_HEADLINE = ("nothing", "found")
 
 
 @dataclass(frozen=True)
@@ -255,6 +260,13 @@ class _Decoder:
         clear scene when part of it was not looked at), then ``:``."""
         rep = self.rep
         lead = headline_class(self.facts)
+        if lead is None and not looked_at_everything(self.facts):
+            # nothing found, and not everything looked at: nothing to name but that; the
+            # template's words, forced (the model could only say less, or say "clear")
+            for w in EMPTY_HEADLINE:
+                self.choose([rep.headline_tokens[w]])
+            self._emit(rep.colon_token)
+            return " ".join(EMPTY_HEADLINE)
         others = [c.cls for c in self.facts.classes if c.cls != lead]
         partial = not looked_at_everything(self.facts)
         words = [
@@ -265,15 +277,24 @@ class _Decoder:
             and not (partial and w in ALL_CLEAR_WORDS)
             and not (not self.facts.total and w in ACTIVITY_WORDS)
         ]
+        # the headline names what leads: a word of the leading class before the colon
+        naming = (
+            {w for w in words if any(w.startswith(st) for st in CLASS_STEMS[lead])}
+            if lead is not None
+            else set()
+        )
         chosen: list[str] = []
         while len(chosen) < rep.settings.headline_words:
-            options = [rep.headline_tokens[w] for w in words if w not in chosen]
-            if chosen:
+            named = not naming or any(w in naming for w in chosen)
+            last = len(chosen) == rep.settings.headline_words - 1
+            pool = [w for w in words if w not in chosen and (named or not last or w in naming)]
+            options = [rep.headline_tokens[w] for w in pool]
+            if chosen and named:
                 options.append([rep.colon_token])
             k = self.choose(options)
-            if chosen and k == len(options) - 1:
+            if k == len(pool):
                 return " ".join(chosen)
-            chosen.append([w for w in words if w not in chosen][k])
+            chosen.append(pool[k])
         self._emit(rep.colon_token)
         return " ".join(chosen)
 
