@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.core.acquisition import normalise_time, scene_acquisition
 from pipeline.ask.answer import answer_question
 from pipeline.ask.query import Question
 from pipeline.ask.store import DetectionStore, StoreError, class_status
+from pipeline.core.acquisition import normalise_time, scene_acquisition
 from pipeline.wire.qa import decode_qa, encode_questions
 
 from .conftest import SAMPLES, run_cli, write_tif
