@@ -237,7 +237,9 @@ def test_one_status_vocabulary_in_every_product(tmp_path: Path) -> None:
     run = _json(d / "run.json")
     report = _json(d / "report.json")
     compact = _json(d / "compact.geojson")["eotriage"]
-    for doc in (run, report, compact):
+    facts = {c["cls"]: c for c in report["facts"]["classes"]}
+    assert report["outcome"] == report["facts"]["outcome"] == "partial"
+    for doc in (run, {"outcome": "partial", "classes": facts}, compact):
         assert doc["outcome"] == "partial"
         assert {c: e["status"] for c, e in doc["classes"].items()} == {
             "fire": FOUND,

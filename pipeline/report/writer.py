@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from .._fsio import atomic_write
-from ..core.results import NOT_CHECKED, SceneResult
+from ..core.results import SceneResult
 from ..errors import EotriageError, LlmTimeout, ModelError
 from ..settings import ReportSettings
 from .compact import compact_geojson
@@ -53,9 +53,10 @@ class Report:
         return {
             "summary": self.summary,
             "priority": self.priority,
+            # the scene outcome; its reasons and the per-class status are in "facts" (outcome,
+            # outcome_reasons, classes[].status / reason / coverage), not repeated here: this
+            # dict is the report product of the downlink
             "outcome": self.facts.outcome,
-            "outcome_reasons": list(self.facts.outcome_reasons),
-            "classes": class_statuses(self.facts),
             "writer": self.writer,
             "fallback_reason": self.fallback_reason,
             "model": self.model,
@@ -75,21 +76,6 @@ class Report:
             "latency_s": round(self.latency_s, 4),
             "model": self.model,
         }
-
-
-def class_statuses(facts: Facts) -> dict[str, dict[str, Any]]:
-    """Per class ``{"status", "count", "coverage"[, "reason"]}`` as in run.json."""
-    out: dict[str, dict[str, Any]] = {}
-    for c in facts.classes:
-        entry: dict[str, Any] = {
-            "status": c.status,
-            "count": None if c.status == NOT_CHECKED else c.count,
-            "coverage": round(c.coverage, 4),
-        }
-        if c.reason:
-            entry["reason"] = c.reason
-        out[c.cls] = entry
-    return out
 
 
 @dataclass(frozen=True)
