@@ -50,14 +50,16 @@ def read_detections(path: str | Path) -> dict[str, Any]:
 
 
 def decode_file(
-    packets: str | Path, out_dir: str | Path
+    packets: str | Path, out_dir: str | Path, data: bytes | None = None
 ) -> tuple[tuple[Decoded, WrittenDecoded], ...]:
     """Decode a packet file and write its products.
 
     One scene goes straight into ``out_dir``; a stream with several scenes gets one folder per
-    scene (``out_dir/<scene>/``).  Raises ``OSError`` only when the file cannot be read.
+    scene (``out_dir/<scene>/``).  ``data``: the file's bytes when already read.  Raises
+    ``OSError`` only when the file cannot be read or ``out_dir`` cannot be written.
     """
-    data = Path(packets).read_bytes()
+    if data is None:
+        data = Path(packets).read_bytes()
     scenes = decode_scenes(data)
     out = Path(out_dir)
     if len(scenes) == 1:

@@ -17,6 +17,8 @@ from typing import Any
 from pipeline.errors import PacketError
 from pipeline.wire.ccsds import SEQ_MODULO, DamagedRange, ScannedPacket, scan_stream
 from pipeline.wire.products import (
+    CLASS_STATES,
+    OUTCOMES,
     Chip,
     DetectionsChunk,
     Kind,
@@ -124,10 +126,70 @@ class Decoded:
     packets: int
     #: products the manifest says are still waiting onboard for a later pass
     waiting: tuple[str, ...] = ()
+    #: indices of features held back onboard for a later pass (not lost, not damage)
+    waiting_features: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.damage.ok
+
+    def _sources(self) -> list[Mapping[str, Any]]:
+        out: list[Mapping[str, Any]] = []
+        member = self.geojson.get("eotriage") if isinstance(self.geojson, dict) else None
+        if isinstance(member, dict):
+            out.append(member)
+        if isinstance(self.report, dict):
+            out.append(self.report)
+        return out
+
+    @property
+    def outcome(self) -> str | None:
+        """What the satellite says its scan of the scene was: ``complete``, ``partial`` or
+        ``failed`` (``None``: not stated, an older stream, or the manifest and report lost)."""
+        if self.manifest is not None and self.manifest.outcome is not None:
+            return self.manifest.outcome
+        for src in self._sources():
+            v = src.get("outcome")
+            if isinstance(v, str) and v in OUTCOMES:
+                return v
+        return None
+
+    @property
+    def outcome_reasons(self) -> tuple[str, ...]:
+        for src in self._sources():
+            v = src.get("outcome_reasons")
+            if isinstance(v, list):
+                return tuple(str(x)[:300] for x in v if isinstance(x, str))[:20]
+        return ()
+
+    def class_status(self) -> dict[str, dict[str, Any]]:
+        """class -> ``{"status", "count", "reason"}`` as the satellite stated it (manifest first,
+        then compact.geojson, then the report); {} when nothing states it."""
+        out: dict[str, dict[str, Any]] = {}
+        if self.manifest is not None:
+            for cls, status, count in self.manifest.classes:
+                out[cls] = {"status": status, "count": count, "reason": None}
+        for src in self._sources():
+            classes = src.get("classes")
+            if not isinstance(classes, dict):
+                continue
+            for cls, e in classes.items():
+                if not isinstance(cls, str) or not isinstance(e, dict):
+                    continue
+                if e.get("status") not in CLASS_STATES:
+                    continue
+                slot = out.setdefault(
+                    cls[:40], {"status": e["status"], "count": None, "reason": None}
+                )
+                n = e.get("count")
+                if slot["count"] is None and isinstance(n, int) and not isinstance(n, bool):
+                    slot["count"] = n
+                if slot["reason"] is None and isinstance(e.get("reason"), str):
+                    slot["reason"] = e["reason"][:200]
+                cov = e.get("coverage")
+                if "coverage" not in slot and isinstance(cov, int | float):
+                    slot["coverage"] = float(cov)
+        return out
 
     def counts(self) -> dict[str, int]:
         """Features per ``class`` property."""
@@ -146,6 +208,21 @@ class Decoded:
         else:
             counts = ", ".join(f"{n} {c}" for c, n in sorted(self.counts().items()))
             lines.append(f"detections: {counts or 'no features'}")
+        outcome = self.outcome
+        if outcome is not None:
+            why = self.outcome_reasons
+            lines.append(f"outcome: {outcome}" + (f" ({'; '.join(why[:3])})" if why else ""))
+        for cls, st in self.class_status().items():
+            if st["status"] == "found":
+                text = f"found {st['count']}" if st["count"] is not None else "found"
+            elif st["status"] == "none found":
+                text = "looked and found none"
+            else:
+                text = "not checked" + (f" ({st['reason']})" if st["reason"] else "")
+            cov = st.get("coverage")
+            if st["status"] != "not checked" and isinstance(cov, float) and 0.0 < cov < 1.0:
+                text += f" ({100 * cov:.1f} % of the scene checked)"
+            lines.append(f"  {cls}: {text}")
         if self.report is None:
             lines.append("report: not received")
         else:
@@ -157,7 +234,12 @@ class Decoded:
                 + (", quicklook" if self.quicklook is not None else "")
             )
         if self.waiting:
-            lines.append(f"still onboard: {', '.join(self.waiting)}")
+            held = (
+                f" ({len(self.waiting_features)} detection(s) waiting onboard)"
+                if self.waiting_features
+                else ""
+            )
+            lines.append(f"still onboard: {', '.join(self.waiting)}{held}")
         dmg = self.damage.lines()
         lines.append("damage: none" if not dmg else "damage: " + dmg[0])
         lines.extend("        " + d for d in dmg[1:])
@@ -261,6 +343,10 @@ def _decode_scene(tag: int, pkts: list[ScannedPacket], ranges: Sequence[DamagedR
         missing_products.append("manifest")
 
     geojson, missing_features = _assemble(chunks, manifest)
+    waiting_features = _held_back(missing_features, manifest, payloads)
+    if waiting_features:
+        held = set(waiting_features)
+        missing_features = tuple(i for i in missing_features if i not in held)
     chips.sort(key=lambda c: c.index)
     damage = Damage(
         crc_failures=tuple(r for r in ranges if r.cause == "crc"),
@@ -284,7 +370,32 @@ def _decode_scene(tag: int, pkts: list[ScannedPacket], ranges: Sequence[DamagedR
         damage=damage,
         packets=len(pkts) - duplicates,
         waiting=waiting,
+        waiting_features=waiting_features,
     )
+
+
+def _held_back(
+    missing: tuple[int, ...],
+    manifest: Manifest | None,
+    arrived: Mapping[tuple[int, int], Any],
+) -> tuple[int, ...]:
+    """The missing features that wait onboard for a later pass (a ``--downlink-budget`` cut),
+    as opposed to features lost on the way.
+
+    Detections go down highest score first, so the chunks that wait hold the last features.
+    The manifest says how many wait (``features_waiting``); an older manifest only names the
+    waiting chunks, and then the missing features count as waiting when every chunk it says
+    was sent arrived."""
+    if not missing or manifest is None:
+        return ()
+    waiting_chunks = [i for k, i, _ in manifest.waiting if k == Kind.DETECTIONS]
+    if not waiting_chunks:
+        return ()
+    if manifest.features_waiting is not None:
+        n = min(manifest.features_waiting, len(missing))
+        return missing[len(missing) - n :] if n else ()
+    sent = [(k, i) for k, i, _ in manifest.sent if k == Kind.DETECTIONS]
+    return missing if all(key in arrived for key in sent) else ()
 
 
 def _unpack_value(data: bytes) -> Any:

@@ -116,6 +116,8 @@ def write_decoded(decoded: Decoded, out_dir: str | Path) -> WrittenDecoded:
     damage = decoded.damage.to_dict()
     damage["images_undecodable"] = bad_images
     damage["waiting_onboard"] = list(decoded.waiting)
+    damage["features_waiting_onboard"] = list(decoded.waiting_features)
+    damage["outcome"] = decoded.outcome
     dmg_path = _write(d / "damage.json", (json.dumps(damage, indent=2) + "\n").encode())
     return WrittenDecoded(
         d, gj_path, rj_path, rt_path, tuple(chip_paths), ql_path, map_path, dmg_path

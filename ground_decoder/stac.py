@@ -7,7 +7,10 @@ A *product folder* is either what the ground decoder wrote (:func:`ground_decode
 asset with a media type and a role; the Item's geometry is the bounding box of the detections
 (else of the quicklook or chips), its datetime the acquisition time when the report knows it,
 else the processing time (``eotriage:datetime_source`` says which).  Counts per class, the
-report priority and summary, and whether the downlink arrived intact are Item properties.
+report priority and summary, the scan's outcome (``eotriage:outcome``: complete, partial,
+failed, with ``eotriage:outcome_reasons``) and per class what was found, looked for in vain or
+not checked (``eotriage:classes``), and whether the downlink arrived intact are Item
+properties.
 
 The Collection is written *self-contained* (relative links), so it can be copied anywhere and
 opened by stac-browser, QGIS' STAC plugin or ``pystac``.  No STAC extension is used, so pystac's
@@ -130,6 +133,39 @@ def _item_id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "scene"
 
 
+#: scene outcomes and per-class states the products may state
+_OUTCOMES = ("complete", "partial", "failed")
+_CLASS_STATES = ("found", "none found", "not checked")
+
+
+def _scan_status(
+    docs: Sequence[Any],
+) -> tuple[str | None, list[str], dict[str, dict[str, Any]]]:
+    """``(outcome, reasons, classes)`` from the first product that states them: run.json and
+    report.json hold them at the top level, a compact GeoJSON in its ``eotriage`` member,
+    damage.json its ``outcome``."""
+    outcome: str | None = None
+    reasons: list[str] = []
+    classes: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        member = doc.get("eotriage")
+        src: dict[str, Any] = member if isinstance(member, dict) else doc
+        if outcome is None and src.get("outcome") in _OUTCOMES:
+            outcome = str(src["outcome"])
+            r = src.get("outcome_reasons")
+            reasons = [str(x) for x in r if isinstance(x, str)] if isinstance(r, list) else []
+        per = src.get("classes")
+        if not classes and isinstance(per, dict):
+            for cls, e in per.items():
+                if isinstance(e, dict) and e.get("status") in _CLASS_STATES:
+                    classes[str(cls)] = {
+                        k: e[k] for k in ("status", "count", "coverage", "reason") if k in e
+                    }
+    return outcome, reasons, classes
+
+
 def item_from_dir(
     product_dir: str | Path,
     *,
@@ -189,6 +225,13 @@ def item_from_dir(
             for k in ("crc_failures", "truncated", "garbage", "incomplete", "missing_products")
         )
         props["eotriage:waiting_onboard"] = list(damage.get("waiting_onboard", []))
+    compact = _read_json(files["compact.geojson"]) if "compact.geojson" in files else None
+    outcome, reasons, classes = _scan_status([run, compact, geojson, report, damage])
+    if outcome is not None:
+        props["eotriage:outcome"] = outcome
+        props["eotriage:outcome_reasons"] = reasons
+    if classes:
+        props["eotriage:classes"] = classes
     if isinstance(run, dict):
         props["eotriage:ok"] = bool(run.get("ok"))
         if isinstance(run.get("input"), dict) and run["input"].get("sensor"):

@@ -39,12 +39,14 @@ _EXPORTS = {
     "CheckpointError": "errors",
     "LlmTimeout": "errors",
     "OutboxError": "errors",
+    "OutputError": "errors",
     "QuestionError": "errors",
     "StoreError": "errors",
     "UplinkError": "errors",
     "SceneRunner": "runner",
     "SceneOutcome": "runner",
     "write_scene": "runner",
+    "ClassStatus": "core.results",
     "Detection": "core.results",
     "SceneResult": "core.results",
     "TileFailure": "core.results",
@@ -65,6 +67,7 @@ _EXPORTS = {
 
 __all__ = [
     "CheckpointError",
+    "ClassStatus",
     "ConfigError",
     "CropSettings",
     "Detection",
@@ -76,6 +79,7 @@ __all__ = [
     "LlmTimeout",
     "ModelError",
     "OutboxError",
+    "OutputError",
     "PROFILES",
     "PacketError",
     "QuestionError",
@@ -119,7 +123,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .core.engine import run_scene
-    from .core.results import Detection, SceneResult, TileFailure
+    from .core.results import ClassStatus, Detection, SceneResult, TileFailure
     from .core.scene import Scene, open_scene
     from .core.stream import StripLayout, Triage
     from .errors import (
@@ -132,6 +136,7 @@ if TYPE_CHECKING:
         LlmTimeout,
         ModelError,
         OutboxError,
+        OutputError,
         PacketError,
         QuestionError,
         StageTimeout,

@@ -16,6 +16,11 @@ class ConfigError(EotriageError, ValueError):
     """Bad settings: unknown sensor, impossible tile size, unreadable settings file."""
 
 
+class OutputError(EotriageError, OSError):
+    """An output path that cannot be written: a file where a folder must be, no permission, a
+    read-only or virtual file system (``/proc``)."""
+
+
 class InputError(EotriageError, ValueError):
     """A scene or file that cannot be used: missing band, not a GeoTIFF, wrong CRS, truncated."""
 

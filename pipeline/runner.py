@@ -8,7 +8,10 @@ failure handling are the same everywhere:
   ``downlink.bin`` and, last, ``run.json``, each atomically;
 * :func:`outputs_complete` is the one "already done" test (``run.json`` written last lists
   every product with its size; no unfinished checkpoint beside it);
-* a scene that fails becomes a ``failed`` :class:`SceneOutcome` and the next scene runs.
+* a scene that fails becomes a ``failed`` :class:`SceneOutcome` and the next scene runs;
+* a result that looked at less than the one already in ``OUT/<scene>/`` (a failed scan, or a
+  class checked on less of the scene) never replaces it: it is written beside it, to
+  ``OUT/<scene>.<outcome>/``, and :attr:`SceneOutcome.kept` names the result that was kept.
 
 Typical use::
 
@@ -25,6 +28,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -35,8 +39,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__
 from ._fsio import atomic_write
-from .core.results import SceneResult
-from .errors import EotriageError
+from .core.results import ClassStatus, SceneResult
+from .errors import EotriageError, OutputError
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -70,6 +74,8 @@ class WrittenScene:
     #: the scene's packets for the ground (report + compact GeoJSON + extras)
     downlink: Path | None = None
     plan: DownlinkPlan | None = None
+    #: the earlier, better result that was left in place (this one went beside it)
+    kept: Path | None = None
 
 
 def run_summary(result: SceneResult, geojson_bytes: int, write_s: float) -> dict[str, Any]:
@@ -79,6 +85,8 @@ def run_summary(result: SceneResult, geojson_bytes: int, write_s: float) -> dict
         "eotriage_version": __version__,
         "scene": result.scene,
         "ok": result.ok,
+        #: complete / partial / failed, why, and per class found N / none found / not checked
+        **result.status_dict(),
         "input": result.info,
         #: acquisition time (ISO UTC, or null when unknown: never the processing time), where it
         #: came from, and place names of the scene (from its metadata or sidecar)
@@ -125,7 +133,18 @@ def write_scene(
     from .settings import DownlinkSettings, ReportSettings
 
     d = Path(out_dir) / result.scene
-    d.mkdir(parents=True, exist_ok=True)
+    kept: Path | None = None
+    if would_lose(result, d):
+        kept, d = d, Path(out_dir) / f"{result.scene}.{result.outcome}"
+        log.info(
+            "%s: %s scan looked at less than the result in %s; that one is kept and this one "
+            "written to %s",
+            result.scene,
+            result.outcome,
+            kept,
+            d,
+        )
+    mkdir_out(d)
     t0 = time.perf_counter()
     gj = result.geojson_bytes()
     gj_path = d / "detections.geojson"
@@ -145,12 +164,107 @@ def write_scene(
         scene_path=result.info.get("path"),
         sensor=result.info.get("sensor"),
         sky_map=result.sky_map,
+        scaling=result.info.get("scaling_spec"),
     )
     atomic_write(d / "downlink.bin", plan.packets)
     summary["output_bytes"]["downlink.bin"] = len(plan.packets)
     summary["downlink"] = plan.summary()
+    if kept is not None:
+        summary["kept_result"] = str(kept)
     atomic_write(run_path, (json.dumps(summary, indent=2) + "\n").encode())
-    return WrittenScene(d, gj_path, run_path, len(gj), written_report, d / "downlink.bin", plan)
+    return WrittenScene(
+        d, gj_path, run_path, len(gj), written_report, d / "downlink.bin", plan, kept
+    )
+
+
+def mkdir_out(d: Path) -> None:
+    """Create an output folder; a path that cannot be one is an :class:`OutputError`."""
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{d}: cannot create output folder: {_os_reason(exc, d)}") from None
+
+
+def check_writable(d: Path) -> None:
+    """Raise :class:`OutputError` unless a file can be created in the folder ``d``."""
+    probe = d / f".eotriage-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"{d}: cannot write output files: {_os_reason(exc, d)}") from None
+
+
+def _output_error(exc: OSError) -> str:
+    where = Path(exc.filename) if isinstance(exc.filename, str) else None
+    if where is None:
+        return f"cannot write outputs: {exc.strerror or exc}"
+    return f"{where}: cannot write: {_os_reason(exc, where)}"
+
+
+def _os_reason(exc: OSError, path: Path) -> str:
+    """The OS's reason, and which part of ``path`` is a file when one is in the way."""
+    for parent in [path, *path.parents]:
+        if parent.is_file():
+            return f"{parent} is a file"
+    return exc.strerror or str(exc)
+
+
+#: outcome -> rank (lower is better)
+_OUTCOME_RANK = {"complete": 0, "partial": 1, "failed": 2}
+
+
+def recorded_status(scene_dir: Path) -> tuple[str, dict[str, float]] | None:
+    """``(outcome, coverage per class)`` of the result in ``scene_dir`` (its run.json), or None
+    when there is none.  Older run.json files without ``outcome`` are read from ``ok``, the
+    detector statuses and the failed tiles."""
+    try:
+        run = json.loads((scene_dir / RUN_JSON).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(run, dict):
+        return None
+    classes = run.get("classes")
+    if isinstance(run.get("outcome"), str) and isinstance(classes, dict):
+        cov = {
+            str(c): float(v.get("coverage", 0.0) or 0.0)
+            for c, v in classes.items()
+            if isinstance(v, dict)
+        }
+        return str(run["outcome"]), cov
+    from .core.results import CLASS_OF_DETECTOR
+
+    tiles = run.get("tiles")
+    tiles = tiles if isinstance(tiles, dict) else {}
+    total = int(tiles.get("total", 0) or 0)
+    failed = int(tiles.get("failed", 0) or 0)
+    share = 1.0 - failed / total if total else 1.0
+    cov = {}
+    for det, status in (run.get("detectors") or {}).items():
+        if det in CLASS_OF_DETECTOR:
+            cov[CLASS_OF_DETECTOR[det]] = share if status == "ran" else 0.0
+    outcome = "complete" if run.get("ok") else "failed" if total and failed >= total else "partial"
+    return outcome, cov
+
+
+def would_lose(result: SceneResult, scene_dir: Path) -> bool:
+    """True when writing ``result`` into ``scene_dir`` would replace a result that looked at
+    more: a failed scan over one that was not, or a class (of a detector this run enabled)
+    checked on less of the scene than before."""
+    old = recorded_status(scene_dir)
+    if old is None:
+        return False
+    outcome, old_cov = old
+    if result.outcome == "failed" and outcome != "failed":
+        return True
+    from .core.results import DETECTOR_OF_CLASS
+
+    for cls, st in result.class_status().items():
+        if DETECTOR_OF_CLASS[cls] not in result.detectors:
+            continue
+        if st.coverage + 1e-9 < old_cov.get(cls, 0.0):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -173,24 +287,51 @@ class SceneOutcome:
     worker: str | None = None
     #: the scene's detections.geojson (done scenes)
     geojson: str | None = None
+    #: what the scan looked at (done scenes): ``complete``, ``partial`` or ``failed``
+    scan: str | None = None
+    #: why the scan is not complete, one line each
+    scan_reasons: tuple[str, ...] = ()
+    #: per class ``12 fire`` / ``no ship`` (looked, found none) / ``ship not checked (reason)``
+    classes: dict[str, str] = field(default_factory=dict)
+    #: the folder the products went to (``OUT/<scene>``, or beside it, see ``kept``)
+    directory: str | None = None
+    #: an earlier result that looked at more, left in place (this one went beside it)
+    kept: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.status != "failed" and not self.problems
+        return self.status != "failed" and not self.problems and self.scan != "failed"
 
     def line(self) -> str:
         """One line for the terminal."""
         label = self.name or self.path
         if self.status == "failed":
             return f"{label}: FAILED: {self.error}"
-        counts = ", ".join(f"{n} {c}" for c, n in self.counts.items() if n) or "no detections"
         if self.status == "skipped":
+            counts = ", ".join(f"{n} {c}" for c, n in self.counts.items() if n) or "none"
             return f"{label}: skipped (outputs complete): {counts}"
         extra = f"; {len(self.problems)} problem(s)" if self.problems else ""
-        return f"{label}: {counts} ({self.seconds:.1f} s{extra})"
+        return f"{label}: {self.findings()} ({self.seconds:.1f} s{extra})"
+
+    def findings(self) -> str:
+        """``partial scan: 12 fire; ship not checked (needs band(s) B02); no crop_stress``"""
+        per_class = "; ".join(self.classes.values())
+        return (
+            f"{self.scan or 'unknown'} scan: {per_class}"
+            if per_class
+            else (f"{self.scan or 'unknown'} scan")
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _finding(cls: str, st: ClassStatus) -> str:
+    if st.status == "found":
+        return f"{st.count} {cls}"
+    if st.status == "none found":
+        return f"no {cls}"
+    return f"{cls} {st.text()}"
 
 
 def outputs_complete(scene_dir: str | Path) -> bool:
@@ -300,7 +441,7 @@ class SceneRunner:
         label = str(path)
         try:
             with Env(settings):
-                scene = open_scene(path, sensor=settings.sensor)
+                scene = open_scene(path, sensor=settings.sensor, scaling=settings.scaling)
             scene_name = name or unique_name(scene.name, self._seen)
             if scene_name != scene.name:
                 scene = dataclasses.replace(scene, name=scene_name)
@@ -318,12 +459,14 @@ class SceneRunner:
                 data = written.downlink.read_bytes()
                 self.outbox.put(f"{scene.name}/downlink.bin", data, first_wins=True)
             ckpt.unlink(missing_ok=True)  # outputs and outbox entry are durable now
-        except EotriageError as exc:
+        except (EotriageError, OSError) as exc:
+            # an OSError here is an output problem (checkpoint, products, outbox): one line too
+            msg = str(exc) if isinstance(exc, EotriageError) else _output_error(exc)
             return SceneOutcome(
                 label,
                 name,
                 "failed",
-                error=str(exc),
+                error=msg,
                 seconds=time.perf_counter() - t0,
                 worker=self.worker,
             )
@@ -341,4 +484,9 @@ class SceneRunner:
             problems=problems,
             worker=self.worker,
             geojson=str(written.geojson),
+            scan=result.outcome,
+            scan_reasons=result.outcome_reasons,
+            classes={c: _finding(c, st) for c, st in result.class_status().items()},
+            directory=str(written.directory),
+            kept=str(written.kept) if written.kept is not None else None,
         )

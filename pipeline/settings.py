@@ -440,6 +440,9 @@ class Settings:
     detectors: tuple[str, ...] = KNOWN_DETECTORS
     #: Sensor profile name; ``None`` = detect from the files.
     sensor: str | None = None
+    #: DN -> reflectance scaling: ``reflectance``, ``dn10000``, ``dn10000-offset``,
+    #: ``dn65535`` or ``A*DN+B``; ``None`` = infer from sample type, values and metadata.
+    scaling: str | None = None
     #: Directory with ``manifest.json`` and the ``.onnx`` files; ``None`` = the repo's ``models/``.
     models_dir: Path | None = None
     clouds: CloudSettings = field(default_factory=CloudSettings)
@@ -476,6 +479,10 @@ class Settings:
             )
         if not self.detectors:
             raise ConfigError("at least one detector must be enabled")
+        if self.scaling is not None:
+            from .sensors import parse_scaling
+
+            parse_scaling(self.scaling)
         bad = {k: v for k, v in self.gdal.items() if not isinstance(v, str | int | float)}
         if bad:
             raise ConfigError(f"[gdal] options must be strings, got {bad!r}")

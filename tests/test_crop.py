@@ -465,7 +465,7 @@ def test_crop_needs_red_and_nir(series: Path, tmp_path: Path) -> None:
     dst.mkdir()
     shutil.copy(series_scenes(series)[0] / "B04.tif", dst / "B04.tif")
     shutil.copy(series_scenes(series)[0] / "B11.tif", dst / "B11.tif")
-    with pytest.raises(InputError, match="crop needs band\(s\) B08"):
+    with pytest.raises(InputError, match=r"crop needs band\(s\) B08"):
         run_scene(dst, Settings(detectors=CROP))
 
 

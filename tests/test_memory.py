@@ -8,6 +8,7 @@ A 4x larger scene must not need more memory (within 3 %).  The full-size
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ def _peak_rss_mib(args: list[str]) -> float:
     err = proc.stderr.read().decode() if proc.stderr else ""
     proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 0, err
-    assert "fire ->" in out
+    assert re.search(r"\b\d+ fire\b.* -> ", out), out
     return usage.ru_maxrss / 1024.0
 
 

@@ -94,9 +94,11 @@ def test_facts_of_ships_and_crop_tolerate_missing_measures() -> None:
     assert crop.worst_severity == "high"
     assert facts.place == "Honolulu" and facts.time_utc == "2024-05-01 22:15 UTC"
     text = " ".join(p.text for p in fact_phrases(facts))
-    assert "3 ships" in text and "2 crop-stress areas" in text and "fire" not in text
-    assert "longest 182 m at 21.300N 157.870W, heading 241°" in text
-    assert "3.25 km² stressed, worst severity high" in text
+    assert "3 ships found" in text and "2 crop-stress areas found" in text
+    # the fire detector was not enabled: the report says so, and never "no fire clusters"
+    assert "fire not checked (not enabled)" in text and "no fire" not in text
+    assert "longest ship 182 m at 21.300N 157.870W, heading 241°" in text
+    assert "crop stress on 3.25 km², worst severity high" in text
 
 
 def test_renderers() -> None:
@@ -113,9 +115,10 @@ def test_template_of_real_fire_scene(fire_result: SceneResult) -> None:
     facts = facts_from_result(fire_result)
     summary, priority = template_summary(facts)
     assert priority == "high"
-    assert summary.startswith("High priority, active fire: 12 fire clusters; ")
-    assert "; largest 1.5 ha at 58.088N 123.262W; 105 hot pixels, 4.2 ha in total;" in summary
-    assert "ship" not in summary
+    assert summary.startswith("Complete scan. High priority, active fire: 12 fire clusters found; ")
+    assert "; largest fire cluster 1.5 ha at 58.088N 123.262W;" in summary
+    assert "; fire area 4.2 ha in total (105 hot pixels)" in summary
+    assert "no ships" not in summary and "ships and crop stress not checked" in summary
     assert check(summary, priority, facts).ok
 
 
@@ -191,7 +194,7 @@ def test_an_invented_place_fails(seed: int, place: str) -> None:
         lambda s: s.replace("Medium priority", "Low priority"),
         lambda s: s.replace("3 ships", "3 ships; 7 boats"),
         lambda s: s.replace("3 ships", "3 ships" + " and more" * 40),
-        lambda s: s.replace("3 ships; ", ""),
+        lambda s: s.replace("3 ships found; ", ""),
     ],
 )
 def test_check_rejects_other_lies(edit: object) -> None:
@@ -219,8 +222,26 @@ def test_compact_geojson_budget_and_omitted(fire_result: SceneResult) -> None:
     assert len(full["features"]) == 12 and len(small["features"]) == 5
     assert small["eotriage"] == {
         "scene": "s2_fire_G90292",
-        "counts": {"ship": 0, "fire": 12, "crop_stress": 0},
+        # ships and crop stress were not looked for: null, never 0
+        "counts": {"ship": None, "fire": 12, "crop_stress": None},
         "omitted": {"ship": 0, "fire": 7, "crop_stress": 0},
+        "outcome": "complete",
+        "outcome_reasons": [],
+        "classes": {
+            "fire": {"status": "found", "count": 12, "coverage": 1.0},
+            "ship": {
+                "status": "not checked",
+                "count": None,
+                "coverage": 0.0,
+                "reason": "detector not enabled",
+            },
+            "crop_stress": {
+                "status": "not checked",
+                "count": None,
+                "coverage": 0.0,
+                "reason": "detector not enabled",
+            },
+        },
     }
     scores = [f["properties"]["score"] for f in full["features"]]
     assert scores == sorted(scores, reverse=True)
@@ -326,13 +347,15 @@ def _numbers_match_geojson(scene_dir: Path) -> None:
     fires = [f["properties"] for f in features if f["properties"]["class"] == "fire"]
     assert f"{len(fires)} fire clusters" in text
     assert f"{sum(p['pixel_count'] for p in fires)} hot pixels" in text
-    assert fmt_area(sum(p["area_m2"] for p in fires)) + " in total" in text
+    assert "fire area " + fmt_area(sum(p["area_m2"] for p in fires)) + " in total" in text
     big = max(fires, key=lambda p: p["area_m2"])
     pos = fmt_lonlat(big["centroid_lon"], big["centroid_lat"])
     if "largest" in text:
-        assert f"largest {fmt_area(big['area_m2'])} at {pos}" in text
-    # every number but the scene name's and the acquisition time's is a fact of the detections
+        assert f"largest fire cluster {fmt_area(big['area_m2'])} at {pos}" in text
+    # every number but the scene name's, the acquisition time's and the band names of what was
+    # not checked is a fact of the detections
     bare = re.sub(r"acquired [^;]*?UTC", "", text.replace("s2_fire_G90292", ""))
+    bare = re.sub(r"not checked \([^)]*\)", "", bare)
     for num in re.findall(r"\d+(?:\.\d+)?", bare):
         assert num in json.dumps(features) or num in (
             str(len(fires)),

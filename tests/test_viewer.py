@@ -157,7 +157,11 @@ def test_scene_view_reads_the_fire_scene(fire_decoded: ground_decoder.Decoded) -
     fire = next(c for c in view.classes if c.cls == "fire")
     assert fire.state == "found" and fire.text() == "found 12"
     assert all(d.geometry is not None and d.bbox is not None for d in view.detections)
-    assert view.notices == ()
+    # the fire sample has no ship or crop bands: a partial scan, and the page says why
+    assert [n.level for n in view.notices] == ["warning"]
+    assert "partial scan" in view.notices[0].text and "ship not checked" in view.notices[0].text
+    ship = next(c for c in view.classes if c.cls == "ship")
+    assert ship.state == "not_checked" and "B02" in ship.text()
     top = view.detections[0]
     assert dict(top.rows)["class"] == "Fire" and "score" in dict(top.rows)
 

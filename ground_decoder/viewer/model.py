@@ -260,6 +260,7 @@ class ClassStatus:
     state: str  #: "found" | "none" | "not_checked" | "unknown"
     reason: str | None = None
     omitted: int = 0  #: detections the satellite kept back (not downlinked)
+    coverage: float | None = None  #: fraction of the scene looked at (None when not stated)
 
     @property
     def label(self) -> str:
@@ -272,6 +273,14 @@ class ClassStatus:
     def text(self) -> str:
         if self.state == "not_checked":
             return "not checked" + (f" ({self.reason})" if self.reason else "")
+        part = (
+            f" ({100 * self.coverage:.1f} % of the scene checked)"
+            if self.coverage is not None and 0.0 < self.coverage < 1.0
+            else ""
+        )
+        return self._text() + part
+
+    def _text(self) -> str:
         if self.state == "none":
             return "looked and found none"
         n = self.reported if self.reported is not None else self.received
@@ -445,7 +454,16 @@ def _acquired(sources: list[Mapping[str, Any]]) -> str | None:
 
 
 _NOT_CHECKED = {"not_checked", "not checked", "skipped", "unchecked", "not_run", "not run"}
-_NONE = {"none", "none_found", "looked", "clear", "checked", "looked_none", "nothing"}
+_NONE = {
+    "none",
+    "none found",
+    "none_found",
+    "looked",
+    "clear",
+    "checked",
+    "looked_none",
+    "nothing",
+}
 
 
 def _class_entries(sources: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -467,6 +485,7 @@ def _class_entries(sources: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]
                 count=_num(e.get("count", e.get("n", e.get("found")))),
                 checked=e.get("checked") if isinstance(e.get("checked"), bool) else None,
                 status=_text(e.get("status", e.get("state")), 40),
+                coverage=_fraction(e.get("coverage")),
                 reason=_text(
                     e.get("reason", e.get("why", e.get("skipped_reason", e.get("not_checked")))),
                     200,
@@ -528,7 +547,15 @@ def _class_statuses(
             state = "unknown"
         omitted = e.get("omitted")
         out.append(
-            ClassStatus(cls, got, reported, state, e.get("reason"), int(omitted) if omitted else 0)
+            ClassStatus(
+                cls,
+                got,
+                reported,
+                state,
+                e.get("reason"),
+                int(omitted) if omitted else 0,
+                e.get("coverage"),
+            )
         )
     return tuple(out)
 
@@ -741,13 +768,16 @@ def scene_view(decoded: Decoded) -> SceneView:
                 + ". The damaged byte ranges are listed under 'Downlink'.",
             )
         )
+    why = f": {'; '.join(reasons[:4])}" if reasons else ""
     if outcome == "failed":
         notices.append(
-            Notice("error", "The satellite reports that processing of this scene failed.")
+            Notice("error", f"The satellite reports a failed scan, nothing was checked{why}.")
         )
     elif outcome == "partial":
         notices.append(
-            Notice("warning", "The satellite reports that this scene was only partly processed.")
+            Notice(
+                "warning", f"The satellite reports a partial scan, not everything was checked{why}."
+            )
         )
     if not nothing:
         if decoded.geojson is None:

@@ -90,6 +90,9 @@ def class_status(run: dict[str, Any]) -> dict[str, str]:
     ..."``, from run.json (``classes`` when a run records it, else ``detectors`` and failed tiles).
     Classes whose detector is not named at all are ``"not checked: no detector in this run"``."""
     out = {c: "not checked: no detector in this run" for c in KNOWN_CLASSES}
+    clouds = str((run.get("detectors") or {}).get("clouds", ""))
+    if clouds:  # the cloud screen is no detection class: its own status
+        out["cloud"] = CHECKED if clouds == "ran" else f"not checked: {clouds}"
     per_class = run.get("classes")
     if isinstance(per_class, dict):
         for cls, v in per_class.items():

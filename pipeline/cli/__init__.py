@@ -7,6 +7,7 @@ failed or had failed tiles / problems, 2 usage, settings or path error.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -15,6 +16,10 @@ from .. import __version__
 from ..errors import ConfigError
 from ..settings import Settings
 from ._common import EXIT_USAGE, fail, setup_logging
+
+#: when the command line started: the heavy imports (numpy, rasterio, onnxruntime, llama.cpp),
+#: model loads and all work of a command count from here
+STARTED = time.perf_counter()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

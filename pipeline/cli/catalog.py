@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from ..errors import EotriageError
+from ..errors import ConfigError, EotriageError
 from ..settings import Settings
-from ._common import EXIT_FAILED, EXIT_USAGE, fail
+from ._common import EXIT_FAILED, EXIT_USAGE, SCALING_OPTION_HELP, fail, fail_on
 
 
 @click.command("sensors")
@@ -27,21 +27,26 @@ def sensors_cmd() -> None:
 @click.command("info")
 @click.argument("scene", type=click.Path(path_type=Path))
 @click.option("--sensor", help="Sensor profile; default: detect from files.")
+@click.option("--scaling", metavar="SCALING", help=SCALING_OPTION_HELP)
 @click.pass_obj
-def info_cmd(settings: Settings, scene: Path, sensor: str | None) -> None:
-    """Show what eotriage makes of a scene: sensor, bands, grid, scaling."""
+def info_cmd(settings: Settings, scene: Path, sensor: str | None, scaling: str | None) -> None:
+    """Show what eotriage makes of a scene: sensor, bands, grid, scaling, and why."""
     from ..core.env import Env
     from ..core.scene import open_scene
 
     try:
+        settings = settings.override(sensor=sensor, scaling=scaling)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    try:
         with Env(settings):
-            s = open_scene(scene, sensor=sensor or settings.sensor)
+            s = open_scene(scene, sensor=settings.sensor, scaling=settings.scaling)
     except EotriageError as exc:
-        fail(str(exc))
+        fail_on(exc)
     g = s.grid
     click.echo(f"scene    {s.name} ({s.path})")
     click.echo(f"sensor   {s.profile.name} ({s.sensor_reason})")
-    click.echo(f"scaling  {s.scaling.describe()} ({s.scaling.reason})")
+    click.echo(f"scaling  {s.scaling.spec()}: {s.scaling.describe()} ({s.scaling.reason})")
     click.echo(f"grid     {g.width} x {g.height} px, {g.ground_res_m:.2f} m, {g.crs.to_string()}")
     click.echo(f"centre   lon {g.center_lonlat[0]:.5f} lat {g.center_lonlat[1]:.5f}")
     for b in s.bands:
@@ -59,7 +64,7 @@ def _manifest(settings: Settings) -> dict[str, Any]:
     try:
         return dict(load_manifest(settings.models_dir))
     except EotriageError as exc:
-        fail(str(exc))
+        fail_on(exc)
 
 
 @models_group.command("list")
@@ -129,7 +134,9 @@ def scenes_list() -> None:
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--size", type=int, default=1024, show_default=True, help="Edge in 10 m pixels.")
 @click.option("--fires", type=int, default=3, show_default=True, help="Number of fire clusters.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same scene)."
+)
 @click.option(
     "--offset-baseline", is_flag=True, help="DNs with the +1000 offset of baseline 04.00."
 )
@@ -159,7 +166,9 @@ def scenes_generate(
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--size", type=int, default=800, show_default=True, help="Edge in 10 m pixels.")
 @click.option("--dates", type=int, default=12, show_default=True, help="Passes, 10 days apart.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same scene)."
+)
 def scenes_generate_crops(out: Path, size: int, dates: int, seed: int) -> None:
     """Write a synthetic Sentinel-2 L1C crop series to OUT: one scene per date (fields through
     a season, some stressed from a known date on, forest, scrub and desert, clouds on some

@@ -37,8 +37,14 @@ def decode_cmd(packets: Path, out_dir: Path, html: bool) -> None:
     OUT/<its path without .bin>/ (DIR/<scene>/downlink.bin goes to OUT/<scene>/), and
     OUT/index.html lists the scenes by priority, then time, over one overview map.
 
+    Besides the damage, the summary says what the satellite's scan looked at: the outcome
+    (complete, partial, failed) and per class "found N", "looked and found none" or "not
+    checked (reason)".  Detections held back by a downlink budget are "waiting onboard", not
+    damage.
+
     Exit code: 0 stream intact, 1 damage found (lost, corrupt or truncated packets, garbage,
-    products missing), 2 the file (or a file of the folder) cannot be read.
+    products missing) or a scene whose scan failed, 2 the file (or a file of the folder)
+    cannot be read or OUT cannot be written.
     """
     from ground_decoder import decode_file
     from ground_decoder.passes import pass_plan
@@ -49,13 +55,12 @@ def decode_cmd(packets: Path, out_dir: Path, html: bool) -> None:
     if folder and not plan:
         click.echo(f"eotriage: error: {packets}: no *.bin pass files in this folder", err=True)
         raise SystemExit(2)
-    damaged = unreadable = False
+    damaged = unreadable = scan_failed = False
     scenes: list[tuple[Any, Path, str]] = []
     failures: list[tuple[str, str]] = []
     for path, out in plan:
         source = str(path.relative_to(packets)) if folder else path.name
         try:
-            results = decode_file(path, out)
             data = path.read_bytes()
         except OSError as exc:
             click.echo(f"eotriage: error: {path}: {exc.strerror or exc}", err=True)
@@ -64,11 +69,23 @@ def decode_cmd(packets: Path, out_dir: Path, html: bool) -> None:
             unreadable = True
             failures.append((source, f"cannot be read: {exc.strerror or exc}"))
             continue
+        try:
+            results = decode_file(path, out, data=data)
+        except OSError as exc:  # the output folder, not the packets
+            click.echo(f"eotriage: error: {_out_error(out, exc)}", err=True)
+            raise SystemExit(2) from None
         for decoded, written in results:
             for line in decoded.summary_lines():
                 click.echo(line)
             click.echo(f"wrote {written.directory}")
             damaged |= not decoded.ok
+            if decoded.outcome == "failed":
+                scan_failed = True
+                click.echo(
+                    f"eotriage: error: {decoded.scene}: the satellite's scan failed: nothing "
+                    "was checked (see outcome above)",
+                    err=True,
+                )
             scenes.append((decoded, written.directory, source))
         qa = decode_qa(data)
         if qa.questions or qa.answers:
@@ -81,8 +98,17 @@ def decode_cmd(packets: Path, out_dir: Path, html: bool) -> None:
         _write_html(scenes, out_dir, failures)
     if unreadable:
         raise SystemExit(2)
-    if damaged:
+    if damaged or scan_failed:
         raise SystemExit(1)
+
+
+def _out_error(out: Path, exc: OSError) -> str:
+    """``OUT: cannot write decoded products: <reason>`` (naming a file in the way)."""
+    for parent in [out, *out.parents]:
+        if parent.is_file():
+            return f"{out}: cannot write decoded products: {parent} is a file"
+    target = exc.filename if isinstance(exc.filename, str) else out
+    return f"{target}: cannot write decoded products: {exc.strerror or exc}"
 
 
 def _write_html(

@@ -19,7 +19,7 @@ import click
 
 from ..errors import EotriageError
 from ..settings import Settings
-from ._common import EXIT_USAGE, fail
+from ._common import EXIT_USAGE, fail, fail_on
 
 
 def _settings(ctx: click.Context, tile_size: int | None) -> Settings:
@@ -107,7 +107,7 @@ def eval_ships(
         try:
             score, _ = evaluate_ships(scene, labels, settings, tolerance_m)
         except EotriageError as exc:
-            fail(str(exc))
+            fail_on(exc)
         d = score.to_dict()
         d["path"] = str(scene)
         rows.append(d)
@@ -252,7 +252,7 @@ def eval_fire(
     try:
         score, _ = evaluate_fire(scene, reference, settings)
     except EotriageError as exc:
-        fail(str(exc))
+        fail_on(exc)
     d = score.to_dict()
     d["path"] = str(scene)
     d["reference"] = str(reference)
@@ -354,7 +354,7 @@ def eval_crop(
                     series, settings, layer, landcover, cropland_classes or (40,), hist, as_json
                 )
         except EotriageError as exc:
-            fail(str(exc))
+            fail_on(exc)
 
 
 def _eval_crop_series(

@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError, EotriageError
+from ..errors import ConfigError, EotriageError, OutputError
 from ..settings import KNOWN_DETECTORS, Settings
-from ._common import EXIT_FAILED, EXIT_USAGE, fail
+from ._common import EXIT_FAILED, EXIT_USAGE, SCALING_OPTION_HELP, fail
 
 
 def _quiet_dask() -> None:
@@ -35,6 +35,7 @@ def _quiet_dask() -> None:
 def _settings(
     settings: Settings,
     sensor: str | None,
+    scaling: str | None,
     tile_size: int | None,
     threads: int | None,
     detectors: str | None,
@@ -43,6 +44,7 @@ def _settings(
 ) -> Settings:
     return settings.override(
         sensor=sensor,
+        scaling=scaling,
         tile_size=tile_size,
         threads=threads,
         detectors=detectors,
@@ -95,11 +97,16 @@ def _with_cluster_options(f: Any) -> Any:
 )
 @_with_cluster_options
 @click.option("--sensor", help="Sensor profile; default: detect from files.")
+@click.option("--scaling", metavar="SCALING", help=SCALING_OPTION_HELP)
 @click.option("--tile-size", type=int, help="Tile edge in working-grid pixels (default 1024).")
 @click.option("--threads", type=int, help="Detector threads per scene (default: CPUs / workers).")
 @click.option("--detectors", help=f"Comma-separated detectors ({', '.join(KNOWN_DETECTORS)}).")
 @click.option("--no-llm", is_flag=True, help="Write the text report with the template only.")
-@click.option("--llm-timeout", type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--llm-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds the LLM may take per report before the template is used (default 5).",
+)
 @click.option("--force", is_flag=True, help="Process scenes whose outputs are already complete.")
 @click.option(
     "--stac",
@@ -122,6 +129,7 @@ def batch_cmd(
     workers: int | None,
     processes: bool,
     sensor: str | None,
+    scaling: str | None,
     tile_size: int | None,
     threads: int | None,
     detectors: str | None,
@@ -146,12 +154,14 @@ def batch_cmd(
     Exit code: 0 all scenes fine, 1 a scene failed or had problems, 2 usage or cluster error.
     """
     from ..ground.batch import run_batch
+    from ..runner import check_writable, mkdir_out
 
     _quiet_dask()
     try:
         st = _settings(
             settings,
             sensor,
+            scaling,
             tile_size,
             _local_threads(scheduler, workers, threads),
             detectors,
@@ -159,6 +169,11 @@ def batch_cmd(
             llm_timeout,
         )
     except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    try:
+        mkdir_out(out_dir)
+        check_writable(out_dir)
+    except OutputError as exc:
         fail(str(exc), EXIT_USAGE)
     try:
         result = run_batch(
@@ -180,15 +195,25 @@ def batch_cmd(
         f"({result.scenes_per_minute:.1f} scenes/min) -> {out_dir}"
     )
     if summary_path is not None:
-        summary_path.parent.mkdir(parents=True, exist_ok=True)
-        summary_path.write_text(json.dumps(result.summary(), indent=2) + "\n")
+        try:
+            mkdir_out(summary_path.parent)
+            summary_path.write_text(json.dumps(result.summary(), indent=2) + "\n")
+        except (OutputError, OSError) as exc:
+            fail(f"--summary {summary_path}: {exc.strerror or exc}", EXIT_USAGE)
     if stac_dir is not None:
         try:
             from ground_decoder.stac import write_collection
         except ImportError as exc:
             fail(str(exc), EXIT_USAGE)
-        dirs = [out_dir / o.name for o in result.outcomes if o.status != "failed" and o.name]
-        collection = write_collection(dirs, stac_dir)
+        dirs = [
+            Path(o.directory) if o.directory else out_dir / o.name
+            for o in result.outcomes
+            if o.status != "failed" and o.name
+        ]
+        try:
+            collection = write_collection(dirs, stac_dir)
+        except OSError as exc:
+            fail(f"--stac {stac_dir}: cannot write: {exc.strerror or exc}", EXIT_USAGE)
         n = len(list(collection.get_items()))
         click.echo(f"stac: {n} item(s) in {stac_dir / 'collection.json'}")
     if not result.ok:
@@ -209,13 +234,41 @@ def batch_cmd(
     type=click.IntRange(min=1),
     help="Generate this many synthetic pool scenes (default 4 when no SCENES are given).",
 )
-@click.option("--size", type=click.IntRange(min=64), default=512, show_default=True)
-@click.option("--satellites", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option(
-    "--hours", type=click.FloatRange(min=0, min_open=True), default=24.0, show_default=True
+    "--size",
+    type=click.IntRange(min=64),
+    default=512,
+    show_default=True,
+    help="Edge of the generated pool scenes in 10 m pixels.",
 )
-@click.option("--scenes-per-orbit", type=click.IntRange(min=0), default=40, show_default=True)
-@click.option("--stations", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--satellites",
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="Satellites in the constellation.",
+)
+@click.option(
+    "--hours",
+    type=click.FloatRange(min=0, min_open=True),
+    default=24.0,
+    show_default=True,
+    help="Simulated time span.",
+)
+@click.option(
+    "--scenes-per-orbit",
+    type=click.IntRange(min=0),
+    default=40,
+    show_default=True,
+    help="Full tiles acquired per 95 min orbit and satellite.",
+)
+@click.option(
+    "--stations",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Ground-station antennas shared by the constellation.",
+)
 @click.option(
     "--contact-prob",
     type=click.FloatRange(0, 1),
@@ -223,7 +276,9 @@ def batch_cmd(
     show_default=True,
     help="Chance that an orbit passes over a ground station.",
 )
-@click.option("--pass-min", type=float, default=8.0, show_default=True, help="Pass length.")
+@click.option(
+    "--pass-min", type=float, default=8.0, show_default=True, help="Pass length in minutes."
+)
 @click.option("--mbps", type=float, default=300.0, show_default=True, help="Downlink Mbit/s.")
 @click.option(
     "--compression",
@@ -232,7 +287,13 @@ def batch_cmd(
     show_default=True,
     help="Lossless compression ratio of the bands.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Random seed of the contacts and the generated scenes.",
+)
 @_with_cluster_options
 @click.option(
     "--llm/--no-llm",
@@ -298,9 +359,23 @@ def simulate_cmd(
             seed=seed,
         )
         st = _settings(
-            settings, None, None, _local_threads(scheduler, workers, None), None, not llm, None
+            settings,
+            None,
+            None,
+            None,
+            _local_threads(scheduler, workers, None),
+            None,
+            not llm,
+            None,
         )
     except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    from ..runner import check_writable, mkdir_out
+
+    try:
+        mkdir_out(out_dir)
+        check_writable(out_dir)
+    except OutputError as exc:
         fail(str(exc), EXIT_USAGE)
     paths: list[Path] = list(scenes)
     if generate or not paths:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, OutputError
 from ..settings import KNOWN_DETECTORS, Settings
-from ._common import EXIT_FAILED, EXIT_USAGE, fail
+from ._common import EXIT_FAILED, EXIT_USAGE, SCALING_OPTION_HELP, fail, process_seconds
 
 
 @click.command("run")
@@ -26,6 +26,7 @@ from ._common import EXIT_FAILED, EXIT_USAGE, fail
 @click.option(
     "--sensor", help="Sensor profile (see 'eotriage sensors'); default: detect from files."
 )
+@click.option("--scaling", metavar="SCALING", help=SCALING_OPTION_HELP)
 @click.option("--tile-size", type=int, help="Tile edge in working-grid pixels (default 1024).")
 @click.option(
     "--overlap",
@@ -107,6 +108,7 @@ def run_cmd(
     scenes: tuple[Path, ...],
     out_dir: Path,
     sensor: str | None,
+    scaling: str | None,
     tile_size: int | None,
     overlap: int | None,
     threads: int | None,
@@ -134,11 +136,12 @@ def run_cmd(
     that fails is reported on one line and the others still run.  Each finished tile is
     checkpointed, so after a crash `--resume` continues where the run stopped.
     """
-    from ..runner import SceneRunner
+    from ..runner import SceneRunner, check_writable, mkdir_out
 
     try:
         settings = settings.override(
             sensor=sensor,
+            scaling=scaling,
             tile_size=tile_size,
             overlap=overlap,
             threads=threads,
@@ -173,6 +176,11 @@ def run_cmd(
         _check_crop_layers(settings)
     except (ConfigError, InputError) as exc:
         fail(str(exc), EXIT_USAGE)
+    try:
+        mkdir_out(out_dir)
+        check_writable(out_dir)
+    except OutputError as exc:
+        fail(str(exc), EXIT_USAGE)
     show_bar = sys.stderr.isatty() if progress is None else progress
     failed = 0
     with SceneRunner(
@@ -188,14 +196,28 @@ def run_cmd(
             if outcome.status == "skipped":
                 click.echo(f"{outcome.name}: already done (--resume)")
                 continue
-            counts = (
-                ", ".join(f"{n} {c}" for c, n in outcome.counts.items() if n) or "no detections"
+            click.echo(
+                f"{outcome.name}: {outcome.findings()} -> {outcome.geojson} "
+                f"({outcome.seconds:.1f} s)"
             )
-            click.echo(f"{outcome.name}: {counts} -> {outcome.geojson} ({outcome.seconds:.1f} s)")
+            if outcome.kept:
+                click.echo(
+                    f"eotriage: warning: {outcome.name}: this {outcome.scan} scan looked at less "
+                    f"than the result in {outcome.kept}, which was kept; it was written to "
+                    f"{outcome.directory} instead",
+                    err=True,
+                )
             for p in outcome.problems:
                 click.echo(f"eotriage: error: {outcome.name}: {p}", err=True)
             if not outcome.ok:
                 failed += 1
+    from . import STARTED
+
+    n = len(scenes)
+    click.echo(
+        f"{n} scene{'s' if n != 1 else ''} in {process_seconds(STARTED):.1f} s "
+        "(whole run: start-up, model loading, detection, reports, writing)"
+    )
     if failed:
         raise SystemExit(EXIT_FAILED)
 

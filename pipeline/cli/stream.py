@@ -12,8 +12,12 @@ from pathlib import Path
 
 import click
 
-from ..errors import EotriageError
+from ..errors import ConfigError, EotriageError
 from ..settings import KNOWN_DETECTORS, Settings
+from ._common import EXIT_USAGE, SCALING_OPTION_HELP, fail, fail_on
+
+#: the ground line of --rate: Sentinel-2's 10 m lines (664 of them per second)
+S2_LINE_M = 10.0
 
 
 def _parse_offsets(text: str | None) -> dict[str, int]:
@@ -36,7 +40,9 @@ def _parse_offsets(text: str | None) -> dict[str, int]:
     type=float,
     default=664.0,
     show_default=True,
-    help="Line rate of the simulated imager in 10 m lines/s (0 = as fast as possible).",
+    help="Line rate of the simulated imager in 10 m ground lines per second (Sentinel-2: "
+    "664); a scene on a 20 m grid then delivers 332 of its lines per second.  0 = as fast as "
+    "possible.",
 )
 @click.option("--block-lines", type=int, default=64, show_default=True, help="Lines per block.")
 @click.option(
@@ -45,6 +51,8 @@ def _parse_offsets(text: str | None) -> dict[str, int]:
 )
 @click.option("--detectors", help=f"Comma-separated detectors ({', '.join(KNOWN_DETECTORS)}).")
 @click.option("--tile-size", type=int, help="Tile edge in working-grid pixels (default 1024).")
+@click.option("--sensor", help="Sensor profile; default: detect from files.")
+@click.option("--scaling", metavar="SCALING", help=SCALING_OPTION_HELP)
 @click.option(
     "--packets",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -65,6 +73,8 @@ def stream_cmd(
     band_offsets: str | None,
     detectors: str | None,
     tile_size: int | None,
+    sensor: str | None,
+    scaling: str | None,
     packets: Path | None,
     outbox_dir: Path | None,
 ) -> None:
@@ -78,16 +88,27 @@ def stream_cmd(
     from ..downlink.alerts import AlertEncoder
 
     offsets = _parse_offsets(band_offsets)
+    if rate < 0:
+        fail(f"--rate must be >= 0 lines/s, got {rate:g}", EXIT_USAGE)
     try:
-        settings = settings.override(detectors=detectors, tile_size=tile_size or None)
+        settings = settings.override(
+            detectors=detectors, tile_size=tile_size or None, sensor=sensor, scaling=scaling
+        )
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    try:
         from ..core.scene import open_scene
 
-        opened = open_scene(scene, sensor=settings.sensor)
+        opened = open_scene(scene, sensor=settings.sensor, scaling=settings.scaling)
         encoder = AlertEncoder()
         triage = Triage(StripLayout.from_scene(opened), settings, alert_encoder=encoder)
+        # --rate counts 10 m ground lines; the replay counts lines of the working grid
+        grid_rate = rate * S2_LINE_M / opened.grid.ground_res_m if rate else 0.0
         click.echo(
             f"streaming {opened.name}: {opened.grid.width} x {opened.grid.height} px at "
-            f"{rate:g} lines/s ({', '.join(k for k, v in triage.status.items() if v == 'ran')})"
+            f"{rate:g} 10 m lines/s = {grid_rate:.4g} lines/s of its "
+            f"{opened.grid.ground_res_m:.3g} m grid "
+            f"({', '.join(k for k, v in triage.status.items() if v == 'ran')})"
         )
         out = packets.open("wb") if packets else None
         latencies: dict[str, list[float]] = {}
@@ -102,13 +123,15 @@ def stream_cmd(
                 box = stack.enter_context(Outbox(outbox_dir))
                 names = (f"{opened.name}/alert{i:04d}" for i in itertools.count(1))
                 sinks.append(lambda data: box.put(next(names), data, first_wins=True))
-            blocks = replay(opened, rate or None, block_lines, offsets, triage.band_names)
+            blocks = replay(opened, grid_rate or None, block_lines, offsets, triage.band_names)
             for blk in blocks:
                 _show(triage.feed(blk.band, blk.first_line, blk.data), t0, latencies, sinks)
             _show(triage.finish(opened.grid.height), t0, latencies, sinks)
     except EotriageError as exc:
-        click.echo(f"eotriage: error: {exc}", err=True)
-        raise SystemExit(1) from None
+        fail_on(exc)
+    except OSError as exc:  # --packets or --outbox cannot be written
+        where = exc.filename if isinstance(exc.filename, str) else packets or outbox_dir
+        fail(f"{where}: cannot write: {exc.strerror or exc}", EXIT_USAGE)
     result = triage.result()
     click.echo(
         f"done in {time.perf_counter() - t0:.2f} s: {len(result.detections)} alerts, "

@@ -12,6 +12,11 @@ import click
 
 from ..errors import EotriageError
 from ..settings import Settings
+from ._common import EXIT_USAGE, fail
+
+#: ``--target NAME`` of sign and verify before they took ``--payload`` (hidden, still accepted:
+#: scripts keep working, and install's ``--target DIR`` is the only visible --target)
+_old_target_option = click.option("--target", "old_target", hidden=True, default=None)
 
 EXIT_REJECTED = 1
 
@@ -64,17 +69,38 @@ def keygen_cmd(out_dir: Path) -> None:
     type=click.IntRange(min=1),
     help="Bundle version; must be greater than the one installed on board.",
 )
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--target", default="eotriage", show_default=True, help="Payload the bundle is for.")
-def sign_cmd(files: tuple[Path, ...], key_path: Path, version: int, out: Path, target: str) -> None:
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The bundle file to write (.eub).",
+)
+@click.option(
+    "--payload",
+    default="eotriage",
+    show_default=True,
+    help="Name of the payload the bundle is for ('uplink install --payload' must match).",
+)
+@_old_target_option
+def sign_cmd(
+    files: tuple[Path, ...],
+    key_path: Path,
+    version: int,
+    out: Path,
+    payload: str,
+    old_target: str | None,
+) -> None:
     """Sign FILES (.onnx models, a models manifest.json, a settings .toml, cropland layers:
     parcels .geojson or cropland rasters .tif) into a bundle."""
     from ..uplink import sign_bundle
 
+    payload = _payload(payload, old_target)
     try:
-        path = sign_bundle(files, key_path, version, out, target=target)
+        path = sign_bundle(files, key_path, version, out, target=payload)
     except EotriageError as exc:
         _reject(exc)
+    except OSError as exc:
+        fail(f"{out}: cannot write the bundle: {exc.strerror or exc}", EXIT_USAGE)
     click.echo(f"wrote {path} (version {version}, {len(files)} file(s))")
 
 
@@ -85,15 +111,28 @@ def sign_cmd(files: tuple[Path, ...], key_path: Path, version: int, out: Path, t
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="The uplink public key (default: [robustness] uplink_pubkey of the settings).",
 )
-@click.option("--target", default="eotriage", show_default=True, help="This payload's name.")
+@click.option(
+    "--payload",
+    default="eotriage",
+    show_default=True,
+    help="This payload's name (the bundle must be signed for it).",
+)
+@_old_target_option
 @click.pass_obj
-def verify_cmd(settings: Settings | None, bundle: Path, pubkey: Path | None, target: str) -> None:
+def verify_cmd(
+    settings: Settings | None,
+    bundle: Path,
+    pubkey: Path | None,
+    payload: str,
+    old_target: str | None,
+) -> None:
     """Check BUNDLE's signature and file hashes without installing anything."""
     from ..uplink import verify_bundle
 
+    payload = _payload(payload, old_target)
     key = _pubkey(pubkey, settings)
     try:
-        vb = verify_bundle(bundle, key, target=target)
+        vb = verify_bundle(bundle, key, target=payload)
     except EotriageError as exc:
         _reject(exc)
     click.echo(f"{bundle}: signature ok, version {vb.version}, target {vb.target}")
@@ -113,14 +152,20 @@ def verify_cmd(settings: Settings | None, bundle: Path, pubkey: Path | None, tar
     "target_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Install folder (releases/ and the 'current' link live here).",
+    help="Install folder (releases/ and the 'current' link live here).  Only here does "
+    "--target name a folder; the payload's name is --payload in every uplink command.",
 )
 @click.option(
     "--base-models",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Models folder to start from on the first install (default: an empty one).",
 )
-@click.option("--payload", default="eotriage", show_default=True, help="This payload's name.")
+@click.option(
+    "--payload",
+    default="eotriage",
+    show_default=True,
+    help="This payload's name (the bundle must be signed for it).",
+)
 @click.pass_obj
 def install_cmd(
     settings: Settings | None,
@@ -147,6 +192,17 @@ def install_cmd(
     if rel.crop_dir is not None and rel.crop_dir.is_dir():
         n = sum(1 for p in rel.crop_dir.iterdir() if p.is_file())
         click.echo(f"{n} cropland layer(s) in {target_dir / 'current' / 'crop'}")
+
+
+def _payload(payload: str, old_target: str | None) -> str:
+    if old_target is None:
+        return payload
+    click.echo(
+        "eotriage: warning: --target NAME is now --payload NAME (--target is the install "
+        "folder of 'uplink install')",
+        err=True,
+    )
+    return old_target
 
 
 def _pubkey(given: Path | None, settings: Settings | None) -> Path:

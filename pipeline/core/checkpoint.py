@@ -48,6 +48,9 @@ class TileRecord:
     #: the tile's sky classes over its read window (not stored in the checkpoint: a resumed
     #: tile shows as unknown on the quicklook's cloud map)
     sky_classes: Any = None
+    #: detector name -> core pixels it looked at (usable samples of its own bands); absent in
+    #: records of older checkpoints, which then count every core pixel as looked at
+    looked: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,6 +146,7 @@ def read_checkpoint(path: Path, header: Mapping[str, Any]) -> Restored:
                 read_px=int(rec["read_px"]),
                 repaired={str(k): int(v) for k, v in rec.get("repaired", {}).items()},
                 sky={str(k): int(v) for k, v in rec.get("sky", {}).items()},
+                looked={str(k): int(v) for k, v in rec.get("looked", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{path}: malformed tile record ({exc!r})") from None
@@ -190,4 +194,5 @@ def _tile_json(rec: TileRecord) -> dict[str, Any]:
         "read_px": rec.read_px,
         "repaired": rec.repaired,
         "sky": rec.sky,
+        "looked": rec.looked,
     }

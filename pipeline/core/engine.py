@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .onnx_models import OnnxModel
 
+import numpy as np
+
 from ..errors import EotriageError, InputError
 from ..settings import Settings
 from . import sky
@@ -57,7 +59,7 @@ def build_detectors(scene: Scene, settings: Settings) -> tuple[list[Detector], d
     Raises :class:`InputError` when none of the enabled detectors can run and at least one lacks
     its bands; detectors skipped only for their own reason leave an empty list.
     """
-    detectors, _screen, status = _build(scene, settings, with_screen=False)
+    detectors, _screen, status, _ = _build(scene, settings, with_screen=False)
     return detectors, status
 
 
@@ -74,10 +76,14 @@ def _missing(scene: Scene, roles: Sequence[str]) -> str | None:
 
 def _build(
     scene: Scene, settings: Settings, with_screen: bool = True
-) -> tuple[list[Detector], SkyScreen | None, dict[str, str]]:
+) -> tuple[list[Detector], SkyScreen | None, dict[str, str], set[str]]:
+    """(detectors ready to run, the cloud screen, a status per enabled stage, the detectors
+    that do not apply to this scene by design: skipped by their own ``skip_reason``, which
+    leaves the scan complete, unlike missing bands)."""
     ready: list[Detector] = []
     screen: SkyScreen | None = None
     status: dict[str, str] = {}
+    not_applicable: set[str] = set()
     missing_all: list[str] = []
     for name in settings.detectors:
         if name in SCREEN_TYPES:
@@ -101,6 +107,7 @@ def _build(
         reason = skip_reason(det, scene)
         if reason:
             status[name] = f"skipped: {reason}"
+            not_applicable.add(name)
             continue
         ready.append(det)
         status[name] = "ran"
@@ -109,7 +116,7 @@ def _build(
             f"{scene.path}: missing band(s): {'; '.join(missing_all) or 'no detector enabled'} "
             f"(scene has {', '.join(scene.band_names)})"
         )
-    return ready, screen, status
+    return ready, screen, status, not_applicable
 
 
 @dataclass
@@ -129,10 +136,12 @@ class Stages:
     #: detections under cloud dropped / flagged, per class (see :meth:`finalise`)
     obscured_max: float = 0.5
     under_cloud: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: detectors skipped by their own ``skip_reason`` (they do not apply to this scene)
+    not_applicable: set[str] = field(default_factory=set)
 
     @classmethod
     def build(cls, scene: Scene, settings: Settings) -> Stages:
-        detectors, screen, status = _build(scene, settings)
+        detectors, screen, status, not_applicable = _build(scene, settings)
         stages: list[Any] = [*detectors, *([screen] if screen is not None else [])]
         band_names = sorted({b for d in stages for b in d.band_names(scene)})
         context = max((d.context_px(scene.grid) for d in stages), default=0)
@@ -143,7 +152,15 @@ class Stages:
                 settings.overlap,
                 overlap,
             )
-        return cls(detectors, status, band_names, overlap, screen, settings.clouds.obscured_max)
+        return cls(
+            detectors,
+            status,
+            band_names,
+            overlap,
+            screen,
+            settings.clouds.obscured_max,
+            not_applicable=not_applicable,
+        )
 
     @property
     def models(self) -> list[OnnxModel]:
@@ -234,7 +251,7 @@ def run_scene(
     """
     settings = settings or Settings()
     if not isinstance(scene, Scene):
-        scene = open_scene(scene, sensor=settings.sensor)
+        scene = open_scene(scene, sensor=settings.sensor, scaling=settings.scaling)
     timings: dict[str, float] = defaultdict(float)
     t_start = time.perf_counter()
     with Env(settings):
@@ -251,6 +268,7 @@ def run_scene(
         components: dict[str, list[Component]] = {d.name: [] for d in detectors}
         invalid: dict[str, int] = dict.fromkeys(band_names, 0)
         repaired: dict[str, int] = dict.fromkeys(band_names, 0)
+        looked: dict[str, int] = {d.name: 0 for d in detectors}
         read_px = 0
         tiles = list(iter_tiles(grid.width, grid.height, settings.tile_size, overlap))
         header = checkpoint_header(scene, settings, stages, overlap)
@@ -260,7 +278,7 @@ def run_scene(
         if checkpoint is not None and resume:
             restored = read_checkpoint(checkpoint, header)
             for old in restored.tiles.values():
-                read_px += _absorb(old, components, invalid, repaired, tally)
+                read_px += _absorb(old, components, invalid, repaired, looked, tally)
             if restored.tiles:
                 log.info(
                     "%s: resuming: %d of %d tiles already done",
@@ -279,7 +297,7 @@ def run_scene(
                 for item in read_tiles(reader, todo, band_names, ahead=settings.prefetch):
                     rec = run_tile(item.tile, item.data, scene, stages, timings, failures, limit)
                     if rec is not None:
-                        read_px += _absorb(rec, components, invalid, repaired, tally)
+                        read_px += _absorb(rec, components, invalid, repaired, looked, tally)
                         if sky_map is not None and rec.sky_classes is not None:
                             sky_map.add(rec.sky_classes, item.tile.read, item.tile.core)
                         if writer is not None:
@@ -313,6 +331,8 @@ def run_scene(
         "sensor": scene.profile.name,
         "sensor_reason": scene.sensor_reason,
         "scaling": scene.scaling.describe(),
+        #: the --scaling text that reproduces it, and why it was chosen
+        "scaling_spec": scene.scaling.spec(),
         "scaling_reason": scene.scaling.reason,
         "bands": {b.name: b.label for b in scene.bands},
         "grid": {
@@ -327,6 +347,8 @@ def run_scene(
         "overlap": overlap,
         "pixels_processed": read_px,
         "thresholds": {d.name: d.thresholds for d in detectors},
+        #: bands each detector reads (its usable samples decide what it looked at)
+        "bands_used": {d.name: list(d.band_names(scene)) for d in detectors},
         "resumed_tiles": len(restored.tiles),
         #: samples flagged unusable per band (NaN, nodata, zero fill, impossible, stuck lines)
         "invalid_samples": dict(invalid),
@@ -335,6 +357,7 @@ def run_scene(
         "model_events": [e for m in stages.models for e in m.events_since(marks.get(id(m), 0))],
     }
     info.update(_acquisition_info(scene))
+    info["not_applicable"] = sorted(stages.not_applicable)
     if stages.screen is not None:
         info["clouds"] = {
             **tally.summary(),
@@ -352,6 +375,8 @@ def run_scene(
         detectors=status,
         info=info,
         sky_map=sky_map,
+        looked_px=looked,
+        scene_px=grid.width * grid.height,
     )
 
 
@@ -375,11 +400,15 @@ def _absorb(
     components: dict[str, list[Component]],
     invalid: dict[str, int],
     repaired: dict[str, int],
+    looked: dict[str, int],
     tally: sky.SkyTally | None = None,
 ) -> int:
     """Add one tile's record to the scene totals; returns its pixel count."""
     if tally is not None and rec.sky:
         tally.add(rec.tile, rec.sky)
+    for name in looked:
+        # a record of an older checkpoint has no "looked": every core pixel counts
+        looked[name] += rec.looked.get(name, rec.read_px)
     for name, comps in rec.components.items():
         components.setdefault(name, []).extend(comps)
     for name, n in rec.invalid.items():
@@ -425,11 +454,16 @@ def run_tile(
                     timings.get(f"detect_{screen.name}", 0.0) + time.perf_counter() - t1
                 )
             comps: dict[str, list[Component]] = {}
+            looked: dict[str, int] = {}
+            core = data.tile.core_in_read
             for det in stages.detectors:
                 wd.check()
                 t2 = time.perf_counter()
                 # a fault in a band this detector does not read must not mask its pixels
                 own = data.for_bands(det.band_names(scene)) if data.band_invalid else data
+                looked[det.name] = int(
+                    np.count_nonzero(data.looked_at(det.band_names(scene))[core])
+                )
                 found = list(det.detect(own, scene))
                 comps[det.name] = [_with_sky(c, data.sky, tile) for c in found]
                 timings[f"detect_{det.name}"] = (
@@ -443,8 +477,9 @@ def run_tile(
                 dict(data.invalid_in_core),
                 int(tile.core.width * tile.core.height),
                 dict(data.repaired_in_core),
-                counts,
-                data.sky,
+                sky=counts,
+                sky_classes=data.sky,
+                looked=looked,
             )
         except Exception as exc:  # a bug must not lose the other tiles' results either
             if wd.expired:  # whatever the abandoned stage raised, the cause is the watchdog

@@ -67,9 +67,22 @@ class TileData:
     fill_invalid: np.ndarray | None = None
     #: band name -> faulty samples in the core rebuilt from their neighbours (see repair_thin)
     repaired_in_core: Mapping[str, int] = field(default_factory=dict)
+    #: band name -> mask of its rebuilt samples (only bands that have any): estimates, not
+    #: observations, so they do not count as looked at
+    band_repaired: Mapping[str, np.ndarray] = field(default_factory=dict)
     #: sky classes over the read window from the cloud screen (``pipeline.core.sky``: 0 clear,
     #: 1 cloud, 2 shadow, 255 unknown); None when no screen ran on this tile
     sky: np.ndarray | None = None
+
+    def looked_at(self, names: Iterable[str]) -> np.ndarray:
+        """Pixels where every band of ``names`` holds an observed, usable sample (not invalid,
+        not rebuilt from neighbours)."""
+        names = [n for n in names if n in self.bands]
+        own = self.for_bands(names).valid
+        rebuilt = [self.band_repaired[n] for n in names if n in self.band_repaired]
+        if not rebuilt:
+            return own
+        return own & ~np.logical_or.reduce(rebuilt)
 
     def for_bands(self, names: Iterable[str]) -> TileData:
         """This tile with ``valid`` computed from ``names`` only (arrays shared, not copied)."""
@@ -188,6 +201,7 @@ class SceneReader:
         invalid_in_core: dict[str, int] = {}
         band_invalid: dict[str, np.ndarray] = {}
         repaired_in_core: dict[str, int] = {}
+        band_repaired: dict[str, np.ndarray] = {}
         valid = np.ones(shape, dtype=bool)
         for name in band_names:
             src = scene.band(name)
@@ -229,6 +243,7 @@ class SceneReader:
                 if fixed is not None:
                     _set_flag(flags, FLAG_REPAIRED, fixed)
                     repaired_in_core[name] = int(np.count_nonzero(fixed[core]))
+                    band_repaired[name] = fixed
             if bad is not None and bad.any():
                 refl[bad] = 0.0
                 band_invalid[name] = bad
@@ -255,6 +270,7 @@ class SceneReader:
             band_invalid,
             fill,
             repaired_in_core,
+            band_repaired,
         )
 
 

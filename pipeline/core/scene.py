@@ -6,6 +6,7 @@ Pixels are read later, window by window, by :mod:`pipeline.core.ingest`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import warnings
@@ -13,15 +14,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import rasterio
 from affine import Affine
 from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.warp import transform as warp_transform
+from rasterio.windows import Window
 
 from ..errors import EmptySceneError, EotriageError, InputError, cause_text
-from ..sensors import Scaling, SensorProfile, band_tokens, detect_sensor, get_profile
+from ..sensors import (
+    SampleStats,
+    Scaling,
+    SensorProfile,
+    band_tokens,
+    choose_scaling,
+    detect_sensor,
+    get_profile,
+    plausibility,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +131,8 @@ class _RawBand:
     dtype: str
     nodata: float | None
     texts: tuple[str, ...]
+    #: GDAL scale and offset of the band (value = scale * DN + offset), (1, 0) when absent
+    gdal_scaling: tuple[float, float] = (1.0, 0.0)
 
 
 def _open_checked(path: Path) -> rasterio.DatasetReader:
@@ -184,6 +198,7 @@ def _scan_dataset(ds: rasterio.DatasetReader, path: Path, single_file: bool) -> 
                 dtype=ds.dtypes[i - 1],
                 nodata=ds.nodatavals[i - 1],
                 texts=tuple(texts),
+                gdal_scaling=(float(ds.scales[i - 1] or 1.0), float(ds.offsets[i - 1] or 0.0)),
             )
         )
     if single_file and not out and ds.count > 0:
@@ -240,12 +255,22 @@ def _ground_res(
     return res, (lon, lat)
 
 
-def open_scene(path: str | Path, sensor: str | None = None, name: str | None = None) -> Scene:
-    """Open a scene (metadata only).
+def open_scene(
+    path: str | Path,
+    sensor: str | None = None,
+    name: str | None = None,
+    scaling: str | None = None,
+) -> Scene:
+    """Open a scene: metadata, and a few small windows of samples to check the scaling.
 
     ``path`` is a multi-band GeoTIFF whose band descriptions name the bands, or a directory of
     single-band GeoTIFFs whose file names contain the band name (``B02``, ``B8A``, ``B11``).
-    ``sensor`` forces a profile; by default it is detected.  Raises :class:`InputError`.
+    ``sensor`` forces a profile and ``scaling`` the DN -> reflectance scaling (see
+    :func:`pipeline.sensors.parse_scaling`); by default both are inferred from band names,
+    metadata, CRS, sample type and sampled values together
+    (:func:`pipeline.sensors.detect_sensor`, :func:`pipeline.sensors.choose_scaling`).  An
+    inferred scaling that gives implausible reflectance is an :class:`InputError` naming the
+    options.  Raises :class:`InputError`.
     """
     p = Path(path)
     raw, nbytes, broken = _collect(p)
@@ -276,10 +301,13 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
     crs = finest.crs
     assert crs is not None
     texts = sorted({t for r in raw for t in r.texts})
+    floating = all(np.dtype(r.dtype).kind == "f" for r in raw)
     if sensor is not None:
-        profile, reason = get_profile(sensor), "set by user"
+        profile, reason = get_profile(sensor), "set by user (--sensor)"
     else:
-        det = detect_sensor([r.token for r in raw], crs.to_epsg(), abs(finest.transform.a), texts)
+        det = detect_sensor(
+            [r.token for r in raw], crs.to_epsg(), abs(finest.transform.a), texts, floating
+        )
         profile, reason = det.profile, det.reason
     sources: dict[str, BandSource] = {}
     for r in raw:
@@ -310,8 +338,10 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
         for token, msg in broken.items()
         if (canon := profile.canonical_band(token) or token) not in sources
     }
-    # The working grid is that of the finest band actually used.
-    ref = min(sources.values(), key=lambda b: (abs(b.transform.a), b.name))
+    # The working grid is that of the finest band actually used that may set it (not a
+    # panchromatic band no detector reads).
+    gridders = [b for b in sources.values() if profile.band(b.name).grid] or list(sources.values())
+    ref = min(gridders, key=lambda b: (abs(b.transform.a), b.name))
     left, top = ref.transform.c, ref.transform.f
     right, bottom = ref.transform @ (ref.width, ref.height)
     for b in sources.values():
@@ -347,7 +377,22 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
     grid = Grid(ref.width, ref.height, ref.transform, crs, ground_res, center)
     order = {n: i for i, n in enumerate(profile.band_names)}
     bands = tuple(sorted(sources.values(), key=lambda b: order[b.name]))
-    scaling = profile.scaling(texts)
+    stats = _sample_stats(raw, sources)
+    scales = {r.gdal_scaling for r in raw if r.token in {b.name for b in sources.values()}}
+    chosen = choose_scaling(
+        profile,
+        texts,
+        stats,
+        file_scaling=next(iter(scales)) if len(scales) == 1 else None,
+        user=scaling,
+    )
+    problem = plausibility(chosen, stats)
+    if problem is not None:
+        if scaling is None:
+            raise InputError(f"{p}: implausible scaling: {problem} (inferred: {chosen.reason})")
+        log.warning("%s: %s (kept: --scaling %s was given)", p, problem, scaling)
+        chosen = dataclasses.replace(chosen, reason=f"{chosen.reason}; implausible: {problem}")
+    scaling_ = chosen
     scene_name = name or (p.stem if p.is_file() else p.name)
     log.info(
         "opened %s: %s (%s), %d bands, %d x %d px at %.1f m, %s (%s)",
@@ -358,7 +403,48 @@ def open_scene(path: str | Path, sensor: str | None = None, name: str | None = N
         grid.width,
         grid.height,
         ground_res,
-        scaling.describe(),
-        scaling.reason,
+        scaling_.describe(),
+        scaling_.reason,
     )
-    return Scene(scene_name, p, profile, reason, scaling, bands, grid, nbytes, unreadable)
+    return Scene(scene_name, p, profile, reason, scaling_, bands, grid, nbytes, unreadable)
+
+
+#: windows sampled per band to infer and check the scaling (cheap: a few blocks per file)
+_SAMPLE_GRID = 3
+_SAMPLE_PX = 32
+
+
+def _sample_stats(raw: list[_RawBand], sources: Mapping[str, BandSource]) -> list[SampleStats]:
+    """Median and 99th percentile of each used band's valid samples (finite, not nodata, not
+    0) in a 3 x 3 grid of 32 px windows.  A band that cannot be read here is left out (its
+    tiles will fail and be recorded)."""
+    used = {(b.path, b.index) for b in sources.values()}
+    out: list[SampleStats] = []
+    for r in raw:
+        if (r.path, r.index) not in used:
+            continue
+        values = []
+        try:
+            with rasterio.open(r.path) as ds:
+                for fy in range(_SAMPLE_GRID):
+                    for fx in range(_SAMPLE_GRID):
+                        w = min(_SAMPLE_PX, r.width)
+                        h = min(_SAMPLE_PX, r.height)
+                        col = int((r.width - w) * (fx + 0.5) / _SAMPLE_GRID)
+                        row = int((r.height - h) * (fy + 0.5) / _SAMPLE_GRID)
+                        values.append(
+                            ds.read(r.index, window=Window(col, row, w, h)).astype(np.float64)
+                        )
+        except (RasterioError, CPLE_BaseError, ValueError, OSError) as exc:
+            log.debug("%s band %d: not sampled (%s)", r.path, r.index, cause_text(exc))
+            continue
+        v = np.concatenate([a.ravel() for a in values])
+        ok = np.isfinite(v) & (v != 0)
+        if r.nodata is not None and np.isfinite(r.nodata):
+            ok &= v != r.nodata
+        v = v[ok]
+        if v.size == 0:
+            continue
+        med, p99 = np.percentile(v, [50, 99])
+        out.append(SampleStats(r.token, r.dtype, int(v.size), float(med), float(p99)))
+    return out

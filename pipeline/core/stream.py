@@ -258,6 +258,7 @@ class Triage:
         self._carry = _Carry()
         self._detections: list[Detection] = []
         self._failures: list[TileFailure] = []
+        self._looked: dict[str, int] = {d.name: 0 for d in self.detectors}
         self._timings: dict[str, float] = {"ingest": 0.0, "detect": 0.0, "vectorise": 0.0}
         self._finished = False
         self._lines_done = 0
@@ -445,6 +446,8 @@ class Triage:
                     new.extend(comps)
                 if rec.sky:
                     self._sky.add(rec.tile, rec.sky)
+                for name, n in rec.looked.items():
+                    self._looked[name] = self._looked.get(name, 0) + n
         self._lines_done = r0 + h
         # Merge with what was carried from the row above; whatever touches this row's bottom
         # edge may still continue (unless this is the last row).
@@ -514,8 +517,11 @@ class Triage:
                 "tile_size": self.settings.tile_size,
                 "overlap": self.overlap,
                 "streaming": True,
+                "not_applicable": sorted(self.stages.not_applicable),
                 **({"clouds": self.sky_summary()} if self.stages.screen is not None else {}),
             },
+            looked_px=dict(self._looked),
+            scene_px=self._lines_done * self.layout.width,
         )
 
 

@@ -60,6 +60,7 @@ from rasterio.windows import Window, from_bounds
 from shapely.affinity import affine_transform
 from shapely.geometry import box
 
+from ..core.acquisition import scene_acquisition
 from ..core.ingest import TileData
 from ..core.onnx_models import OnnxModel, detector_model
 from ..core.results import Detection
@@ -75,7 +76,7 @@ from ..core.vectorise import (
     pixel_to_wgs84,
     stats_by_label,
 )
-from ..errors import InputError, TileError, cause_text
+from ..errors import EotriageError, InputError, TileError, cause_text
 from ..settings import Settings, manifest_thresholds
 from .crop_history import (
     ParcelHistory,
@@ -243,8 +244,19 @@ def reference_label(by_history: bool, by_scene: bool) -> str:
 
 
 def acquisition_date(scene: Scene) -> dt.date | None:
-    """The scene's acquisition date from its band files' tags, else from a date (YYYYMMDD or
-    YYYY-MM-DD) in the scene or band file name; None when neither says."""
+    """The scene's acquisition date: the one the pipeline records for the scene
+    (:func:`pipeline.core.acquisition.scene_acquisition`: sidecar, metadata, labels, file
+    name), else from its band files' date tags, else a date (YYYYMMDD or YYYY-MM-DD) in the
+    scene or band file name; None when nothing says."""
+    try:
+        acq = scene_acquisition(scene.path)
+    except EotriageError:
+        acq = None
+    if acq is not None and acq.utc:
+        try:
+            return dt.date.fromisoformat(acq.utc[:10])
+        except ValueError:
+            pass
     paths = sorted({b.path for b in scene.bands})
     for p in paths[:1]:
         try:

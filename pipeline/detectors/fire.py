@@ -197,9 +197,6 @@ class FireDetector:
             "max_swir_ratio": round(comp.stats["max_ratio"], 3),
             "mean_score": round(comp.stats["sum_score"] / n, 4),
             "native_samples": round(samples, 2),
-            "one_sample_spill": round(min(spill, NOT_CHECKED), 3),
-            "one_sample_rise": round(min(rise, NOT_CHECKED), 3),
-            "one_sample_tint": round(min(tint, NOT_CHECKED), 3),
             "centroid_lon": round(lon, 6),
             "centroid_lat": round(lat, 6),
             "row_min": int(miny),
@@ -208,6 +205,14 @@ class FireDetector:
             "col_max": int(maxx) - 1,
             "tiles": comp.tile_id,
         }
+        if samples < 1.5:
+            # the second-check measures exist only for one-sample clusters (the others are not
+            # checked, and a placeholder value would read as a measurement)
+            checked = {"one_sample_spill": spill, "one_sample_rise": rise, "one_sample_tint": tint}
+            measures = {
+                **measures,
+                **{k: round(v, 3) for k, v in checked.items() if v < NOT_CHECKED},
+            }
         score = min(1.0, max(0.0, comp.stats["max_score"]))
         return Detection(self.cls, score, geom, measures)
 

@@ -19,6 +19,7 @@ def pack_scene(
     scene_path: str | None = None,
     sensor: str | None = None,
     sky_map: SkyMap | None = None,
+    scaling: str | None = None,
 ) -> DownlinkPlan:
     """The scene's downlink plan: report + compact GeoJSON, and the extras the settings ask
     for (chips and quicklook are cut from the scene at ``scene_path``), within the pass budget.
@@ -30,7 +31,7 @@ def pack_scene(
 
         if scene_path is None:
             raise ValueError("chips and quicklook need the scene's path")
-        scene = open_scene(scene_path, sensor=sensor)
+        scene = open_scene(scene_path, sensor=sensor, scaling=scaling)
         extras = make_extras(
             scene,
             compact,

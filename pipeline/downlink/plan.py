@@ -22,6 +22,8 @@ from typing import Any
 from ..errors import PacketError
 from ..wire import ccsds
 from ..wire.products import (
+    CLASS_STATES,
+    OUTCOMES,
     Extras,
     Kind,
     Manifest,
@@ -146,7 +148,7 @@ def build_products(
         ]
         for n, idx in enumerate(chunks or [[]]):
             payload = pack_detections_chunk(geojson, idx, with_members=n == 0)
-            products.append(Product(Kind.DETECTIONS, n, payload, (2, n)))
+            products.append(Product(Kind.DETECTIONS, n, payload, (2, n), len(idx)))
     if extras is not None:
         rank_of = {}
         if geojson is not None:
@@ -176,13 +178,16 @@ def plan_pass(
     max_packet_data: int = DEFAULT_MAX_PACKET_DATA,
     seq_start: Mapping[int, int] | None = None,
     features: int = 0,
+    status: Mapping[str, Any] | None = None,
 ) -> DownlinkPlan:
     """Packetise the longest priority-order prefix of ``products`` that fits the budget.
 
     ``products`` must already be in priority order (as :func:`build_products` returns them or
-    :attr:`DownlinkPlan.waiting` holds them).  A manifest product leads the pass.  With a budget
-    too small even for the manifest nothing is sent.
+    :attr:`DownlinkPlan.waiting` holds them).  A manifest product leads the pass; ``status``
+    (``outcome`` and ``classes`` as in compact.geojson's ``eotriage`` member) goes into it.
+    With a budget too small even for the manifest nothing is sent.
     """
+    outcome, classes = manifest_status(status)
     if not 0 <= apid_base or apid_base + len(Kind) - 1 >= ccsds.IDLE_APID:
         raise PacketError(f"apid_base {apid_base} leaves no room for {len(Kind)} APIDs")
     if not 1 <= max_packet_data <= ccsds.MAX_SEGMENT:
@@ -201,6 +206,9 @@ def plan_pass(
             sent=tuple((int(p.kind), p.item, segments(p)) for p in products[:k]),
             waiting=tuple((int(p.kind), p.item, len(p.payload)) for p in products[k:]),
             features=features,
+            outcome=outcome,
+            classes=classes,
+            features_waiting=sum(p.features for p in products[k:] if p.kind == Kind.DETECTIONS),
         )
 
     costs = [_packet_bytes(len(p.payload), max_packet_data) for p in products]
@@ -273,6 +281,27 @@ def plan_pass(
     )
 
 
+def manifest_status(
+    status: Mapping[str, Any] | None,
+) -> tuple[str | None, tuple[tuple[str, str, int | None], ...]]:
+    """``(outcome, ((class, status, count), ...))`` for the manifest from the ``eotriage``
+    member of compact.geojson (``outcome``, ``classes``); ``(None, ())`` when absent."""
+    if not isinstance(status, Mapping):
+        return None, ()
+    outcome = status.get("outcome")
+    outcome = outcome if isinstance(outcome, str) and outcome in OUTCOMES else None
+    classes = []
+    per_class = status.get("classes")
+    if isinstance(per_class, Mapping):
+        for cls, entry in per_class.items():
+            if not isinstance(entry, Mapping) or entry.get("status") not in CLASS_STATES:
+                continue
+            n = entry.get("count")
+            count = n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
+            classes.append((str(cls), str(entry["status"]), count))
+    return outcome, tuple(classes)
+
+
 def scene_name(report: Mapping[str, Any] | None, geojson: Mapping[str, Any] | None) -> str:
     """The scene name from ``geojson["eotriage"]["scene"]`` or ``report["scene"]``."""
     for src in (geojson.get("eotriage") if geojson else None, report):
@@ -311,4 +340,5 @@ def encode_scene(
         max_packet_data=max_packet_data,
         seq_start=seq_start,
         features=n_features,
+        status=geojson.get("eotriage") if geojson is not None else None,
     )

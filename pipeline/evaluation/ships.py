@@ -223,7 +223,7 @@ def sea_area_km2(scene_path: str | Path, settings: Settings | None = None) -> fl
     from ..core.scene import open_scene
 
     settings = settings or Settings(detectors=("ships",))
-    scene = open_scene(scene_path, sensor=settings.sensor)
+    scene = open_scene(scene_path, sensor=settings.sensor, scaling=settings.scaling)
     n = sum(int(np.count_nonzero(water)) for _, water in _water_cores(scene, settings))
     return n * scene.grid.pixel_area_m2 / 1e6
 
@@ -240,7 +240,7 @@ def vessel_settings(
     from ..core.scene import open_scene
 
     settings = settings or Settings(detectors=("ships",))
-    scene = open_scene(scene_path, sensor=settings.sensor)
+    scene = open_scene(scene_path, sensor=settings.sensor, scaling=settings.scaling)
     g = scene.grid
     try:
         with rasterio.open(instances) as f:

@@ -215,7 +215,7 @@ def resolve_names(paths: Sequence[str | Path], settings: Settings) -> list[str |
     for p in paths:
         try:
             with Env(settings):
-                name = open_scene(p, sensor=settings.sensor).name
+                name = open_scene(p, sensor=settings.sensor, scaling=settings.scaling).name
         except EotriageError:
             names.append(None)
             continue

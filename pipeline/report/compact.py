@@ -1,23 +1,34 @@
-"""Compact GeoJSON for the downlink: ~1 m coordinates, operator properties, a feature budget."""
+"""Compact GeoJSON for the downlink: ~1 m coordinates, operator properties, a feature budget,
+and what the scan looked at: the scene outcome and, per class, found N / none found / not checked.
+
+Only the properties an operator reads go down (``CLASS_PROPERTIES``; the table is in
+docs/outputs.md); measures kept for debugging (pixel rows and columns, tile ids, intermediate
+test values) stay in detections.geojson.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shapely.geometry import mapping
 
-from ..core.results import DETECTION_CLASSES, Detection, SceneResult
+from ..core.results import DETECTION_CLASSES, NOT_CHECKED, Detection, SceneResult
 
 #: 5 decimals of a degree: ~1.1 m at the equator
 COMPACT_DECIMALS = 5
 #: per class, the measures an operator needs (beside class and score), and their decimals
 CLASS_PROPERTIES: dict[str, tuple[tuple[str, int], ...]] = {
     "fire": (("area_m2", 0), ("pixel_count", 0), ("max_swir22_reflectance", 3)),
-    "ship": (("length_m", 0), ("heading_deg", 0)),
+    "ship": (("length_m", 0), ("width_m", 0), ("heading_deg", 0), ("setting", 0)),
     "crop_stress": (("area_km2", 3), ("severity", 2)),
 }
+#: properties of every class, where the cloud screen looked: the share of the footprint under
+#: cloud or shadow, and the flag of a detection kept under cloud (a fire)
+SKY_PROPERTIES: tuple[tuple[str, int], ...] = (("cloud_fraction", 2), ("under_cloud", 0))
+#: vessel settings under which a heading means nothing (a moored hull's axis is the quay's)
+NO_HEADING_SETTINGS = frozenset({"moored"})
 
 
 def _q(v: float) -> float:
@@ -76,9 +87,13 @@ def _round_any(obj: Any) -> Any:
 
 def _properties(d: Detection) -> dict[str, Any]:
     props: dict[str, Any] = {"class": d.cls, "score": round(float(d.score), 2)}
-    for key, nd in CLASS_PROPERTIES.get(d.cls, ()):
+    for key, nd in (*CLASS_PROPERTIES.get(d.cls, ()), *SKY_PROPERTIES):
         v = d.measures.get(key)
-        if isinstance(v, bool) or v is None:
+        if isinstance(v, bool):
+            if v:
+                props[key] = True
+            continue
+        if v is None:
             continue
         if isinstance(v, int | float):
             f = float(v)
@@ -87,22 +102,31 @@ def _properties(d: Detection) -> dict[str, Any]:
             props[key] = int(round(f)) if nd == 0 else round(f, nd)
         elif isinstance(v, str):
             props[key] = v
+    if props.get("setting") in NO_HEADING_SETTINGS:
+        props.pop("heading_deg", None)
     return props
 
 
 def compact_geojson(result: SceneResult, max_features: int = 50) -> dict[str, Any]:
     """FeatureCollection of at most ``max_features`` of the scene's detections, highest score
-    first (see :func:`compact_collection`)."""
-    return compact_collection(result.scene, result.detections, max_features)
+    first, with the scene outcome and per-class status (see :func:`compact_collection`)."""
+    return compact_collection(
+        result.scene, result.detections, max_features, status=result.status_dict()
+    )
 
 
 def compact_collection(
-    scene: str, detections: Sequence[Detection], max_features: int = 50
+    scene: str,
+    detections: Sequence[Detection],
+    max_features: int = 50,
+    status: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """FeatureCollection of at most ``max_features`` detections, highest score first.
 
     The member ``"eotriage"`` holds the scene name, the counts of all detections per class and
-    how many per class the budget left out.  Deterministic and JSON-serialisable.
+    how many per class the budget left out.  With ``status`` (``SceneResult.status_dict()``) it
+    also holds ``outcome``, ``outcome_reasons`` and ``classes``, and a class that was not
+    checked has the count ``null``, never 0.  Deterministic and JSON-serialisable.
     """
     if max_features < 0:
         raise ValueError(f"max_features must be >= 0, got {max_features}")
@@ -122,8 +146,13 @@ def compact_collection(
         }
         for i in kept
     ]
-    return {
-        "type": "FeatureCollection",
-        "features": features,
-        "eotriage": {"scene": scene, "counts": counts, "omitted": omitted},
-    }
+    member: dict[str, Any] = {"scene": scene, "counts": dict(counts), "omitted": omitted}
+    if status is not None:
+        classes = {str(k): dict(v) for k, v in status.get("classes", {}).items()}
+        for cls, entry in classes.items():
+            if entry.get("status") == NOT_CHECKED and not counts.get(cls):
+                member["counts"][cls] = None
+        member["outcome"] = status.get("outcome")
+        member["outcome_reasons"] = list(status.get("outcome_reasons", []))
+        member["classes"] = classes
+    return {"type": "FeatureCollection", "features": features, "eotriage": member}

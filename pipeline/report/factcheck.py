@@ -1,9 +1,19 @@
-"""Check a summary against the facts: every number, count, class and place name.
+"""Check a summary against the facts: outcome, every number, count, class and place name.
 
-The check is independent of how the text was written.  It accepts a number only inside one of
-the scene's pre-rendered fact phrases, a count only when it equals the facts for that class,
-a capitalised word only when it is the priority word or part of a fact phrase (places are
-phrases), and a class word ("ships", "wildfire") only for a class that was detected.
+The check is independent of how the text was written.  A summary reads
+``<Outcome> scan. <Priority> priority, <headline>: <phrase>; <phrase>; ... .`` and the check
+accepts:
+
+* the outcome lead of the facts (``Complete scan.``, ``Partial scan.``, ``Failed scan.``) and
+  nothing else as the first words;
+* after the headline, only whole fact phrases, one per ``;``-separated part: a number is thus
+  always in the phrase that binds it to its class and unit ("longest ship 310 m at ...", never
+  "310 m" after a crop-stress phrase), and "not checked" only where the facts say so;
+* a count only when it equals the facts for that class ("no ships" only when the ship detector
+  looked), and the count of the class that leads the report first;
+* in the headline, no number, negation or name, no word of a class that was not found, nor of
+  a found class other than the one that leads, and no word claiming a clear scene when some of
+  it was not looked at.
 """
 
 from __future__ import annotations
@@ -11,8 +21,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..core.results import NOT_CHECKED
 from .facts import Facts
-from .phrases import COUNT_WORDS, fact_phrases, priority_choices
+from .phrases import (
+    COUNT_WORDS,
+    all_phrase_texts,
+    fact_phrases,
+    headline_class,
+    outcome_lead,
+    plain_count_phrases,
+    priority_choices,
+)
 
 NUMBER_WORDS = frozenset(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
@@ -23,6 +42,12 @@ NUMBER_WORDS = frozenset(
 NEGATIONS = frozenset("no not none without zero neither nor absent".split())
 #: words that claim an empty scene
 EMPTY_WORDS = frozenset("nothing clear empty quiet calm idle".split())
+#: words that claim the whole scene was looked at and is empty (not for partial/failed scans)
+ALL_CLEAR_WORDS = frozenset("clear empty quiet calm idle".split())
+#: headline words that claim something is going on (not when nothing was found)
+ACTIVITY_WORDS = frozenset(
+    "active activity alert multiple large small new possible mixed busy burning".split()
+)
 #: word stems that claim a class is present
 CLASS_STEMS: dict[str, tuple[str, ...]] = {
     "fire": ("fire", "wildfire", "blaze", "burn", "flame", "hot", "smoke", "ember"),
@@ -51,6 +76,7 @@ _COUNT_RE = re.compile(
 _NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD_RE = re.compile(r"[^\W\d_][^\W\d_'\-]*", re.UNICODE)
 _PRIORITY_RE = re.compile(r"\b(\w+)\s+priority\b", re.IGNORECASE)
+_HEAD_RE = re.compile(r"^\s*(\w+) priority, ([^:]*):(.*)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -63,6 +89,13 @@ class CheckResult:
     @property
     def reason(self) -> str:
         return "; ".join(self.problems)
+
+
+def looked_at_everything(facts: Facts) -> bool:
+    """Every class was looked for over the whole scene (only then may a text call it clear)."""
+    return facts.outcome == "complete" and all(
+        c.status != NOT_CHECKED and c.coverage >= 1.0 for c in facts.classes
+    )
 
 
 def _class_of(word: str) -> str:
@@ -110,8 +143,65 @@ def check(summary: str, priority: str, facts: Facts, max_chars: int = 280) -> Ch
         if c.count and c.count not in stated.get(c.cls, []):
             problems.append(f"count of {COUNT_WORDS[c.cls][1]} ({c.count}) missing")
 
+    # the outcome first
+    lead = outcome_lead(facts)
+    rest = summary
+    if summary.startswith(lead + " "):
+        rest = summary[len(lead) + 1 :]
+    else:
+        problems.append(f"does not start with the scene outcome {lead!r}")
+    texts = all_phrase_texts(facts)
+    head = _HEAD_RE.match(rest)
+    if head is None:
+        problems.append("not in the form '<Priority> priority, <headline>: <facts>.'")
+        headline, segments = "", []
+    else:
+        headline = head.group(2)
+        body = head.group(3).strip()
+        if not body.endswith("."):
+            problems.append("does not end with a full stop")
+        segments = [s.strip() for s in body.removesuffix(".").split(";")]
+        phrases = set(texts)
+        for seg in segments:
+            if seg and seg not in phrases:
+                problems.append(f"{seg[:60]!r} is not one of the fact phrases")
+    # a class's details after its count ("largest fire cluster ..." after "3 fire clusters")
+    by_text = {p.text: p for p in (*fact_phrases(facts), *plain_count_phrases(facts))}
+    counted: set[str] = set()
+    for seg in segments:
+        ph = by_text.get(seg)
+        if ph is None or ph.cls is None:
+            continue
+        if ph.key.startswith("count_"):
+            counted.add(ph.cls)
+        elif not ph.key.startswith("unchecked") and ph.cls not in counted:
+            problems.append(f"{seg[:40]!r} comes before the count of {COUNT_WORDS[ph.cls][1]}")
+    lead_cls = headline_class(facts)
+    if lead_cls is not None and segments:
+        first = _COUNT_RE.match(segments[0])
+        if first is None or _class_of(first.group(2)) != lead_cls:
+            problems.append(
+                f"the first fact is not the count of {COUNT_WORDS[lead_cls][1]}, which lead"
+            )
+    head_words = [w.lower() for w in _WORD_RE.findall(headline)]
+    if lead_cls is not None and head is not None:
+        if not any(w.startswith(st) for w in head_words for st in CLASS_STEMS[lead_cls]):
+            problems.append(f"headline {headline.strip()!r} does not name {lead_cls}, which leads")
+    for word in _WORD_RE.findall(headline):
+        low = word.lower()
+        for c in facts.classes:
+            if c.count and c.cls != lead_cls and any(low.startswith(s) for s in CLASS_STEMS[c.cls]):
+                problems.append(f"headline word {word!r} names {c.cls}, but {lead_cls} leads")
+        if low in ACTIVITY_WORDS and not facts.total:
+            problems.append(f"headline word {word!r} claims activity, but nothing was found")
+        if low in ALL_CLEAR_WORDS and not looked_at_everything(facts):
+            problems.append(
+                f"headline word {word!r} claims a clear scene, but not every class was looked "
+                "for over the whole scene"
+            )
+
     # what is left outside the fact phrases
-    residual = _strip_phrases(summary, [p.text for p in fact_phrases(facts)])
+    residual = _strip_phrases(rest if head is None else headline, texts)
     for num in _NUMBER_RE.findall(residual):
         problems.append(f"number {num!r} is not bound to a fact")
     absent = [c.cls for c in facts.classes if c.count == 0]

@@ -6,6 +6,7 @@ provide are simply absent (``None``): the writers then leave that detail out.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -13,12 +14,18 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..core.results import DETECTION_CLASSES, Detection, SceneResult
+from ..core.results import (
+    CLASS_OF_DETECTOR,
+    FOUND,
+    NONE_FOUND,
+    NOT_CHECKED,
+    Detection,
+    SceneResult,
+)
 
 #: report order of the classes: alerts first
 CLASS_ORDER = ("fire", "ship", "crop_stress")
-#: detector name (Settings.detectors / SceneResult.detectors) -> detection class
-CLASS_OF_DETECTOR = {"fire": "fire", "ships": "ship", "ship": "ship", "crop": "crop_stress"}
+__all__ = ["CLASS_OF_DETECTOR", "CLASS_ORDER", "ClassFacts", "Facts", "Spot", "facts_from_result"]
 #: ``SceneResult.info`` keys that may hold the acquisition time / a place name
 TIME_KEYS = ("datetime", "acquired_utc", "sensing_time", "time_utc", "acquisition_time")
 PLACE_KEYS = ("place", "place_name", "location")
@@ -33,13 +40,14 @@ class Spot:
     score: float
     lon: float
     lat: float
-    tile: str | None = None
     #: fire: area in m²; crop stress: area in m²; ship: None
     area_m2: float | None = None
     pixels: int | None = None
     length_m: float | None = None
     heading_deg: float | None = None
     severity: str | None = None
+    #: ships: ``at_sea`` or ``moored`` when the detector says (a moored vessel has no heading)
+    setting: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,13 +56,26 @@ class ClassFacts:
 
     cls: str
     count: int
-    #: the detector of this class ran (``False``: the report must not claim "no ships")
+    #: the detector of this class looked (``False``: the report must not claim "no ships")
     checked: bool
     total_area_m2: float | None = None
     total_pixels: int | None = None
     longest_m: float | None = None
     worst_severity: str | None = None
     top: Spot | None = None
+    #: ``found`` / ``none found`` / ``not checked`` (see pipeline.core.results.ClassStatus)
+    status: str = ""
+    #: why the class was not checked
+    reason: str | None = None
+    #: fraction of the scene its detector looked at
+    coverage: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.status:  # derived when not given (hand-made facts)
+            state = FOUND if self.count else NONE_FOUND if self.checked else NOT_CHECKED
+            object.__setattr__(self, "status", state)
+        if self.status == NOT_CHECKED:
+            object.__setattr__(self, "coverage", 0.0)
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,9 @@ class Facts:
     classes: tuple[ClassFacts, ...]
     time_utc: str | None = None
     place: str | None = None
+    #: ``complete``, ``partial`` or ``failed`` (see SceneResult.outcome)
+    outcome: str = "complete"
+    outcome_reasons: tuple[str, ...] = ()
 
     def of(self, cls: str) -> ClassFacts:
         for c in self.classes:
@@ -84,22 +108,27 @@ class Facts:
 
 
 def facts_from_result(result: SceneResult) -> Facts:
-    """Extract the report facts of ``result`` (tolerant of missing measures)."""
-    if result.detectors:
-        checked = {CLASS_OF_DETECTOR.get(name, name) for name in result.detectors}
-    else:
-        checked = set(DETECTION_CLASSES)
+    """Extract the report facts of ``result`` (tolerant of missing measures): per class what
+    was found, or that its detector looked and found none, or that it did not look, and why."""
+    status = result.class_status()
     by_cls: dict[str, list[Detection]] = {c: [] for c in CLASS_ORDER}
     for d in result.detections:
         by_cls.setdefault(d.cls, []).append(d)
-    classes = tuple(
-        _class_facts(cls, by_cls[cls], cls in checked or bool(by_cls[cls])) for cls in CLASS_ORDER
-    )
+    classes = []
+    for cls in CLASS_ORDER:
+        st = status[cls]
+        base = _class_facts(cls, by_cls[cls], st.checked)
+        classes.append(
+            dataclasses.replace(base, status=st.status, reason=st.reason, coverage=st.coverage)
+        )
+    outcome, reasons = result.outcome, result.outcome_reasons
     return Facts(
         scene=result.scene,
-        classes=classes,
+        classes=tuple(classes),
         time_utc=_time_of(result.info),
         place=_place_of(result.info),
+        outcome=outcome,
+        outcome_reasons=reasons,
     )
 
 
@@ -144,22 +173,23 @@ def _area_m2(d: Detection) -> float | None:
 
 def _spot(d: Detection) -> Spot:
     lon, lat = _lonlat(d)
-    tile = d.measures.get("tiles", d.measures.get("tile"))
-    tile_s = str(tile).split(",")[0].strip() if tile not in (None, "") else None
-    if tile_s is not None and not re.fullmatch(r"[A-Za-z0-9_\-]{1,24}", tile_s):
-        tile_s = None
     px = _num(d.measures, "pixel_count")
     return Spot(
         score=round(float(d.score), 4),
         lon=lon,
         lat=lat,
-        tile=tile_s,
         area_m2=_area_m2(d),
         pixels=int(px) if px is not None else None,
         length_m=_num(d.measures, "length_m"),
         heading_deg=_num(d.measures, "heading_deg"),
         severity=_severity(d.measures),
+        setting=_setting(d.measures),
     )
+
+
+def _setting(m: Mapping[str, Any]) -> str | None:
+    v = m.get("setting")
+    return v if isinstance(v, str) and v in ("at_sea", "moored") else None
 
 
 def _class_facts(cls: str, dets: list[Detection], checked: bool) -> ClassFacts:

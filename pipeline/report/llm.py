@@ -4,13 +4,22 @@ A 270M-parameter base model is not faithful when it writes freely (it copies num
 examples and swaps counts between classes; ../shared/DESIGN.md §7).  So the model never writes
 a number.  For each fact set a grammar is built whose only paths are:
 
-``<Priority> priority, <headline>: <phrase>; <phrase>; ... .``
+``<Outcome> scan. <Priority> priority, <headline>: <phrase>; <phrase>; ... .``
 
+* the outcome lead (``Complete scan.``, ``Partial scan.``) is fixed by the facts;
 * the priority is one of the choices the facts allow (:func:`phrases.priority_choices`);
 * the headline is a short free-text slot of lowercase words: no digits, no capitals (so no
-  names), no number words, no negations and no word for a class that was not detected;
-* each phrase is one of the scene's pre-rendered fact phrases (numbers rendered outside the
-  model), each at most once, every count phrase before the end, within the character budget.
+  names), at least one word of the class that leads (the headline names it), no number
+  words, no negations, no word for a class other than the one that leads,
+  no "clear"/"quiet" unless every class was looked for over the whole scene, and no word of
+  activity ("active", "alert") when nothing was found;
+* the first phrase is the count of the class that leads; each further phrase is one of the
+  scene's pre-rendered fact phrases (numbers rendered outside the model), each at most once, a
+  class's details only after its count, every mandatory phrase before the end, within the
+  character budget.
+
+A failed scene (nothing was looked at) is never given to the model: the writer states what was
+not checked with the template.
 
 The model chooses the priority, writes the headline and chooses which details to mention and in
 what order.  The grammar is applied as a token trie over the logits: where only one token is
@@ -33,11 +42,24 @@ import numpy as np
 
 from ..errors import LlmTimeout, ModelError
 from ..settings import ReportSettings
-from .factcheck import CLASS_STEMS, EMPTY_WORDS
+from .factcheck import (
+    ACTIVITY_WORDS,
+    ALL_CLEAR_WORDS,
+    CLASS_STEMS,
+    EMPTY_WORDS,
+    looked_at_everything,
+)
 from .facts import Facts
 from .fewshot import example_facts, facts_block, few_shot_prefix
 from .gguf import DEFAULT_MODEL_NAME, GgufSession
-from .phrases import Phrase, compose, fact_phrases, priority_choices
+from .phrases import (
+    Phrase,
+    compose,
+    fact_phrases,
+    headline_class,
+    outcome_lead,
+    priority_choices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +71,12 @@ HEADLINE_WORDS = (
     "crop", "crops", "stress", "stressed", "field", "fields", "vegetation", "farmland",
     "alert", "activity", "detected", "multiple", "large", "small", "new", "possible",
     "mixed", "and", "with", "in", "of", "area", "areas", "scene", "report",
-    "nothing", "clear", "quiet",
+    "nothing", "found", "clear", "quiet",
 )  # fmt: skip
+
+
+#: the headline when nothing was found and not everything was looked at
+EMPTY_HEADLINE = ("nothing", "found")
 
 
 @dataclass(frozen=True)
@@ -230,24 +256,45 @@ class _Decoder:
 
     def headline(self) -> str:
         """1..``headline_words`` words from :data:`HEADLINE_WORDS`, without words of classes
-        that were not detected (or of an empty scene when something was), then ``:``."""
+        other than the one that leads (or of an empty scene when something was found, or of a
+        clear scene when part of it was not looked at), then ``:``."""
         rep = self.rep
-        absent = [c.cls for c in self.facts.classes if c.count == 0]
+        lead = headline_class(self.facts)
+        if lead is None and not looked_at_everything(self.facts):
+            # nothing found, and not everything looked at: nothing to name but that; the
+            # template's words, forced (the model could only say less, or say "clear")
+            for w in EMPTY_HEADLINE:
+                self.choose([rep.headline_tokens[w]])
+            self._emit(rep.colon_token)
+            return " ".join(EMPTY_HEADLINE)
+        others = [c.cls for c in self.facts.classes if c.cls != lead]
+        partial = not looked_at_everything(self.facts)
         words = [
             w
             for w in HEADLINE_WORDS
-            if not any(w.startswith(s) for cls in absent for s in CLASS_STEMS[cls])
+            if not any(w.startswith(s) for cls in others for s in CLASS_STEMS[cls])
             and not (self.facts.total and w in EMPTY_WORDS)
+            and not (partial and w in ALL_CLEAR_WORDS)
+            and not (not self.facts.total and w in ACTIVITY_WORDS)
         ]
+        # the headline names what leads: a word of the leading class before the colon
+        naming = (
+            {w for w in words if any(w.startswith(st) for st in CLASS_STEMS[lead])}
+            if lead is not None
+            else set()
+        )
         chosen: list[str] = []
         while len(chosen) < rep.settings.headline_words:
-            options = [rep.headline_tokens[w] for w in words if w not in chosen]
-            if chosen:
+            named = not naming or any(w in naming for w in chosen)
+            last = len(chosen) == rep.settings.headline_words - 1
+            pool = [w for w in words if w not in chosen and (named or not last or w in naming)]
+            options = [rep.headline_tokens[w] for w in pool]
+            if chosen and named:
                 options.append([rep.colon_token])
             k = self.choose(options)
-            if chosen and k == len(options) - 1:
+            if k == len(pool):
                 return " ".join(chosen)
-            chosen.append([w for w in words if w not in chosen][k])
+            chosen.append(pool[k])
         self._emit(rep.colon_token)
         return " ".join(chosen)
 
@@ -262,20 +309,28 @@ class _Decoder:
         self.fresh = True
         t_prompt = time.perf_counter()
 
+        lead = outcome_lead(facts)
         choices = priority_choices(facts)
-        opts = [model.tokenize(f" {p.capitalize()} priority,") for p in choices]
+        opts = [model.tokenize(f" {lead} {p.capitalize()} priority,") for p in choices]
         priority = choices[self.choose(opts)]
         headline = self.headline()
-        text = f"{priority.capitalize()} priority, {headline}:"
+        text = f"{lead} {priority.capitalize()} priority, {headline}:"
 
         remaining: list[Phrase] = list(fact_phrases(facts))
         chosen: list[Phrase] = []
         end = model.tokenize(".")
+        first_key = None if headline_class(facts) is None else f"count_{headline_class(facts)}"
+        stated: set[str] = set()
         while True:
             mandatory_left = [p for p in remaining if p.mandatory]
             over_budget = self.out_tokens >= rep.settings.max_tokens
             options: list[Phrase] = []
             for p in remaining:
+                if not chosen and first_key is not None and p.key != first_key:
+                    continue  # the class that leads comes first
+                if p.cls is not None and not p.key.startswith(("count_", "unchecked")):
+                    if f"count_{p.cls}" not in stated:
+                        continue  # a class's details follow its count
                 sep = " " if not chosen else "; "
                 need = len(text) + len(sep) + len(p.text) + 1
                 need += sum(len(q.text) + 2 for q in mandatory_left if q is not p)
@@ -294,10 +349,11 @@ class _Decoder:
             p = options[k]
             text += (" " if not chosen else "; ") + p.text
             chosen.append(p)
+            stated.add(p.key)
             remaining.remove(p)
             if not remaining:
                 break
-        summary = compose(priority, headline, chosen)
+        summary = compose(priority, headline, chosen, lead)
         if summary != text + ".":
             raise ModelError("internal: composed summary differs from the decoded one")
         t_end = time.perf_counter()

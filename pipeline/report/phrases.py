@@ -1,14 +1,26 @@
 """Fact phrases: every number and place of a report, rendered outside any model.
 
-Each :class:`Phrase` binds its numbers to their fact ("3 ships", "largest 1.2 ha at 58.123N
-123.456W").  The template writer joins them deterministically; the LLM writer may only choose
-among them (which, in what order), so a number can never leave its phrase.
+Each :class:`Phrase` binds its numbers to their fact and names its class ("3 ships found",
+"largest fire cluster 1.2 ha at 58.123N 123.456W", "longest ship 182 m at ...").  The template
+writer joins them deterministically; the LLM writer may only choose among them (which, in what
+order), so a number can never leave its phrase, and a phrase never leaves its class.
+
+A report reads::
+
+    <Outcome> scan. <Priority> priority, <headline>: <phrase>; <phrase>; ... .
+
+The outcome comes first (``Complete scan.``, ``Partial scan.``, ``Failed scan.``); the headline
+names the class that leads (the first count phrase); per class the report says one of three
+things, as run.json and compact.geojson do: ``12 fire clusters found``, ``no ships found``
+(looked and found none) or ``crop stress not checked (reason)``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from ..core.results import FOUND, NOT_CHECKED, percent
 from .facts import ClassFacts, Facts
 
 PRIORITIES = ("low", "medium", "high")
@@ -19,12 +31,22 @@ COUNT_WORDS = {
     "ship": ("ship", "ships", "no ships"),
     "crop_stress": ("crop-stress area", "crop-stress areas", "no crop-stress areas"),
 }
-#: headline the template writer uses, by the most important class present
+#: class -> the noun of "<noun> not checked"
+CLASS_NOUNS = {"fire": "fire", "ship": "ships", "crop_stress": "crop stress"}
+#: headline the template writer uses, by the class that leads
 TEMPLATE_HEADLINES = {
     "fire": "active fire",
     "ship": "vessels detected",
     "crop_stress": "crop stress",
-    None: "nothing detected",
+    None: "nothing found",
+}
+#: headline of a failed scene: nothing was looked at
+FAILED_HEADLINE = "nothing checked"
+#: the report's first words, by scene outcome
+OUTCOME_LEADS = {
+    "complete": "Complete scan.",
+    "partial": "Partial scan.",
+    "failed": "Failed scan.",
 }
 
 
@@ -38,13 +60,22 @@ class Phrase:
     mandatory: bool
     #: order of importance (lower first) for the template and for budget cuts
     rank: int
+    #: the class the phrase is about (``None``: place, time, scene)
+    cls: str | None = None
 
 
-def fmt_count(cls: str, n: int) -> str:
+def outcome_lead(facts: Facts) -> str:
+    return OUTCOME_LEADS.get(facts.outcome, OUTCOME_LEADS["partial"])
+
+
+def fmt_count(cls: str, n: int, coverage: float = 1.0) -> str:
+    """``12 fire clusters found`` / ``no ships found``, with ``(62.5 % checked)`` when the
+    detector looked at only part of the scene."""
     one, many, none = COUNT_WORDS[cls]
-    if n == 0:
-        return none
-    return f"{n} {one if n == 1 else many}"
+    text = f"{none} found" if n == 0 else f"{n} {one if n == 1 else many} found"
+    if 0.0 < coverage < 1.0:
+        text += f" ({percent(coverage)} % checked)"
+    return text
 
 
 def fmt_area(m2: float) -> str:
@@ -61,9 +92,36 @@ def fmt_lonlat(lon: float, lat: float) -> str:
     return f"{abs(lat):.3f}{'N' if lat >= 0 else 'S'} {abs(lon):.3f}{'E' if lon >= 0 else 'W'}"
 
 
+_NEEDS = re.compile(r"^needs band\(s\) ([A-Za-z0-9, ]+?)(?: \((unreadable).*\))?$")
+
+
+def short_reason(reason: str | None) -> str:
+    """The reason a class was not checked, short enough for a 280-character report (run.json
+    keeps the full text): ``needs band(s) B02, B03`` -> ``no B02, B03 bands``."""
+    text = " ".join((reason or "").split())
+    m = _NEEDS.match(text)
+    if m:
+        bands = [b.strip() for b in m.group(1).split(",") if b.strip()]
+        names = ", ".join(bands)
+        if m.group(2):
+            return f"{names} band{'s' if len(bands) > 1 else ''} unreadable"
+        return f"no {names} band{'s' if len(bands) > 1 else ''}"
+    if text.startswith("no usable samples in band(s) "):
+        return "no usable samples in " + text.removeprefix("no usable samples in band(s) ")
+    if text == "detector not enabled":
+        return "not enabled"
+    text = re.sub(r"[;()]", ",", text).strip(" ,") or "no reason given"
+    if len(text) > 48:
+        text = text[:48].rsplit(" ", 1)[0].rstrip(" ,:")
+    return text
+
+
 def priority_choices(facts: Facts) -> tuple[str, ...]:
     """Priorities a writer may give: fire -> high; ships or crop stress -> medium or high;
-    nothing -> low.  The first is the template's choice."""
+    nothing found -> low; a failed scene (nothing looked at) -> medium: it needs a person, but
+    it is no alert.  The first is the template's choice."""
+    if facts.outcome == "failed":
+        return ("medium",)
     if facts.of("fire").count:
         return ("high",)
     if facts.of("ship").count or facts.of("crop_stress").count:
@@ -72,13 +130,20 @@ def priority_choices(facts: Facts) -> tuple[str, ...]:
 
 
 def headline_class(facts: Facts) -> str | None:
+    """The class that leads the report (the first count phrase and the headline)."""
     for c in facts.classes:
         if c.count:
             return c.cls
     return None
 
 
-def _detail_phrases(c: ClassFacts, rank0: int) -> list[Phrase]:
+def template_headline(facts: Facts) -> str:
+    if facts.outcome == "failed":
+        return FAILED_HEADLINE
+    return TEMPLATE_HEADLINES[headline_class(facts)]
+
+
+def _detail_phrases(c: ClassFacts) -> list[Phrase]:
     out: list[Phrase] = []
     top = c.top
     if c.count == 0 or top is None:
@@ -86,85 +151,156 @@ def _detail_phrases(c: ClassFacts, rank0: int) -> list[Phrase]:
     pos = fmt_lonlat(top.lon, top.lat)
     if c.cls == "fire":
         if c.total_area_m2 is not None:
-            px = f"{c.total_pixels} hot pixels, " if c.total_pixels is not None else ""
-            out.append(Phrase("fire_total", f"{px}{fmt_area(c.total_area_m2)} in total", False, 10))
-        if c.count > 1 and top.area_m2 is not None:
-            out.append(Phrase("fire_top", f"largest {fmt_area(top.area_m2)} at {pos}", False, 11))
-        else:
-            out.append(Phrase("fire_top", f"fire at {pos}", False, 11))
-    elif c.cls == "ship":
-        if top.length_m is not None:
-            head = (
-                f", heading {round(top.heading_deg) % 360:d}°"
-                if top.heading_deg is not None
-                else ""
-            )
-            what = "longest" if c.count > 1 else "length"
+            px = f" ({c.total_pixels} hot pixels)" if c.total_pixels is not None else ""
             out.append(
-                Phrase("ship_top", f"{what} {round(top.length_m):d} m at {pos}{head}", False, 20)
+                Phrase(
+                    "fire_total", f"fire area {fmt_area(c.total_area_m2)} in total{px}", False, 10
+                )
             )
+        if c.count > 1 and top.area_m2 is not None:
+            text = f"largest fire cluster {fmt_area(top.area_m2)} at {pos}"
         else:
-            out.append(Phrase("ship_top", f"strongest ship at {pos}", False, 20))
+            text = f"fire cluster at {pos}"
+        out.append(Phrase("fire_top", text, False, 11))
+    elif c.cls == "ship":
+        moored = top.setting == "moored"
+        head = (
+            f", heading {round(top.heading_deg) % 360:d}°"
+            if top.heading_deg is not None and not moored
+            else ""
+        )
+        where = f"moored at {pos}" if moored else f"at {pos}"
+        if top.length_m is not None:
+            what = "longest ship" if c.count > 1 else "ship"
+            text = f"{what} {round(top.length_m):d} m {where}{head}"
+        else:
+            text = f"{'strongest ship' if c.count > 1 else 'ship'} {where}{head}"
+        out.append(Phrase("ship_top", text, False, 20))
     else:
         if c.total_area_m2 is not None:
             sev = f", worst severity {c.worst_severity}" if c.worst_severity else ""
             out.append(
-                Phrase("crop_total", f"{fmt_area(c.total_area_m2)} stressed{sev}", False, 30)
+                Phrase("crop_total", f"crop stress on {fmt_area(c.total_area_m2)}{sev}", False, 30)
             )
-        what = (
-            f"largest {fmt_area(top.area_m2)}"
-            if top.area_m2 is not None and c.count > 1
-            else ("stressed field")
+        if top.area_m2 is not None and c.count > 1:
+            text = f"largest crop-stress area {fmt_area(top.area_m2)} at {pos}"
+        else:
+            text = f"crop-stress area at {pos}"
+        out.append(Phrase("crop_top", text, False, 31))
+    return [Phrase(p.key, p.text, p.mandatory, p.rank, c.cls) for p in out]
+
+
+def _not_checked_phrases(facts: Facts) -> list[Phrase]:
+    """One phrase per reason: ``ships and crop stress not checked (no B04, B08 bands)``."""
+    groups: dict[str, list[str]] = {}
+    for c in facts.classes:
+        if c.status == NOT_CHECKED:
+            groups.setdefault(short_reason(c.reason), []).append(c.cls)
+    out = []
+    for why, classes in groups.items():
+        nouns = [CLASS_NOUNS[c] for c in classes]
+        who = nouns[0] if len(nouns) == 1 else ", ".join(nouns[:-1]) + " and " + nouns[-1]
+        key = "unchecked_" + "_".join(classes)
+        out.append(
+            Phrase(
+                key,
+                f"{who} not checked ({why})",
+                True,
+                3,
+                classes[0] if len(classes) == 1 else None,
+            )
         )
-        out.append(Phrase("crop_top", f"{what} at {pos}", False, 31))
-    return [Phrase(p.key, p.text, p.mandatory, p.rank + rank0) for p in out]
+    return out
 
 
 def fact_phrases(facts: Facts) -> tuple[Phrase, ...]:
-    """All phrases a report of ``facts`` may contain, most important first."""
+    """All phrases a report of ``facts`` may contain, most important first: the count of every
+    class found (the leading class first), what was not checked and why, what was looked for
+    and not found, where the leading class's main detection is, then the other details."""
     out: list[Phrase] = []
     present = [c for c in facts.classes if c.count]
-    absent = [c for c in facts.classes if not c.count and c.checked]
+    absent = [c for c in facts.classes if not c.count and c.status != NOT_CHECKED]
     for i, c in enumerate(present):
-        out.append(Phrase(f"count_{c.cls}", fmt_count(c.cls, c.count), True, i))
+        out.append(Phrase(f"count_{c.cls}", fmt_count(c.cls, c.count, c.coverage), True, i, c.cls))
+    out += _not_checked_phrases(facts)
     for i, c in enumerate(absent):
-        out.append(Phrase(f"count_{c.cls}", fmt_count(c.cls, 0), True, 3 + i))
+        out.append(Phrase(f"count_{c.cls}", fmt_count(c.cls, 0, c.coverage), True, 4 + i, c.cls))
     if facts.place:
-        out.append(Phrase("place", f"near {facts.place}", False, 5))
+        out.append(Phrase("place", f"near {facts.place}", False, 7))
     top_cls = headline_class(facts)
     for c in present:
-        for p in _detail_phrases(c, 0):
+        for p in _detail_phrases(c):
             # where the most important detection is: every report states it
             key_top = p.key.endswith("_top") and c.cls == top_cls
-            out.append(Phrase(p.key, p.text, True, 6) if key_top else p)
-    if top_cls is not None:
-        top = facts.of(top_cls).top
-        if top is not None and top.tile:
-            out.append(Phrase("tile", f"tile {top.tile}", False, 50))
+            out.append(Phrase(p.key, p.text, True, 8, p.cls) if key_top else p)
     if facts.time_utc:
         out.append(Phrase("time", f"acquired {facts.time_utc}", False, 40))
     out.append(Phrase("scene", f"scene {facts.scene}", False, 60))
     return tuple(sorted(out, key=lambda p: p.rank))
 
 
-def compose(priority: str, headline: str, phrases: list[Phrase] | tuple[Phrase, ...]) -> str:
-    """The summary text: ``High priority, active fire: 12 fire clusters; ...; scene X.``"""
+def plain_count_phrases(facts: Facts) -> tuple[Phrase, ...]:
+    """The count phrases without their "(62.5 % checked)" note, for reports too short to hold
+    it (the outcome lead still says the scan was partial)."""
+    return tuple(
+        Phrase(f"count_{c.cls}", fmt_count(c.cls, c.count), True, i, c.cls)
+        for i, c in enumerate(facts.classes)
+        if c.status == FOUND or (c.status != NOT_CHECKED and 0.0 < c.coverage < 1.0)
+    )
+
+
+def compose(
+    priority: str,
+    headline: str,
+    phrases: list[Phrase] | tuple[Phrase, ...],
+    lead: str = "",
+) -> str:
+    """The summary text: ``Complete scan. High priority, active fire: 12 fire clusters found;
+    ...; scene X.``"""
     body = "; ".join(p.text for p in phrases)
-    return f"{priority.capitalize()} priority, {headline}: {body}."
+    head = f"{lead} " if lead else ""
+    return f"{head}{priority.capitalize()} priority, {headline}: {body}."
 
 
 def template_summary(facts: Facts, max_chars: int = 280) -> tuple[str, str]:
     """Deterministic ``(summary, priority)``: counts first, then details while they fit."""
     priority = priority_choices(facts)[0]
-    headline = TEMPLATE_HEADLINES[headline_class(facts)]
+    headline = template_headline(facts)
+    lead = outcome_lead(facts)
     phrases = fact_phrases(facts)
     chosen = [p for p in phrases if p.mandatory]
-    if len(compose(priority, headline, chosen)) > max_chars:
+
+    def fits(ps: list[Phrase]) -> bool:
+        return len(compose(priority, headline, ps, lead)) <= max_chars
+
+    # over budget: drop "no X found", then the leading detection's position, then the
+    # "(62.5 % checked)" notes, then the reasons of what was not checked
+    if not fits(chosen):
         chosen = [p for p in chosen if not p.text.startswith("no ")] or chosen[:1]
+    if not fits(chosen):
+        chosen = [p for p in chosen if not p.key.endswith("_top")]
+    if not fits(chosen):
+        plain = {p.key: p for p in plain_count_phrases(facts)}
+        chosen = [plain.get(p.key, p) for p in chosen]
+    if not fits(chosen):
+        chosen = [p for p in chosen if not p.key.startswith("unchecked_")]
+        unchecked = [CLASS_NOUNS[c.cls] for c in facts.classes if c.status == NOT_CHECKED]
+        if unchecked:
+            chosen.append(Phrase("unchecked", f"{', '.join(unchecked)} not checked", True, 3))
     for p in phrases:
         if p.mandatory:
             continue
         trial = sorted([*chosen, p], key=lambda q: q.rank)
-        if len(compose(priority, headline, trial)) <= max_chars:
+        if fits(trial):
             chosen = trial
-    return compose(priority, headline, chosen), priority
+    return compose(priority, headline, chosen, lead), priority
+
+
+def all_phrase_texts(facts: Facts) -> list[str]:
+    """Every phrase text a writer may use for ``facts`` (the fact check's vocabulary)."""
+    texts = [p.text for p in fact_phrases(facts)]
+    texts += [p.text for p in plain_count_phrases(facts)]
+    unchecked = [CLASS_NOUNS[c.cls] for c in facts.classes if c.status == NOT_CHECKED]
+    if unchecked:
+        texts.append(f"{', '.join(unchecked)} not checked")
+    return texts

@@ -53,6 +53,10 @@ class Report:
         return {
             "summary": self.summary,
             "priority": self.priority,
+            # the scene outcome; its reasons and the per-class status are in "facts" (outcome,
+            # outcome_reasons, classes[].status / reason / coverage), not repeated here: this
+            # dict is the report product of the downlink
+            "outcome": self.facts.outcome,
             "writer": self.writer,
             "fallback_reason": self.fallback_reason,
             "model": self.model,
@@ -67,6 +71,7 @@ class Report:
         return {
             "writer": self.writer,
             "priority": self.priority,
+            "summary": self.summary,
             "fallback_reason": self.fallback_reason,
             "latency_s": round(self.latency_s, 4),
             "model": self.model,
@@ -152,7 +157,10 @@ class ReportWriter:
         reason: str | None = None
         model = sha = None
         stats: dict[str, Any] | None = None
-        if self.settings.use_llm:
+        if self.settings.use_llm and facts.outcome == "failed":
+            # nothing was looked at: no headline to write, only what was not checked and why
+            reason = "scene failed: the template states what was not checked"
+        elif self.settings.use_llm:
             if rep is None:
                 reason = self._load_error
             else:

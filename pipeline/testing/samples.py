@@ -1,7 +1,8 @@
 """Generated scene results for testing and benchmarking the report writer.
 
 Seeded and varied: 0..N ships, fire clusters and crop-stress areas, with or without each
-measure, place names and acquisition times, and different sets of detectors that ran.
+measure (moored or at-sea vessels among them), place names and acquisition times, different
+sets of detectors that ran or were skipped, and sometimes failed tiles (partial scans).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import random
 
 from shapely.geometry import Point, box
 
-from ..core.results import Detection, SceneResult
+from ..core.results import Detection, SceneResult, TileFailure
 
 PLACES = (
     "Honolulu",
@@ -67,6 +68,8 @@ def random_result(seed: int, max_per_class: int = 14) -> SceneResult:
             if rng.random() < 0.7:
                 m["heading_deg"] = round(rng.uniform(0.0, 359.9), 1)
             if rng.random() < 0.5:
+                m["setting"] = rng.choice(("at_sea", "moored"))
+            if rng.random() < 0.5:
                 m["pixel_count"] = rng.randint(2, 60)
             dets.append(Detection("ship", round(rng.uniform(0.3, 1.0), 4), Point(lon, lat), m))
     if "crop" in detectors:
@@ -93,14 +96,32 @@ def random_result(seed: int, max_per_class: int = 14) -> SceneResult:
             f"20{rng.randint(17, 26)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
             f"T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00Z"
         )
+    # what the run looked at: detectors that ran, and (sometimes) ones skipped for want of
+    # bands, or tiles that failed; skipped detectors emit nothing
+    status = dict.fromkeys(detectors, "ran")
+    for name, why in (
+        ("fire", "needs band(s) B12"),
+        ("ships", "needs band(s) B02, B03, B04, B08"),
+        ("crop", "needs band(s) B04, B08"),
+    ):
+        if name not in status and rng.random() < 0.3:
+            status[name] = f"skipped: {why}"
+    tiles = 1
+    failures: tuple[TileFailure, ...] = ()
+    if rng.random() < 0.2:
+        tiles = rng.randint(2, 16)
+        failures = tuple(
+            TileFailure(f"r000c{i:03d}", (0, 0, 1, 1), "cannot read window")
+            for i in range(rng.randint(1, tiles - 1))
+        )
     return SceneResult(
         scene=f"gen_{seed:04d}",
         detections=tuple(dets),
-        failures=(),
+        failures=failures,
         problems=(),
-        tiles_total=1,
+        tiles_total=tiles,
         timings_s={},
         models={},
-        detectors=dict.fromkeys(detectors, "ok"),
+        detectors=status,
         info=info,
     )

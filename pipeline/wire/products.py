@@ -187,6 +187,8 @@ class Product:
     payload: bytes
     #: lower goes first; ties keep creation order
     rank: tuple[int, ...] = field(default=(0,))
+    #: features a detections chunk carries (0 for other kinds)
+    features: int = 0
 
     @property
     def name(self) -> str:
@@ -280,38 +282,91 @@ def _json_only(v: Any, what: str) -> None:
             raise ValueError(f"{what} holds a {type(x).__name__} value, not JSON")
 
 
+#: scene outcomes a manifest may state (see pipeline.core.results.OUTCOMES)
+OUTCOMES = ("complete", "partial", "failed")
+#: per-class states a manifest may state (see pipeline.core.results.CLASS_STATES)
+CLASS_STATES = ("found", "none found", "not checked")
+
+
 @dataclass(frozen=True)
 class Manifest:
-    """What one pass sends: the scene, the products with their segment counts, what waits."""
+    """What one pass sends: the scene, the products with their segment counts, what waits,
+    and what the scan looked at.
+
+    ``outcome`` (``complete`` / ``partial`` / ``failed``) and ``classes`` (``(class, status,
+    count)``, status ``found`` / ``none found`` / ``not checked``, count ``None`` when not
+    checked) travel in the manifest, which leads every pass, so even a pass cut short says
+    whether the satellite looked.  ``features_waiting`` counts the detections held back for a
+    later pass (they are not lost).  Manifests of older streams lack these members; they
+    unpack with ``None`` / ``()``.
+    """
 
     scene: str
     sent: tuple[tuple[int, int, int], ...]  # (kind, item, segments)
     waiting: tuple[tuple[int, int, int], ...]  # (kind, item, payload bytes)
     features: int
+    outcome: str | None = None
+    classes: tuple[tuple[str, str, int | None], ...] = ()
+    features_waiting: int | None = None
 
     def pack(self) -> bytes:
-        return codec.pack(
-            {
-                "v": PAYLOAD_VERSION,
-                "scene": self.scene,
-                "sent": [list(t) for t in self.sent],
-                "waiting": [list(t) for t in self.waiting],
-                "features": self.features,
-            }
-        )
+        v: dict[str, Any] = {
+            "v": PAYLOAD_VERSION,
+            "scene": self.scene,
+            "sent": [list(t) for t in self.sent],
+            "waiting": [list(t) for t in self.waiting],
+            "features": self.features,
+        }
+        if self.outcome is not None:
+            v["outcome"] = self.outcome
+        if self.classes:
+            v["classes"] = [list(t) for t in self.classes]
+        if self.features_waiting is not None:
+            v["features_waiting"] = self.features_waiting
+        return codec.pack(v)
 
     @classmethod
     def unpack(cls, data: bytes) -> Manifest:
         v = codec.unpack(data)
         try:
+            outcome = v.get("outcome")
+            if outcome is not None and _str(outcome, "outcome") not in OUTCOMES:
+                raise ValueError(f"unknown outcome {outcome!r:.40}")
+            waiting_n = v.get("features_waiting")
             return cls(
                 scene=_str(v["scene"], "scene"),
                 sent=_triples(v["sent"], "sent", 0xFFFF),
                 waiting=_triples(v["waiting"], "waiting", 1 << 40),
                 features=_int(v["features"], "feature count", MAX_FEATURES),
+                outcome=outcome,
+                classes=_class_entries(v.get("classes", [])),
+                features_waiting=(
+                    None
+                    if waiting_n is None
+                    else _int(waiting_n, "waiting feature count", MAX_FEATURES)
+                ),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PacketError(f"manifest product malformed ({exc})") from None
+
+    def class_status(self) -> dict[str, tuple[str, int | None]]:
+        """class -> (status, count)."""
+        return {c: (st, n) for c, st, n in self.classes}
+
+
+def _class_entries(v: Any) -> tuple[tuple[str, str, int | None], ...]:
+    if not isinstance(v, list) or len(v) > 64:
+        raise ValueError(f"classes is not a short list: {v!r:.40}")
+    out = []
+    for t in v:
+        if not isinstance(t, list) or len(t) != 3:
+            raise ValueError(f"class entry is not [class, status, count]: {t!r:.40}")
+        cls, status = _str(t[0], "class")[:40], _str(t[1], "class status")
+        if status not in CLASS_STATES:
+            raise ValueError(f"unknown class status {status!r:.40}")
+        count = None if t[2] is None else _int(t[2], "class count", MAX_FEATURES)
+        out.append((cls, status, count))
+    return tuple(out)
 
 
 def _triples(v: Any, what: str, third_max: int) -> tuple[tuple[int, int, int], ...]:
