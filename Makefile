@@ -6,13 +6,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-WHEELS := .wheels
 LLAMA_VERSION ?= 0.3.36
 # llama.cpp's AMX kernels crash on these CPUs (upstream llama.cpp #20824), see ../shared/DESIGN.md §7.
+# AVX-512 stays off too: some of the machines we run on (AMD EPYC) have AVX2 but no AVX-512, and a
+# wheel built with it dies there with SIGILL at model load.
 # Build llama-cpp-python from source without AMX (and without -march=native) into a folder of our own,
 # bypassing pip's wheel cache, which ignores CMAKE_ARGS and could hand back a crashing wheel.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-	-DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+# one wheel folder per set of build flags, so a wheel built with other flags is never reused
+WHEELS := .wheels/$(shell echo "$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)" | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 .PHONY: demo test install install-test install-bench install-gpu lint bench clean llama-wheel \

@@ -162,6 +162,21 @@ class Decoded:
                 return tuple(str(x)[:300] for x in v if isinstance(x, str))[:20]
         return ()
 
+    @property
+    def clouds(self) -> tuple[float, float] | None:
+        """(cloud, shadow) fractions the cloud screen saw (manifest first, then compact.geojson);
+        ``None`` when it did not look or nothing says."""
+        if self.manifest is not None and self.manifest.clouds is not None:
+            return self.manifest.clouds
+        for src in self._sources():
+            c = src.get("clouds")
+            if isinstance(c, dict) and c.get("status") == "checked":
+                try:
+                    return float(c["cloud_fraction"]), float(c["shadow_fraction"])
+                except (KeyError, TypeError, ValueError):
+                    return None
+        return None
+
     def class_status(self) -> dict[str, dict[str, Any]]:
         """class -> ``{"status", "count", "reason"}`` as the satellite stated it (manifest first,
         then compact.geojson, then the report); {} when nothing states it."""
@@ -212,6 +227,11 @@ class Decoded:
         if outcome is not None:
             why = self.outcome_reasons
             lines.append(f"outcome: {outcome}" + (f" ({'; '.join(why[:3])})" if why else ""))
+        clouds = self.clouds
+        if clouds is not None:
+            lines.append(
+                f"clouds: {100 * clouds[0]:.1f} % cloud, {100 * clouds[1]:.1f} % cloud shadow"
+            )
         for cls, st in self.class_status().items():
             if st["status"] == "found":
                 text = f"found {st['count']}" if st["count"] is not None else "found"

@@ -119,6 +119,7 @@ def write_scene(
     out_dir: str | Path,
     reports: ReportWriter | None = None,
     downlink: DownlinkSettings | None = None,
+    cloudy_discard: float | None = None,
 ) -> WrittenScene:
     """Write ``OUT/<scene>/detections.geojson``, the report files (``report.txt``,
     ``report.json``, ``compact.geojson``), ``downlink.bin`` and ``OUT/<scene>/run.json``,
@@ -126,7 +127,9 @@ def write_scene(
 
     ``reports`` writes the text report (LLM or template, loaded once and reused across
     scenes); ``None`` uses the template writer only.  ``downlink`` sets the pass budget and
-    the optional extras (default: no budget, no extras).  ``run.json`` is written last.
+    the optional extras (default: no budget, no extras).  A scene at least ``cloudy_discard``
+    under cloud or shadow with nothing detected downlinks only its manifest and a one-line
+    report (``[clouds] discard_fraction``).  ``run.json`` is written last.
     """
     from .downlink.pack import pack_scene
     from .report.writer import ReportWriter
@@ -165,6 +168,7 @@ def write_scene(
         sensor=result.info.get("sensor"),
         sky_map=result.sky_map,
         scaling=result.info.get("scaling_spec"),
+        cloudy_discard=cloudy_discard,
     )
     atomic_write(d / "downlink.bin", plan.packets)
     summary["output_bytes"]["downlink.bin"] = len(plan.packets)
@@ -454,7 +458,13 @@ class SceneRunner:
             result = run_scene(
                 scene, settings, progress=progress, checkpoint=ckpt, resume=self.resume
             )
-            written = write_scene(result, self.out_dir, self.reports, settings.downlink)
+            written = write_scene(
+                result,
+                self.out_dir,
+                self.reports,
+                settings.downlink,
+                cloudy_discard=settings.clouds.discard_fraction,
+            )
             if self.outbox is not None and written.downlink is not None:
                 data = written.downlink.read_bytes()
                 self.outbox.put(f"{scene.name}/downlink.bin", data, first_wins=True)

@@ -557,7 +557,7 @@ def _check_settings(data: bytes, where: str) -> None:
 
 def _validate_release(stage: Path, origin: Path) -> None:
     """The staged release must load: every model in the manifest present with its sha256."""
-    from .core.onnx_models import load_manifest
+    from .core.onnx_models import load_manifest, optional_missing
     from .errors import ModelError
 
     models = stage / "models"
@@ -567,6 +567,8 @@ def _validate_release(stage: Path, origin: Path) -> None:
         except ModelError as exc:
             raise UplinkError(f"{origin}: resulting model manifest invalid: {exc}") from None
         for info in manifest.values():
+            if optional_missing(info) is not None:
+                continue  # a model of an optional extra (e.g. the cloud teacher) not installed here
             if not info.path.is_file():
                 raise UplinkError(
                     f"{origin}: model {info.name!r} needs {info.path.name}, which neither the "

@@ -147,6 +147,34 @@ def test_not_checked_is_not_none_found(runs: Path, tmp_path: Path) -> None:
         assert a.facts["searched"] == ["s2_l1c_virginia_crop"]
 
 
+def test_cloud_questions_are_answered_from_the_cloud_fraction(runs: Path, tmp_path: Path) -> None:
+    """Cloud is what the screen measured per scene: a cloudy scene gives "yes" with its share,
+    a clear one "0 % cloud", and "most cloudy" names the scene with the largest share."""
+    db = tmp_path / "s.db"
+    assert run_cli("store", "add", runs / VIRGINIA.name, runs / HONOLULU.name,
+                   "--store", db).returncode == 0  # fmt: skip
+    clear = {"status": "checked", "cloud_fraction": 0.0, "shadow_fraction": 0.0}
+    cloudy = {"status": "checked", "cloud_fraction": 0.62, "shadow_fraction": 0.08}
+    with DetectionStore(db) as store:
+        fractions = {r.name: r.cloud_fraction for r in store.scene_records()}
+        assert fractions == {"s2_l1c_virginia_crop": 0.0, "sen2ships_honolulu": 0.0}
+        store.add_scene("clear_pass", [], "2023-06-01", classes={"cloud": "checked"}, clouds=clear)
+        store.add_scene("cloudy_pass", [], "2023-06-02", classes={"cloud": "checked"},
+                        clouds=cloudy)  # fmt: skip
+        a = answer_question(store, Question("Any clouds in cloudy_pass?"))
+        assert a.text.startswith("Yes") and "62 % cloud, 8 % shadow" in a.text, a.text
+        assert a.facts["cloud_cover"]["cloudy_pass"]["cloud_fraction"] == 0.62
+        a = answer_question(store, Question("Any clouds in clear_pass?"))
+        assert a.text.startswith("No") and "0 % cloud" in a.text, a.text
+        a = answer_question(store, Question("Which scene had the most clouds?"))
+        assert "Cloudiest" in a.text and "cloudy_pass" in a.text, a.text
+        assert a.facts["best_scenes"] == ["cloudy_pass"]
+        # a scene the screen did not look at is "not checked", never "0 % cloud"
+        store.add_scene("unscreened", [], "2023-06-03", classes={"cloud": "not checked: off"})
+        a = answer_question(store, Question("Any clouds in unscreened?"))
+        assert "not checked" in a.text.lower() and "0 %" not in a.text, a.text
+
+
 def test_version_1_store_is_migrated_with_unknown_times(tmp_path: Path) -> None:
     db = tmp_path / "v1.db"
     con = sqlite3.connect(db)

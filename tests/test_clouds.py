@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -136,3 +137,53 @@ def test_cloud_classes_hardly_depend_on_the_tiling() -> None:
     differ = np.count_nonzero(small.sky_map.classes != whole.sky_map.classes)
     assert differ <= 0.001 * whole.sky_map.classes.size
     assert np.array_equal(wide.sky_map.classes, whole.sky_map.classes)
+
+
+def test_cloudy_scene_downlinks_only_its_manifest_and_a_one_line_report(tmp_path: Path) -> None:
+    from ground_decoder import decode_stream
+
+    from .conftest import run_cli
+
+    scene = _overcast(tmp_path, "6-band L1C")
+    out = tmp_path / "out"
+    proc = run_cli("run", scene, "--out", out, "--no-llm", "--quicklook", "--chips")
+    assert proc.returncode == 0, proc.stderr
+    d = out / scene.name
+    run = json.loads((d / "run.json").read_text())
+    by_kind = run["downlink"]["bytes_by_kind"]
+    assert by_kind["manifest"] > 0 and by_kind["report"] > 0
+    assert by_kind["detections"] == by_kind["chip"] == by_kind["quicklook"] == 0
+    assert run["classes"]["fire"]["status"] == "not checked"
+    assert run["classes"]["fire"]["reason"] == "under cloud" and run["outcome"] == "complete"
+    assert run["clouds"]["cloud_fraction"] >= 0.9
+    text = (d / "report.txt").read_text()
+    assert "% cloud" in text and "no fire clusters found" not in text and "\n" not in text.strip()
+    decoded = decode_stream((d / "downlink.bin").read_bytes())
+    assert decoded.ok and decoded.clouds is not None and decoded.clouds[0] >= 0.9
+    assert decoded.geojson is None and decoded.quicklook is None
+
+
+def test_cloud_fraction_travels_into_every_product(tmp_path: Path) -> None:
+    """A partly cloudy scene: run.json, the report, compact.geojson and the manifest all give
+    the cloud fraction, and "none found" says it holds for the clear part."""
+    from ground_decoder import decode_stream
+
+    from .conftest import run_cli
+
+    scene = generate_scene(tmp_path / "l1c", 384, n_fires=0, seed=4)
+    roles = {b: r for b, r in L1C_ROLES.items() if (scene / f"{b}.tif").exists()}
+    paint_cloud(scene, roles, 1e-4, (150, 150), 110)
+    out = tmp_path / "out"
+    proc = run_cli("run", scene, "--out", out, "--no-llm")
+    assert proc.returncode == 0, proc.stderr
+    d = out / scene.name
+    run = json.loads((d / "run.json").read_text())
+    cf = run["clouds"]["cloud_fraction"]
+    assert 0.05 < cf < 0.9
+    compact = json.loads((d / "compact.geojson").read_text())
+    assert compact["eotriage"]["clouds"]["cloud_fraction"] == cf
+    text = (d / "report.txt").read_text()
+    assert f"{round(cf * 100)} % cloud" in text or f"{cf * 100:.1f} % cloud" in text, text
+    assert "no ships found in the clear part" in text
+    decoded = decode_stream((d / "downlink.bin").read_bytes())
+    assert decoded.clouds is not None and decoded.clouds[0] == pytest.approx(cf, abs=1e-3)

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from pipeline.cli.uplink import uplink_group
 from pipeline.core.engine import run_scene
-from pipeline.core.onnx_models import load_manifest
+from pipeline.core.onnx_models import load_manifest, optional_missing
 from pipeline.errors import InputError, UplinkError
 from pipeline.settings import Settings
 from pipeline.uplink import (
@@ -357,7 +357,8 @@ def test_sigkill_during_install_never_half_installs(
         installed = rel.version
         manifest = load_manifest(rel.models_dir)
         for info in manifest.values():
-            assert sha256_file(info.path) == info.sha256
+            if optional_missing(info) is None:  # not the teacher of an extra not installed here
+                assert sha256_file(info.path) == info.sha256
         if rel.version > 1:
             assert manifest["fire_swir"].thresholds["swir22_min"] == 1.0 + rel.version
     # whatever the kills left behind, a new install works and cleans up

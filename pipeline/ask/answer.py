@@ -207,7 +207,9 @@ def render(r: Result, scenes: dict[str, StoredScene]) -> str:
             main = f"No answer for {bare}: no scene{known} {window}."
         return " ".join([main, *notes])
     searched = f"{len(r.searched)} scene{'s' if len(r.searched) != 1 else ''} searched"
-    if q.op in ("count", "any"):
+    if q.cls == "cloud":
+        main = _cloud_main(r, scenes)
+    elif q.op in ("count", "any"):
         subject = _subject(q, n, scenes)
         if q.cls == "any" and n:
             parts = ", ".join(
@@ -284,6 +286,34 @@ def render(r: Result, scenes: dict[str, StoredScene]) -> str:
     if len(text) > MAX_TEXT:
         text = text[: MAX_TEXT - 1].rsplit(";", 1)[0] + " ..."
     return text
+
+
+#: from this share of cloud on, a scene counts as cloudy in a yes/no answer
+CLOUDY_FROM = 0.01
+
+
+def _cover(name: str, cover: tuple[float, float], scenes: dict[str, StoredScene]) -> str:
+    cloud, shadow = cover
+    text = f"{name} ({_when(scenes[name].acquired_utc)}) {cloud * 100:.0f} % cloud"
+    return text + (f", {shadow * 100:.0f} % shadow" if shadow >= 0.005 else "")
+
+
+def _cloud_main(r: Result, scenes: dict[str, StoredScene]) -> str:
+    """Cloud questions are answered from the cloud fraction the screen measured per scene (the
+    store keeps no cloud outlines, so "where" narrows only which scenes are searched)."""
+    q = r.query
+    subject = f"cloud cover{_where(q, scenes)}{_time_phrase(q)}"
+    n = len(r.cloud_cover)
+    each = "; ".join(_cover(k, v, scenes) for k, v in r.cloud_cover.items())
+    if q.op in ("most", "least"):
+        word = "Cloudiest" if q.op == "most" else "Clearest"
+        best = " and ".join(_cover(b, r.cloud_cover[b], scenes) for b in r.best_scenes)
+        return f"{word} scene{_where(q, scenes)}{_time_phrase(q)}: {best} ({n} scenes searched)."
+    if q.op == "any":
+        cloudy = [k for k, (c, _) in r.cloud_cover.items() if c >= CLOUDY_FROM]
+        head = "Yes" if cloudy else "No"
+        return f"{head}: {subject}, {n} scene{'s' if n != 1 else ''}: {each}."
+    return f"{subject[0].upper()}{subject[1:]}, {n} scene{'s' if n != 1 else ''}: {each}."
 
 
 def not_understood_text(p: Parse) -> str:

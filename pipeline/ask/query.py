@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shapely import wkt as shapely_wkt
@@ -156,6 +156,8 @@ class Result:
     total_area_m2: float | None
     #: matches per class (class "any")
     by_class: dict[str, int]
+    #: class "cloud": per searched scene, the shares under cloud and under shadow
+    cloud_cover: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def facts(self) -> dict[str, Any]:
         """JSON-ready facts: everything the answer text states, and what the ground checks."""
@@ -196,6 +198,11 @@ class Result:
             )
         if q.cls == "any":
             out["by_class"] = dict(self.by_class)
+        if q.cls == "cloud":
+            out["cloud_cover"] = {
+                k: {"cloud_fraction": c, "shadow_fraction": sh}
+                for k, (c, sh) in self.cloud_cover.items()
+            }
         return out
 
 
@@ -220,6 +227,9 @@ def scope_scenes(
                 continue
         if q.cls != "any" and not s.checked(q.cls):
             not_checked[s.name] = s.classes.get(q.cls, "not checked")
+            continue
+        if q.cls == "cloud" and s.cloud_fraction is None:
+            not_checked[s.name] = "not checked: cloud fraction not recorded"
             continue
         searched.append(s)
     return searched, not_checked, unknown
@@ -298,6 +308,13 @@ def execute(store: DetectionStore, q: Query) -> Result:
     by_class: dict[str, int] = {}
     for d in matches:
         by_class[d.cls] = by_class.get(d.cls, 0) + 1
+    cover: dict[str, tuple[float, float]] = {}
+    if q.cls == "cloud":  # cloud is what the screen saw per scene, not a list of detections
+        cover = {s.name: (s.cloud_fraction or 0.0, s.shadow_fraction or 0.0) for s in searched}
+        if q.op in ("most", "least") and cover:
+            pick = max if q.op == "most" else min
+            top = pick(c for c, _ in cover.values())
+            best = tuple(n for n, (c, _) in cover.items() if c == top)
     return Result(
         q,
         tuple(searched),
@@ -310,6 +327,7 @@ def execute(store: DetectionStore, q: Query) -> Result:
         best,
         total,
         by_class,
+        cover,
     )
 
 

@@ -14,7 +14,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS scenes (
     places TEXT NOT NULL DEFAULT '[]',
     kind TEXT,
     input TEXT,
-    report TEXT
+    report TEXT,
+    cloud_fraction REAL,
+    shadow_fraction REAL
 );
 CREATE INDEX IF NOT EXISTS scenes_acquired ON scenes(acquired_utc);
 CREATE TABLE IF NOT EXISTS detections (
@@ -145,6 +147,10 @@ class StoredScene:
     places: tuple[str, ...]
     #: what the scene shows when its metadata says ("port"), else None
     kind: str | None = None
+    #: shares of the scene the cloud screen saw under cloud and under cloud shadow; None when
+    #: the scene was not screened
+    cloud_fraction: float | None = None
+    shadow_fraction: float | None = None
 
     def checked(self, cls: str) -> bool:
         """True when the class was looked for in this scene (fully or partly)."""
@@ -181,6 +187,17 @@ def _measures(cls: str, props: dict[str, Any]) -> tuple[float | None, float | No
     if area is None and (km2 := num("area_km2")) is not None:
         area = km2 * 1e6
     return length, area
+
+
+def _cloud_fractions(clouds: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
+    """(cloud, shadow) fractions from run.json's ``clouds`` member; (None, None) when the
+    cloud screen did not look."""
+    if not isinstance(clouds, Mapping) or clouds.get("status") != CHECKED:
+        return None, None
+    try:
+        return float(clouds["cloud_fraction"]), float(clouds["shadow_fraction"])
+    except (KeyError, TypeError, ValueError):
+        return None, None
 
 
 class DetectionStore:
@@ -231,6 +248,9 @@ class DetectionStore:
         cols = [r[1] for r in self.db.execute("PRAGMA table_info(scenes)")]
         if "classes" in cols and "kind" not in cols:
             self.db.execute("ALTER TABLE scenes ADD COLUMN kind TEXT")
+        if "classes" in cols and "cloud_fraction" not in cols:
+            for col in ("cloud_fraction", "shadow_fraction"):
+                self.db.execute(f"ALTER TABLE scenes ADD COLUMN {col} REAL")
         if not cols or "classes" in cols:
             return
         log.warning(
@@ -282,13 +302,15 @@ class DetectionStore:
         places: Sequence[str] = (),
         input_path: str | None = None,
         kind: str | None = None,
+        clouds: Mapping[str, Any] | None = None,
     ) -> int:
         """Store one scene's GeoJSON features (WGS84) and its report; returns the scene id.
 
         ``acquired_utc`` is ISO 8601 UTC (a date when the time of day is unknown) or None when
         unknown; never the processing time.  ``classes`` says per class whether it was looked
         for (:func:`class_status`); by default every class with a feature counts as checked and
-        the others as "not checked: not recorded"."""
+        the others as "not checked: not recorded".  ``clouds`` is run.json's ``clouds``
+        member (the cloud screen's fractions, when it ran)."""
         counts: dict[str, int] = {}
         added = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if acquired_utc is not None and scene_interval(acquired_utc) is None:
@@ -299,8 +321,8 @@ class DetectionStore:
             with self.db:
                 cur = self.db.execute(
                     "INSERT INTO scenes(name, acquired_utc, acquired_source, added_utc, counts, "
-                    "classes, places, kind, input, report) "
-                    "VALUES (?, ?, ?, ?, '{}', '{}', ?, ?, ?, ?)",
+                    "classes, places, kind, input, report, cloud_fraction, shadow_fraction) "
+                    "VALUES (?, ?, ?, ?, '{}', '{}', ?, ?, ?, ?, ?, ?)",
                     (
                         scene,
                         acquired_utc,
@@ -310,6 +332,7 @@ class DetectionStore:
                         kind,
                         input_path,
                         json.dumps(report) if report else None,
+                        *_cloud_fractions(clouds),
                     ),
                 )
                 sid = int(cur.lastrowid or 0)
@@ -415,8 +438,8 @@ class DetectionStore:
         """Every stored scene with its acquisition time, class status and place names."""
         try:
             rows = self.db.execute(
-                "SELECT id, name, acquired_utc, acquired_source, counts, classes, places, kind "
-                "FROM scenes ORDER BY id"
+                "SELECT id, name, acquired_utc, acquired_source, counts, classes, places, kind, "
+                "cloud_fraction, shadow_fraction FROM scenes ORDER BY id"
             ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot read scenes ({exc})") from None
@@ -430,6 +453,8 @@ class DetectionStore:
                 json.loads(r[5]),
                 tuple(json.loads(r[6])),
                 r[7],
+                r[8],
+                r[9],
             )
             for r in rows
         ]

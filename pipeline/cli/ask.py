@@ -320,6 +320,7 @@ def store_add(scene_dirs: tuple[Path, ...], store_path: Path, acquired: str | No
                     places=places,
                     input_path=input_path,
                     kind=kind,
+                    clouds=run.get("clouds"),
                 )
                 shown = f"acquired {when}" if when else "acquisition time unknown"
                 click.echo(f"{name}: {len(features)} detections stored ({shown}; {source})")

@@ -9,12 +9,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import ConfigError, EotriageError
 from ..settings import KNOWN_DETECTORS, Settings
 from ._common import EXIT_USAGE, SCALING_OPTION_HELP, fail, fail_on
+
+if TYPE_CHECKING:
+    from ..core.stream import Triage
 
 #: the ground line of --rate: Sentinel-2's 10 m lines (664 of them per second)
 S2_LINE_M = 10.0
@@ -124,8 +128,10 @@ def stream_cmd(
                 names = (f"{opened.name}/alert{i:04d}" for i in itertools.count(1))
                 sinks.append(lambda data: box.put(next(names), data, first_wins=True))
             blocks = replay(opened, grid_rate or None, block_lines, offsets, triage.band_names)
+            shown_cloud: float | None = None
             for blk in blocks:
                 _show(triage.feed(blk.band, blk.first_line, blk.data), t0, latencies, sinks)
+                shown_cloud = _show_cloud(triage, blk.first_line, t0, shown_cloud)
             _show(triage.finish(opened.grid.height), t0, latencies, sinks)
     except EotriageError as exc:
         fail_on(exc)
@@ -133,9 +139,18 @@ def stream_cmd(
         where = exc.filename if isinstance(exc.filename, str) else packets or outbox_dir
         fail(f"{where}: cannot write: {exc.strerror or exc}", EXIT_USAGE)
     result = triage.result()
+    sky = triage.sky_summary()
+    cloud = ""
+    if sky is not None and sky.get("cloud_fraction") is not None:
+        cloud = (
+            f", {sky['cloud_fraction'] * 100:.0f} % cloud, "
+            f"{sky['shadow_fraction'] * 100:.0f} % shadow"
+        )
+    elif sky is not None:
+        cloud = ", cloud not checked (no pixel the screen could classify)"
     click.echo(
         f"done in {time.perf_counter() - t0:.2f} s: {len(result.detections)} alerts, "
-        f"{encoder.bytes} packet bytes"
+        f"{encoder.bytes} packet bytes{cloud}"
     )
     for cls, vals in sorted(latencies.items()):
         vals.sort()
@@ -148,6 +163,20 @@ def stream_cmd(
         for f in result.failures:
             click.echo(f"eotriage: tile {f.tile_id} failed: {f.cause}", err=True)
         raise SystemExit(1)
+
+
+#: a new cloud-fraction line is printed when the strip's fraction moved by this much
+CLOUD_STEP = 0.05
+
+
+def _show_cloud(triage: Triage, line: int, t0: float, shown: float | None) -> float | None:
+    """Print the strip's cloud fraction so far when it first exists or has moved by
+    :data:`CLOUD_STEP`; returns the value last printed."""
+    now = triage.cloud_fraction
+    if now is None or (shown is not None and abs(now - shown) < CLOUD_STEP):
+        return shown
+    click.echo(f"[{time.perf_counter() - t0:7.2f} s] cloud {now * 100:.0f} % so far (line {line})")
+    return now
 
 
 def _show(

@@ -26,6 +26,10 @@ FOUND = "found"
 NONE_FOUND = "none found"
 NOT_CHECKED = "not checked"
 CLASS_STATES = (FOUND, NONE_FOUND, NOT_CHECKED)
+#: the reason of "not checked" when cloud hid the whole scene; from this share of cloud and
+#: shadow on, "none found" would claim a look nobody had
+UNDER_CLOUD = "under cloud"
+ALL_UNDER_CLOUD = 0.99
 #: GeoJSON coordinates are written with 7 decimals (~1 cm), enough for 10 m pixels.
 COORD_DECIMALS = 7
 
@@ -173,6 +177,9 @@ class SceneResult:
                 out[cls] = ClassStatus(cls, NOT_CHECKED, None, 0.0, why)
                 continue
             cov = self.coverage(det)
+            if not n and self._all_under_cloud():
+                out[cls] = ClassStatus(cls, NOT_CHECKED, None, 0.0, UNDER_CLOUD)
+                continue
             if n:
                 out[cls] = ClassStatus(cls, FOUND, n, cov)
             elif cov <= 0.0:
@@ -180,6 +187,13 @@ class SceneResult:
             else:
                 out[cls] = ClassStatus(cls, NONE_FOUND, 0, cov)
         return out
+
+    def _all_under_cloud(self) -> bool:
+        """The cloud screen saw (nearly) the whole scene under cloud or shadow: nothing could be
+        seen, so "none found" would be untrue."""
+        c = self.info.get("clouds") or {}
+        cf, sf = c.get("cloud_fraction"), c.get("shadow_fraction")
+        return cf is not None and sf is not None and float(cf) + float(sf) >= ALL_UNDER_CLOUD
 
     def _unlooked_reason(self, detector: str) -> str:
         if self.tiles_total and len(self.failures) >= self.tiles_total:
@@ -221,6 +235,9 @@ class SceneResult:
         for p in self.problems:
             if not p.startswith("all ") or "tiles failed" not in p:
                 reasons.append(p)
+        # cloud is what the scene looked like, not a failure of the scan (the products give
+        # the cloud fraction beside the outcome)
+        enabled = [c for c in enabled if statuses[c].reason != UNDER_CLOUD]
         for c in enabled:
             s = statuses[c]
             if s.status == NOT_CHECKED:
@@ -234,14 +251,41 @@ class SceneResult:
             return "partial", tuple(dict.fromkeys(reasons))
         return "complete", ()
 
-    def status_dict(self) -> dict[str, Any]:
-        """``outcome``, ``outcome_reasons`` and ``classes`` as written into the products."""
-        outcome, reasons = self._outcome()
+    def clouds(self) -> dict[str, Any] | None:
+        """What the cloud screen saw, as the products carry it: ``{"status": "checked",
+        "cloud_fraction", "shadow_fraction", "model"}`` (fractions of the pixels it could
+        classify), ``{"status": "not checked", "reason"}`` when it was skipped, ``None`` when
+        it was not enabled."""
+        status = self.detectors.get("clouds")
+        if status is None:
+            return None
+        if status.startswith("skipped"):
+            why = status.partition(":")[2].strip() or "skipped"
+            return {"status": NOT_CHECKED, "reason": why}
+        c = self.info.get("clouds") or {}
+        cf, sf = c.get("cloud_fraction"), c.get("shadow_fraction")
+        if cf is None or sf is None:
+            return {"status": NOT_CHECKED, "reason": "no usable samples"}
         return {
+            "status": "checked",
+            "cloud_fraction": round(float(cf), 3),
+            "shadow_fraction": round(float(sf), 3),
+            "model": str(c.get("model", "")),
+        }
+
+    def status_dict(self) -> dict[str, Any]:
+        """``outcome``, ``outcome_reasons``, ``classes`` and ``clouds`` (when the cloud screen
+        was enabled) as written into the products."""
+        outcome, reasons = self._outcome()
+        out: dict[str, Any] = {
             "outcome": outcome,
             "outcome_reasons": list(reasons),
             "classes": {c: s.to_dict() for c, s in self.class_status().items()},
         }
+        clouds = self.clouds()
+        if clouds is not None:
+            out["clouds"] = clouds
+        return out
 
     def counts(self) -> dict[str, int]:
         out = {c: 0 for c in DETECTION_CLASSES}

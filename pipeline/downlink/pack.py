@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .plan import DownlinkPlan, encode_scene
@@ -20,10 +21,30 @@ def pack_scene(
     sensor: str | None = None,
     sky_map: SkyMap | None = None,
     scaling: str | None = None,
+    cloudy_discard: float | None = None,
 ) -> DownlinkPlan:
     """The scene's downlink plan: report + compact GeoJSON, and the extras the settings ask
     for (chips and quicklook are cut from the scene at ``scene_path``), within the pass budget.
-    """
+
+    A scene at least ``cloudy_discard`` under cloud or shadow with no detection sends only its
+    manifest (outcome, classes, cloud fractions) and a one-line report: no downlink is spent
+    on what nobody could see."""
+    status = compact.get("eotriage") or {}
+    if (
+        cloudy_discard is not None
+        and is_cloudy(status, cloudy_discard)
+        and not compact.get("features")
+    ):
+        line: dict[str, Any] = {
+            k: report[k] for k in ("summary", "priority", "outcome") if k in report
+        }
+        return encode_scene(
+            line,
+            None,
+            budget_bytes=settings.budget_bytes,
+            scene=scene_name,
+            status=status,
+        )
     extras = None
     if settings.chips or settings.quicklook:
         from ..core.scene import open_scene
@@ -45,3 +66,13 @@ def pack_scene(
     return encode_scene(
         report, compact, extras=extras, budget_bytes=settings.budget_bytes, scene=scene_name
     )
+
+
+def is_cloudy(status: Mapping[str, Any], threshold: float) -> bool:
+    """True when the cloud screen saw at least ``threshold`` of the scene under cloud or
+    shadow (``status``: compact.geojson's ``eotriage`` member)."""
+    c = status.get("clouds")
+    if not isinstance(c, Mapping) or c.get("status") != "checked":
+        return False
+    obscured = float(c.get("cloud_fraction", 0.0)) + float(c.get("shadow_fraction", 0.0))
+    return obscured >= threshold

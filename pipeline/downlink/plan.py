@@ -188,6 +188,7 @@ def plan_pass(
     With a budget too small even for the manifest nothing is sent.
     """
     outcome, classes = manifest_status(status)
+    clouds = manifest_clouds(status)
     if not 0 <= apid_base or apid_base + len(Kind) - 1 >= ccsds.IDLE_APID:
         raise PacketError(f"apid_base {apid_base} leaves no room for {len(Kind)} APIDs")
     if not 1 <= max_packet_data <= ccsds.MAX_SEGMENT:
@@ -208,6 +209,7 @@ def plan_pass(
             features=features,
             outcome=outcome,
             classes=classes,
+            clouds=clouds,
             features_waiting=sum(p.features for p in products[k:] if p.kind == Kind.DETECTIONS),
         )
 
@@ -302,6 +304,21 @@ def manifest_status(
     return outcome, tuple(classes)
 
 
+def manifest_clouds(status: Mapping[str, Any] | None) -> tuple[float, float] | None:
+    """(cloud, shadow) fractions for the manifest from the ``eotriage`` member's ``clouds``
+    (None when the cloud screen did not look)."""
+    c = status.get("clouds") if isinstance(status, Mapping) else None
+    if not isinstance(c, Mapping) or c.get("status") != "checked":
+        return None
+    try:
+        cf, sf = float(c["cloud_fraction"]), float(c["shadow_fraction"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (0.0 <= cf <= 1.0 and 0.0 <= sf <= 1.0):
+        return None
+    return cf, sf
+
+
 def scene_name(report: Mapping[str, Any] | None, geojson: Mapping[str, Any] | None) -> str:
     """The scene name from ``geojson["eotriage"]["scene"]`` or ``report["scene"]``."""
     for src in (geojson.get("eotriage") if geojson else None, report):
@@ -321,13 +338,15 @@ def encode_scene(
     features_per_chunk: int = DEFAULT_FEATURES_PER_CHUNK,
     seq_start: Mapping[int, int] | None = None,
     scene: str | None = None,
+    status: Mapping[str, Any] | None = None,
 ) -> DownlinkPlan:
     """Encode one scene's report, GeoJSON and optional extras into a downlink pass.
 
     ``report`` is the report.json dict (or None), ``geojson`` the compact FeatureCollection
     (or None).  ``extras`` (chips, quicklook) are off by default.  ``budget_bytes`` caps the
-    packet bytes of this pass (None: send everything).  Raises :class:`PacketError` when the
-    inputs cannot be encoded.
+    packet bytes of this pass (None: send everything).  ``status`` (outcome, classes, clouds)
+    goes into the manifest; by default the GeoJSON's ``eotriage`` member.  Raises
+    :class:`PacketError` when the inputs cannot be encoded.
     """
     name = scene or scene_name(report, geojson)
     products = build_products(report, geojson, extras=extras, features_per_chunk=features_per_chunk)
@@ -340,5 +359,5 @@ def encode_scene(
         max_packet_data=max_packet_data,
         seq_start=seq_start,
         features=n_features,
-        status=geojson.get("eotriage") if geojson is not None else None,
+        status=status if status is not None else (geojson or {}).get("eotriage"),
     )

@@ -154,5 +154,7 @@ def compact_collection(
                 member["counts"][cls] = None
         member["outcome"] = status.get("outcome")
         member["outcome_reasons"] = list(status.get("outcome_reasons", []))
+        if status.get("clouds") is not None:
+            member["clouds"] = dict(status["clouds"])
         member["classes"] = classes
     return {"type": "FeatureCollection", "features": features, "eotriage": member}

@@ -89,6 +89,18 @@ class Facts:
     #: ``complete``, ``partial`` or ``failed`` (see SceneResult.outcome)
     outcome: str = "complete"
     outcome_reasons: tuple[str, ...] = ()
+    #: what the cloud screen saw (fractions of the pixels it could classify); ``None`` when it
+    #: did not look (then ``clouds_reason`` says why, or the screen was not enabled)
+    cloud_fraction: float | None = None
+    shadow_fraction: float | None = None
+    clouds_reason: str | None = None
+
+    @property
+    def obscured(self) -> float | None:
+        """Share of the scene under cloud or cloud shadow (None: not screened)."""
+        if self.cloud_fraction is None or self.shadow_fraction is None:
+            return None
+        return self.cloud_fraction + self.shadow_fraction
 
     def of(self, cls: str) -> ClassFacts:
         for c in self.classes:
@@ -122,6 +134,7 @@ def facts_from_result(result: SceneResult) -> Facts:
             dataclasses.replace(base, status=st.status, reason=st.reason, coverage=st.coverage)
         )
     outcome, reasons = result.outcome, result.outcome_reasons
+    clouds = result.clouds() or {}
     return Facts(
         scene=result.scene,
         classes=tuple(classes),
@@ -129,6 +142,9 @@ def facts_from_result(result: SceneResult) -> Facts:
         place=_place_of(result.info),
         outcome=outcome,
         outcome_reasons=reasons,
+        cloud_fraction=clouds.get("cloud_fraction"),
+        shadow_fraction=clouds.get("shadow_fraction"),
+        clouds_reason=clouds.get("reason"),
     )
 
 

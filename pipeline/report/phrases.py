@@ -32,7 +32,7 @@ COUNT_WORDS = {
     "crop_stress": ("crop-stress area", "crop-stress areas", "no crop-stress areas"),
 }
 #: class -> the noun of "<noun> not checked"
-CLASS_NOUNS = {"fire": "fire", "ship": "ships", "crop_stress": "crop stress"}
+CLASS_NOUNS = {"fire": "fire", "ship": "ships", "crop_stress": "crop stress", "clouds": "clouds"}
 #: headline the template writer uses, by the class that leads
 TEMPLATE_HEADLINES = {
     "fire": "active fire",
@@ -68,14 +68,42 @@ def outcome_lead(facts: Facts) -> str:
     return OUTCOME_LEADS.get(facts.outcome, OUTCOME_LEADS["partial"])
 
 
-def fmt_count(cls: str, n: int, coverage: float = 1.0) -> str:
+def fmt_count(cls: str, n: int, coverage: float = 1.0, cloudy: bool = False) -> str:
     """``12 fire clusters found`` / ``no ships found``, with ``(62.5 % checked)`` when the
-    detector looked at only part of the scene."""
+    detector looked at only part of the scene, and ``in the clear part`` for "none found" when
+    cloud hid part of the scene (``cloudy``)."""
     one, many, none = COUNT_WORDS[cls]
     text = f"{none} found" if n == 0 else f"{n} {one if n == 1 else many} found"
+    if n == 0 and cloudy:
+        text += " in the clear part"
     if 0.0 < coverage < 1.0:
         text += f" ({percent(coverage)} % checked)"
     return text
+
+
+#: Under this share of cloud and shadow a scene's "none found" needs no "in the clear part",
+#: and the cloud phrase is optional.
+CLOUD_NOTE_MIN = 0.05
+
+
+def cloud_phrase(facts: Facts) -> Phrase | None:
+    """``62 % cloud, 3 % cloud shadow`` (mandatory from :data:`CLOUD_NOTE_MIN` on), ``no
+    cloud`` (optional), or None when the cloud screen did not look."""
+    obscured = facts.obscured
+    if obscured is None or facts.cloud_fraction is None or facts.shadow_fraction is None:
+        return None
+    if obscured < 0.005:
+        return Phrase("clouds", "no cloud", False, 45)
+    parts = []
+    if facts.cloud_fraction >= 0.005:
+        parts.append(f"{percent(facts.cloud_fraction)} % cloud")
+    if facts.shadow_fraction >= 0.005:
+        parts.append(f"{percent(facts.shadow_fraction)} % cloud shadow")
+    return Phrase("clouds", ", ".join(parts), obscured >= CLOUD_NOTE_MIN, 2)
+
+
+def _cloudy(facts: Facts) -> bool:
+    return (facts.obscured or 0.0) >= CLOUD_NOTE_MIN
 
 
 def fmt_area(m2: float) -> str:
@@ -196,6 +224,8 @@ def _not_checked_phrases(facts: Facts) -> list[Phrase]:
     for c in facts.classes:
         if c.status == NOT_CHECKED:
             groups.setdefault(short_reason(c.reason), []).append(c.cls)
+    if facts.clouds_reason is not None:  # the cloud screen did not look: said with the others
+        groups.setdefault(short_reason(facts.clouds_reason), []).append("clouds")
     out = []
     for why, classes in groups.items():
         nouns = [CLASS_NOUNS[c] for c in classes]
@@ -207,7 +237,7 @@ def _not_checked_phrases(facts: Facts) -> list[Phrase]:
                 f"{who} not checked ({why})",
                 True,
                 3,
-                classes[0] if len(classes) == 1 else None,
+                classes[0] if len(classes) == 1 and classes[0] in COUNT_WORDS else None,
             )
         )
     return out
@@ -222,9 +252,14 @@ def fact_phrases(facts: Facts) -> tuple[Phrase, ...]:
     absent = [c for c in facts.classes if not c.count and c.status != NOT_CHECKED]
     for i, c in enumerate(present):
         out.append(Phrase(f"count_{c.cls}", fmt_count(c.cls, c.count, c.coverage), True, i, c.cls))
+    clouds = cloud_phrase(facts)
+    if clouds is not None:
+        out.append(clouds)
     out += _not_checked_phrases(facts)
+    cloudy = _cloudy(facts)
     for i, c in enumerate(absent):
-        out.append(Phrase(f"count_{c.cls}", fmt_count(c.cls, 0, c.coverage), True, 4 + i, c.cls))
+        text = fmt_count(c.cls, 0, c.coverage, cloudy)
+        out.append(Phrase(f"count_{c.cls}", text, True, 4 + i, c.cls))
     if facts.place:
         out.append(Phrase("place", f"near {facts.place}", False, 7))
     top_cls = headline_class(facts)
@@ -242,8 +277,9 @@ def fact_phrases(facts: Facts) -> tuple[Phrase, ...]:
 def plain_count_phrases(facts: Facts) -> tuple[Phrase, ...]:
     """The count phrases without their "(62.5 % checked)" note, for reports too short to hold
     it (the outcome lead still says the scan was partial)."""
+    cloudy = _cloudy(facts)
     return tuple(
-        Phrase(f"count_{c.cls}", fmt_count(c.cls, c.count), True, i, c.cls)
+        Phrase(f"count_{c.cls}", fmt_count(c.cls, c.count, cloudy=cloudy), True, i, c.cls)
         for i, c in enumerate(facts.classes)
         if c.status == FOUND or (c.status != NOT_CHECKED and 0.0 < c.coverage < 1.0)
     )

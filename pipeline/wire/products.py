@@ -308,6 +308,9 @@ class Manifest:
     outcome: str | None = None
     classes: tuple[tuple[str, str, int | None], ...] = ()
     features_waiting: int | None = None
+    #: what the cloud screen saw: (cloud fraction, shadow fraction) of the pixels it could
+    #: classify; ``None`` when it did not look (or an older stream)
+    clouds: tuple[float, float] | None = None
 
     def pack(self) -> bytes:
         v: dict[str, Any] = {
@@ -323,6 +326,8 @@ class Manifest:
             v["classes"] = [list(t) for t in self.classes]
         if self.features_waiting is not None:
             v["features_waiting"] = self.features_waiting
+        if self.clouds is not None:
+            v["clouds"] = [round(float(x), 3) for x in self.clouds]
         return codec.pack(v)
 
     @classmethod
@@ -345,6 +350,7 @@ class Manifest:
                     if waiting_n is None
                     else _int(waiting_n, "waiting feature count", MAX_FEATURES)
                 ),
+                clouds=_fractions(v.get("clouds")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PacketError(f"manifest product malformed ({exc})") from None
@@ -352,6 +358,20 @@ class Manifest:
     def class_status(self) -> dict[str, tuple[str, int | None]]:
         """class -> (status, count)."""
         return {c: (st, n) for c, st, n in self.classes}
+
+
+def _fractions(v: Any) -> tuple[float, float] | None:
+    """The manifest's (cloud, shadow) fractions, or None."""
+    if v is None:
+        return None
+    if not isinstance(v, list) or len(v) != 2:
+        raise ValueError(f"clouds is not a pair: {v!r:.40}")
+    out = []
+    for x in v:
+        if isinstance(x, bool) or not isinstance(x, int | float) or not 0.0 <= x <= 1.0:
+            raise ValueError(f"cloud fraction out of range: {x!r:.40}")
+        out.append(float(x))
+    return out[0], out[1]
 
 
 def _class_entries(v: Any) -> tuple[tuple[str, str, int | None], ...]:
