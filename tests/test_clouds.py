@@ -187,3 +187,51 @@ def test_cloud_fraction_travels_into_every_product(tmp_path: Path) -> None:
     assert "no ships found in the clear part" in text
     decoded = decode_stream((d / "downlink.bin").read_bytes())
     assert decoded.clouds is not None and decoded.clouds[0] == pytest.approx(cf, abs=1e-3)
+
+
+LANDSAT_CLEAR = {"B2": 0.06, "B3": 0.08, "B4": 0.06, "B5": 0.32, "B6": 0.17, "B7": 0.09}
+
+
+def _landsat_scene(path: Path, seed: int) -> Path:
+    """A 192 x 192 px Landsat 8 Collection 2 L1 scene at 30 m (B2-B7, DN = (TOA + 0.1) / 2e-5):
+    vegetated land with texture."""
+    from affine import Affine
+
+    from .conftest import write_tif
+
+    path.mkdir()
+    rng = np.random.default_rng(seed)
+    texture = rng.normal(1.0, 0.15, (192, 192))
+    for band, refl in LANDSAT_CLEAR.items():
+        dn = ((refl * texture).clip(0.01, 1.0) + 0.1) / 2e-5
+        write_tif(path / f"LC08_L1TP_014034_20230601_20230607_02_T1_{band}.tif",
+                  [dn.astype(np.uint16)],
+                  transform=Affine(30.0, 0, 600_000.0, 0, -30.0, 4_000_000.0))  # fmt: skip
+    return path
+
+
+def test_landsat_scene_is_screened_with_the_six_band_model(tmp_path: Path) -> None:
+    """The landsat8-oli profile: B2-B7 feed the 6-band path; a clear scene is clear and the
+    same scene under overcast is cloud."""
+    clear = _landsat_scene(tmp_path / "clear", 1)
+    scene = pipeline.open_scene(clear)
+    assert scene.profile.name == "landsat8-oli", scene.sensor_reason
+    from pipeline.detectors.clouds import CloudScreen
+
+    assert CloudScreen(Settings()).band_names(scene) == ["B2", "B3", "B4", "B5", "B6", "B7"]
+    result = pipeline.run_scene(clear, Settings(detectors=("clouds",)))
+    assert result.detectors["clouds"] == "ran"
+    assert clouds(result)["cloud_fraction"] <= 0.05
+    overcast = shutil.copytree(clear, tmp_path / "overcast")
+    roles = {b.name: b.role for b in PROFILES["landsat8-oli"].bands if b.name in LANDSAT_CLEAR}
+    for band in LANDSAT_CLEAR:  # paint_cloud names files <band>.tif
+        (overcast / f"LC08_L1TP_014034_20230601_20230607_02_T1_{band}.tif").rename(
+            overcast / f"{band}.tif"
+        )
+    paint_cloud(overcast, roles, 2e-5, (0, 0), float("inf"), offset=-5000.0)
+    for band in LANDSAT_CLEAR:
+        (overcast / f"{band}.tif").rename(
+            overcast / f"LC08_L1TP_014034_20230601_20230607_02_T1_{band}.tif"
+        )
+    result = pipeline.run_scene(overcast, Settings(detectors=("clouds",)))
+    assert clouds(result)["cloud_fraction"] >= 0.9, clouds(result)
