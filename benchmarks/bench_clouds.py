@@ -459,6 +459,7 @@ def stage_speed(
 
     import pipeline
     from pipeline.core.tiling import Tile
+    from pipeline.detectors import cloud_models as cm
     from pipeline.detectors.clouds import CloudScreen
     from pipeline.settings import CloudSettings
 
@@ -477,6 +478,8 @@ def stage_speed(
             row = time_detect(_Stage(screen), scene, tile, s, reps, warm)
             row.pop("components", None)
             mpx = scene.grid.width * scene.grid.height / 1e6
+            target = cm.TEACHER_GRID_M if mode == "accurate" else cm.STUDENT_GRID_M
+            factor = cm.grid_factor(scene.grid.ground_res_m, target)
             row.update(
                 {
                     "scene": label,
@@ -486,6 +489,8 @@ def stage_speed(
                     "ground_res_m": round(scene.grid.ground_res_m, 2),
                     "mpx": round(mpx, 3),
                     "mpx_per_s": round(mpx / (row["median_ms"] / 1000), 3),
+                    "model_grid_factor": factor,
+                    "model_grid_mpx_per_s": round(mpx / factor**2 / (row["median_ms"] / 1000), 4),
                     "load_avg_1min_before": la0,
                 }
             )
@@ -624,21 +629,22 @@ def render(doc: dict[str, Any]) -> str:
         "`ground_decoder.decode_stream`.",
         "",
         "| scene | cloud | downlink.bin, discard | without | saved | bytes by kind, discard "
-        "| decoded (discard) | report.txt (discard) |",
-        "|---|---:|---:|---:|---:|---|---|---|",
+        "| bytes by kind, without | decoded (discard) | report.txt (discard) |",
+        "|---|---:|---:|---:|---:|---|---|---|---|",
     ]
     for r in doc["downlink"]:
         a, b = r["discard"], r["no_discard"]
         kinds = ", ".join(f"{k} {v}" for k, v in a["bytes_by_kind"].items() if v)
+        kinds_b = ", ".join(f"{k} {v}" for k, v in b["bytes_by_kind"].items() if v)
         dec = (
-            f"ok {a['decoded_ok']}, {a['packets']} packets, manifest {_f(a['manifest'])}, "
+            f"ok {_f(a['decoded_ok'])}, {a['packets']} packets, manifest {_f(a['manifest'])}, "
             f"report {_f(a['report'])}, detections {_f(a['geojson'])}, cloud "
             f"{_f(a['decoded_clouds'][0] if a['decoded_clouds'] else None)}"
         )
         lines.append(
             f"| {r['scene']} | {r['cloud_fraction']:.3f} | {a['downlink_bytes']:,} B "
             f"| {b['downlink_bytes']:,} B | {r['bytes_saved']:,} B ({r['saved_share']:.0%}) "
-            f'| {kinds} | {dec} | {a["report_lines"]} line: "{a["report_txt"]}" |'
+            f'| {kinds} | {kinds_b} | {dec} | {a["report_lines"]} line: "{a["report_txt"]}" |'
         )
     lines += [
         "",
@@ -651,8 +657,8 @@ def render(doc: dict[str, Any]) -> str:
         "is the process CPU time per call (both threads).",
         "",
         "| scene | model | bands | px (m) | repeats | median ms (min) | **ms per Mpx** (min) "
-        "| CPU ms per Mpx | Mpx/s | load avg before / after | met |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---|---|",
+        "| CPU ms per Mpx | Mpx/s (model grid: pixel, Mpx/s) | load avg before / after | met |",
+        "|---|---|---:|---|---:|---:|---:|---:|---|---|---|",
     ]
     for r in doc["speed"]:
         w, h = r["read_window_px"]
@@ -661,6 +667,8 @@ def render(doc: dict[str, Any]) -> str:
             f"| {r['scene']} | {r['model']} | {r['bands']} | {w} x {h} ({r['ground_res_m']}) "
             f"| {r['repeats']} | {r['median_ms']} ({r['min_ms']}) | **{r['ms_per_mpx']}** "
             f"({r['min_ms_per_mpx']}) | {r['cpu_ms_per_mpx']} | {r['mpx_per_s']} "
+            f"({r['model_grid_factor']}x{r['model_grid_factor']} px: "
+            f"{r['model_grid_mpx_per_s']}) "
             f"| {r['load_avg_1min_before']} / {r['load_avg_1min']} | {met} |"
         )
     if not any(r["mode"] == "accurate" for r in doc["speed"]):
