@@ -290,12 +290,16 @@ def cloud_rows(doc: Mapping[str, Any]) -> list[str]:
                 all(f["found"] == f["reference_clusters"] == 12 for f in fire),
             )
         )
-    vs = [r["vessels_student"] for r in doc["scenes"] if "vessels_student" in r]
+    # the 8 shared ports (sample_scenes/ holds copies of two of them); quick mode: the samples
+    ports = [r for r in doc["scenes"] if "vessels_student" in r]
+    ports = [r for r in ports if r["kind"] == "port"] or ports
+    vs = [r["vessels_student"] for r in ports]
     if vs:
         under = sum(v["under_mask"] for v in vs)
         rows.append(
             _row(
-                f"clouds on: labelled vessels under the mask ({sum(v['vessels'] for v in vs)})",
+                f"clouds on: labelled vessels under the mask ({sum(v['vessels'] for v in vs)} "
+                f"on {len(vs)} scenes)",
                 "0",
                 f"{under} (vessel pixels obscured: {sum(v['obscured_vessel_px'] for v in vs)})",
                 under == 0,
@@ -329,15 +333,16 @@ def cloud_rows(doc: Mapping[str, Any]) -> list[str]:
         )
     st = [r for r in doc["speed"] if r["mode"] == "student"]
     if st:
-        worst_sp = max(st, key=lambda r: r["ms_per_mpx"])
+        worst_sp = max(st, key=lambda r: r["ms_per_mpx_10m"])
         rows.append(
             _row(
                 "clouds: cloud stage speed (student)",
-                "<= 10 ms per Mpx",
-                f"worst median {worst_sp['ms_per_mpx']} ms per Mpx (min "
-                f"{worst_sp['min_ms_per_mpx']}, CPU {worst_sp['cpu_ms_per_mpx']}; "
-                f"{worst_sp['scene']}, load {worst_sp['load_avg_1min']})",
-                worst_sp["ms_per_mpx"] <= 10,
+                "<= 10 ms per Mpx of 10 m grid",
+                f"worst median {worst_sp['ms_per_mpx_10m']} ms per 10 m Mpx (working grid: "
+                f"median {worst_sp['ms_per_mpx']}, min {worst_sp['min_ms_per_mpx']}, CPU "
+                f"{worst_sp['cpu_ms_per_mpx']}; {worst_sp['scene']}, load "
+                f"{worst_sp['load_avg_1min']})",
+                worst_sp["ms_per_mpx_10m"] <= 10,
             )
         )
     return rows
