@@ -50,7 +50,7 @@ chromium:
 	fi
 
 install-bench: llama-wheel
-	$(PIP) install --quiet -e ".[bench,cluster,train]"
+	$(PIP) install --quiet -e ".[bench,cluster,train,clouds-accurate]"
 
 # onnxruntime-gpu replaces the CPU package (both install the same 'onnxruntime' module).
 install-gpu: install

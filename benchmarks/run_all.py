@@ -56,6 +56,12 @@ class Bench:
 COMMON_KEYS = ("benchmark", "command", "date_utc", "machine", "software", "total_benchmark_s")
 
 BENCHES: tuple[Bench, ...] = (
+    Bench(
+        "clouds",
+        "bench_clouds.py",
+        "results_clouds.json",
+        ("accuracy", "scenes", "overcast", "downlink", "speed"),
+    ),
     Bench("fire", "bench_fire.py", "results_fire.json", ("results",)),
     Bench("ships", "bench_ships.py", "results_ships.json", ("ports", "totals", "speed")),
     Bench(

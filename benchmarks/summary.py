@@ -207,6 +207,144 @@ def targets(records: Mapping[str, Any]) -> list[str]:
     faults = _doc(records, "faults")
     if faults:
         rows += fault_rows(faults)
+    clouds = _doc(records, "clouds")
+    if clouds:
+        rows += cloud_rows(clouds)
+    return rows
+
+
+def cloud_rows(doc: Mapping[str, Any]) -> list[str]:
+    """Summary lines of the cloud screening benchmark (issue 17)."""
+    rows: list[str] = []
+    acc = [r for r in doc["accuracy"] if r.get("status") == "ok"]
+    for who, pick in (("student", "cloud_student"), ("teacher", "model_")):
+        sel = [r for r in acc if r["model"].startswith(pick)]
+        if not sel:
+            absent = [r for r in doc["accuracy"] if r.get("model", "").startswith(pick)]
+            why = absent[0]["status"] if absent else "not measured"
+            rows.append(
+                _row(f"clouds: {who} on the shared sample", "acc >= 0.90, kappa >= 0.70", why, None)
+            )
+            continue
+        note = " (fitted: trained on its teacher's masks of it)" if who == "student" else ""
+        rows.append(
+            _row(
+                f"clouds: {who} on the shared sample{note}",
+                "acc >= 0.90, kappa >= 0.70",
+                "; ".join(
+                    f"{r['bands']} b acc {r['cloud_accuracy']:.3f}, kappa {r['kappa']:.3f}"
+                    for r in sel
+                ),
+                all(r["cloud_accuracy"] >= 0.9 and r["kappa"] >= 0.7 for r in sel),
+            )
+        )
+    agree = [
+        (f"sample {r['bands']} b", r["agreement_with_teacher"])
+        for r in acc
+        if r["model"] == "cloud_student" and r["agreement_with_teacher"] is not None
+    ]
+    agree += [
+        (r["scene"], r["teacher"]["agreement"])
+        for r in doc["scenes"]
+        if r.get("teacher", {}).get("status") == "ok"
+    ]
+    if agree:
+        worst = min(agree, key=lambda a: a[1])
+        rows.append(
+            _row(
+                f"clouds: student vs teacher agreement ({len(agree)} scenes/paths)",
+                ">= 0.95 on every scene",
+                f"worst {worst[1]:.3f} ({worst[0]}); "
+                f"{sum(a >= 0.95 for _, a in agree)} of {len(agree)} >= 0.95",
+                worst[1] >= 0.95,
+            )
+        )
+    if doc["overcast"]:
+        low = min(r["cloud_fraction"] for r in doc["overcast"])
+        rows.append(
+            _row(
+                f"clouds: overcast frames ({len(doc['overcast'])})",
+                "cloud fraction >= 0.9",
+                f"lowest {low:.3f}",
+                low >= 0.9,
+            )
+        )
+    clear = [r for r in doc["scenes"] if r.get("cloud_fraction") is not None]
+    if clear:
+        high = max(clear, key=lambda r: r["cloud_fraction"])
+        rows.append(
+            _row(
+                f"clouds: clear real scenes ({len(clear)})",
+                "cloud fraction <= 0.05",
+                f"highest {high['cloud_fraction']:.4f} ({high['scene']})",
+                high["cloud_fraction"] <= 0.05,
+            )
+        )
+    fire = [r["fire_score"] for r in doc["scenes"] if "fire_score" in r]
+    if fire:
+        rows.append(
+            _row(
+                "clouds on: G90292 fire clusters (cannot be screened: no visible bands)",
+                "12 of 12",
+                ", ".join(f"{f['found']} of {f['reference_clusters']}" for f in fire),
+                all(f["found"] == f["reference_clusters"] == 12 for f in fire),
+            )
+        )
+    # the 8 shared ports (sample_scenes/ holds copies of two of them); quick mode: the samples
+    ports = [r for r in doc["scenes"] if "vessels_student" in r]
+    ports = [r for r in ports if r["kind"] == "port"] or ports
+    vs = [r["vessels_student"] for r in ports]
+    if vs:
+        under = sum(v["under_mask"] for v in vs)
+        rows.append(
+            _row(
+                f"clouds on: labelled vessels under the mask ({sum(v['vessels'] for v in vs)} "
+                f"on {len(vs)} scenes)",
+                "0",
+                f"{under} (vessel pixels obscured: {sum(v['obscured_vessel_px'] for v in vs)})",
+                under == 0,
+            )
+        )
+    nofire = [r for r in doc["scenes"] if "kind" in r and r["kind"] != "fire"]
+    if nofire:
+        n = sum(r["fire_features"] for r in nofire)
+        ran = sum(r["fire_status"] == "ran" for r in nofire)
+        rows.append(
+            _row(
+                f"clouds on: fire features on fire-free scenes ({len(nofire)}, fire ran on {ran})",
+                "0",
+                str(n),
+                n == 0,
+            )
+        )
+    for r in doc["downlink"]:
+        rows.append(
+            _row(
+                f"clouds: downlink of an overcast scene, nothing found ({r['scene']})",
+                "manifest + one-line report only",
+                f"{r['discard']['downlink_bytes']:,} B vs {r['no_discard']['downlink_bytes']:,} B "
+                f"without the discard ({r['saved_share']:.0%} saved)",
+                r["discard"]["decoded_ok"]
+                and r["discard"]["manifest"]
+                and r["discard"]["report"]
+                and not r["discard"]["geojson"]
+                and r["discard"]["report_lines"] == 1,
+            )
+        )
+    st = [r for r in doc["speed"] if r["mode"] == "student"]
+    if st:
+        worst_sp = max(st, key=lambda r: r["ms_per_mpx_10m"])
+        rows.append(
+            _row(
+                "clouds: cloud stage speed (student)",
+                "<= 10 ms per Mpx of 10 m grid",
+                f"worst median {worst_sp['ms_per_mpx_10m']} ms per 10 m Mpx (working grid: "
+                f"median {worst_sp['ms_per_mpx']}, min {worst_sp['min_ms_per_mpx']}, CPU "
+                f"{worst_sp['cpu_ms_per_mpx']}; {worst_sp['scene']}, load "
+                f"{worst_sp['load_avg_1min']})",
+                worst_sp["ms_per_mpx_10m"] <= 10,
+            )
+        )
     return rows
 
 
