@@ -79,7 +79,7 @@ lint: install-test
 	$(VENV)/bin/ruff check pipeline ground_decoder models benchmarks tests
 	$(VENV)/bin/mypy pipeline ground_decoder
 
-# every benchmark in one run: benchmarks/RESULTS.md, results.json, plots/ (see benchmarks/README.md)
+# every benchmark in one run: benchmarks/RESULTS.md, results.json, plots/ (see benchmarks/run_all.py)
 bench: install-bench
 	$(VENV)/bin/eotriage bench
 

@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import itertools
 import os
 import shutil
 import sys
@@ -394,11 +395,16 @@ def downlink(frames: Sequence[tuple[str, Path]], work: Path) -> list[dict[str, A
     import pipeline
     from ground_decoder import decode_stream
     from pipeline.runner import write_scene
+    from pipeline.settings import DownlinkSettings
 
     settings = pipeline.Settings()
     rows = []
-    for label, path in frames:
+    # as `eotriage run` writes by default, and with the quicklook and chips `make demo` asks for
+    variants = (("", DownlinkSettings()), (" + quicklook, chips", DownlinkSettings(
+        quicklook=True, chips=True)))  # fmt: skip
+    for (label, path), (extra, dl) in itertools.product(frames, variants):
         r = pipeline.run_scene(path, settings)
+        label = label + extra
         row: dict[str, Any] = {
             "scene": label,
             "detections": len(r.detections),
@@ -407,8 +413,9 @@ def downlink(frames: Sequence[tuple[str, Path]], work: Path) -> list[dict[str, A
             "discard_fraction": settings.clouds.discard_fraction,
         }
         for key, thr in (("discard", settings.clouds.discard_fraction), ("no_discard", None)):
-            out = work / f"dl_{key}_{label.replace(' ', '_')}"
-            ws = write_scene(r, out, cloudy_discard=thr)
+            safe = "".join(c if c.isalnum() else "_" for c in label)
+            out = work / f"dl_{key}_{safe}"
+            ws = write_scene(r, out, downlink=dl, cloudy_discard=thr)
             assert ws.downlink is not None
             data = ws.downlink.read_bytes()
             dec = decode_stream(data)

@@ -98,15 +98,17 @@ class CloudScreen:
         bands = {r: data.bands[scene.band_for_role(r).name] for r in roles}
         target = cm.TEACHER_GRID_M if self.mode == "accurate" else cm.STUDENT_GRID_M
         factor = cm.grid_factor(scene.grid.ground_res_m, target)
-        # align the blocks to the scene grid: pad the window's top and left edges with invalid
-        # pixels so that it starts on a block boundary
+        # align the blocks to the scene grid: pad the window's top and left edges (edge
+        # replication) so that it starts on a block boundary.  A window that does not start on
+        # one starts inside the scene, so the padded blocks lie in the tile's context margin,
+        # never in its core; replicating validity too keeps the all-valid fast path
         read = data.tile.read
         top, left = int(read.row_off) % factor, int(read.col_off) % factor
         valid = data.valid
         if top or left:
             pad = ((top, 0), (left, 0))
             bands = {r: np.pad(a, pad, mode="edge") for r, a in bands.items()}
-            valid = np.pad(valid, pad, constant_values=False)
+            valid = np.pad(valid, pad, mode="edge")
         try:
             if self.mode == "accurate":
                 model, spec = self._teacher(scene, roles)
