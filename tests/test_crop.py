@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from pipeline.detectors.crop_history import (
     parcel_key,
     reference,
 )
-from pipeline.detectors.crop_layers import load_layer
+from pipeline.detectors.crop_layers import LabelCache, ParcelLayer, RasterLayer, load_layer
 from pipeline.errors import ConfigError, InputError, ModelError
 from pipeline.evaluation.crop import (
     evaluate_scene,
@@ -566,3 +567,62 @@ def test_cli_generate_and_eval_crop(tmp_path: Path) -> None:
     assert "skipped: no cropland layer covers this scene" in proc.stdout
     proc = run_cli("eval", "crop", VIRGINIA)
     assert proc.returncode == 2 and "--layer" in proc.stderr
+
+
+def test_layer_labels_cached_per_grid_and_renewed_with_the_layer(
+    series: Path, tmp_path: Path
+) -> None:
+    """The label rasters of a layer are made once per cell window and grid (the next pass over
+    the same tiling reuses them), read-only, equal to a fresh rasterisation; a changed layer
+    file is a new layer with its own labels."""
+    grid = open_scene(series_scenes(series)[0]).grid
+    parcels = tmp_path / "parcels.geojson"
+    doc = json.loads((series / "parcels.geojson").read_text())
+    parcels.write_text(json.dumps(doc))
+    layer = load_layer(parcels)
+    assert isinstance(layer, ParcelLayer)
+    sp = layer.for_scene(grid)
+    a = sp.cells(0, 0, (240, 240), 2)
+    assert sp.cells(0, 0, (240, 240), 2) is a and len(sp.label_cache) == 1
+    assert not a.flags.writeable
+    np.testing.assert_array_equal(a, sp._rasterise(0, 0, (240, 240), 2))
+    assert layer.for_scene(grid).cells(0, 0, (240, 240), 2) is a  # another pass, same grid
+    # the layer changes (its first parcel dropped): new labels, none of the old parcel's cells
+    doc["features"] = doc["features"][1:]
+    parcels.write_text(json.dumps(doc))
+    os.utime(parcels, ns=(parcels.stat().st_mtime_ns + 10**9,) * 2)
+    changed = load_layer(parcels)
+    assert changed is not layer
+    assert isinstance(changed, ParcelLayer)
+    b = changed.for_scene(grid).cells(0, 0, (240, 240), 2)
+    assert (b > 0).sum() < (a > 0).sum()
+    np.testing.assert_array_equal(b, changed.for_scene(grid)._rasterise(0, 0, (240, 240), 2))
+    # the cropland raster: the same, and a rewritten raster is a new layer
+    tif = tmp_path / "cropland.tif"
+    shutil.copy(series / "cropland.tif", tif)
+    rl = load_layer(tif)
+    assert isinstance(rl, RasterLayer)
+    tr = grid.transform * Affine.scale(2)
+    u = rl.units((240, 240), tr, grid.crs)
+    assert rl.units((240, 240), tr, grid.crs) is u and not u.flags.writeable
+    np.testing.assert_array_equal(u, rl._units((240, 240), tr, grid.crs))
+    rl.close()
+    with rasterio.open(tif, "r+") as ds:
+        arr = ds.read(1)
+        arr[:, : arr.shape[1] // 2] = 0
+        ds.write(arr, 1)
+    os.utime(tif, ns=(tif.stat().st_mtime_ns + 10**9,) * 2)
+    rl2 = load_layer(tif)
+    assert isinstance(rl2, RasterLayer) and rl2 is not rl
+    u2 = rl2.units((240, 240), tr, grid.crs)
+    assert (u2 > 0).sum() < (u > 0).sum()
+    np.testing.assert_array_equal(u2, rl2._units((240, 240), tr, grid.crs))
+    rl2.close()
+
+
+def test_label_cache_keeps_to_its_budget() -> None:
+    cache = LabelCache(budget=1000)
+    kept = cache.put(("a",), np.zeros(200, np.int32))  # 800 bytes: kept
+    assert cache.get(("a",)) is kept and not kept.flags.writeable
+    cache.put(("b",), np.zeros(100, np.int32))  # 400 more: over budget, not kept
+    assert cache.get(("b",)) is None and cache.nbytes == 800 and len(cache) == 1
