@@ -195,6 +195,58 @@ def test_history_replaces_a_day_and_keeps_the_last_passes() -> None:
     assert reference(recs, 120, 1000).passes[0] == 7  # a pass is never its own reference
 
 
+def _reference_by_argmax(recs: np.ndarray, day: int, window: float) -> tuple[np.ndarray, ...]:
+    """The history reference written with argmax over the slots (the slot-by-slot code must
+    pick the same pass)."""
+    days = recs["day"]
+    use = (days > 0) & (days < day) & (days >= day - window)
+    q = recs["ndvi"].astype(np.int16)
+    best_i = np.argmax(np.where(use, q, -200), axis=-1)[..., None]
+    best = np.take_along_axis(q, best_i, -1)[..., 0]
+    low = np.where(use, q, 200).min(axis=-1)
+    ndmi = np.take_along_axis(recs["ndmi"], best_i, -1)[..., 0]
+    has = use.sum(axis=-1) > 0
+    ndmi_v = np.where(ndmi == -128, np.nan, ndmi * 0.01)
+    return (
+        use.sum(axis=-1),
+        np.where(has, best * 0.01, np.nan),
+        np.where(has, low * 0.01, np.nan),
+        np.where(has, ndmi_v, np.nan),
+    )
+
+
+def _slot_by_argmax(recs: np.ndarray, day: int) -> np.ndarray:
+    days = recs["day"].astype(np.int64)
+    same = days == day
+    return np.where(same.any(axis=-1), np.argmax(same, axis=-1), np.argmin(days, axis=-1))
+
+
+def test_history_slots_as_argmax_picks_them() -> None:
+    """Random records with ties, empty slots and repeated days: the reference (best, lowest,
+    NDMI of the best pass, passes) and the slot a pass is written to are the ones argmax and
+    argmin over the slots give (first of equals)."""
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n = int(rng.integers(0, 300))
+        recs = np.zeros(n, RECORD)
+        recs["day"] = rng.choice([0, 0, 9000, 9010, 9020, 9030, 9050, 65535], (n, 8))
+        recs["ndvi"] = rng.integers(-128, 128, (n, 8))
+        recs["ndmi"] = rng.integers(-128, 128, (n, 8))
+        recs["n"] = rng.integers(0, 65535, n)
+        day = int(rng.choice([9000, 9030, 9060]))
+        window = float(rng.choice([20, 60, 60.5]))
+        ref = reference(recs, day, window)
+        got = (ref.passes, ref.best_ndvi, ref.low_ndvi, ref.best_ndmi)
+        for a, b in zip(got, _reference_by_argmax(recs, day, window), strict=True):
+            np.testing.assert_array_equal(a, b)
+        out = add_pass(recs, day, rng.uniform(-1, 1, n), rng.uniform(-1, 1, n))
+        slot = _slot_by_argmax(recs, day)
+        assert (out["day"][np.arange(n), slot] == day).all()
+        others = np.ones((n, 8), bool)
+        others[np.arange(n), slot] = False
+        assert (out["day"][others] == recs["day"][others]).all()
+
+
 def test_history_costs_under_1_mb_per_10000_parcels(tmp_path: Path) -> None:
     ids = [f"FR-2024-{i:08d}" for i in range(10_000)]
     keys = np.array([parcel_key(p) for p in ids], np.uint64)

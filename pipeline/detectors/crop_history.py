@@ -99,15 +99,30 @@ class Reference:
 def reference(recs: np.ndarray, day: int, window_days: float) -> Reference:
     """The history reference of each record for a pass on ``day``: its passes in
     ``[day - window_days, day)``."""
-    days = recs["day"]
-    use = (days > 0) & (days < day) & (days >= day - window_days)
-    q = recs["ndvi"].astype(np.int16)
-    # on the quantised values: the best pass (-200 where not used), the lowest (200)
-    best_i = np.argmax(np.where(use, q, -200), axis=-1)[..., None]
-    best_q = np.take_along_axis(q, best_i, -1)[..., 0]
-    low_q = np.where(use, q, 200).min(axis=-1)
-    ndmi_q = np.take_along_axis(recs["ndmi"], best_i, -1)[..., 0]
-    passes = use.sum(axis=-1)
+    # slot by slot over the RING slots (numpy reduces a short last axis slowly): the best pass
+    # is the first slot with the highest quantised NDVI among the used ones (-200 where not
+    # used), as argmax would pick it; the lowest with 200 where not used
+    n = len(recs)
+    # slots as rows: contiguous
+    days = np.ascontiguousarray(recs["day"].T)
+    ndvi_q = np.ascontiguousarray(recs["ndvi"].T).astype(np.int16)
+    ndmi_all = np.ascontiguousarray(recs["ndmi"].T)
+    passes = np.zeros(n, np.int64)
+    best_q = np.full(n, -200, np.int16)
+    low_q = np.full(n, 200, np.int16)
+    ndmi_q = ndmi_all[0]
+    for j in range(RING):
+        d = days[j]
+        use = (d > 0) & (d < day) & (d >= day - window_days)
+        q = ndvi_q[j]
+        cand = np.where(use, q, np.int16(-200))
+        better = cand > best_q
+        if j == 0:
+            better = np.ones(n, bool)
+        best_q = np.where(better, cand, best_q)
+        ndmi_q = np.where(better, ndmi_all[j], ndmi_q)
+        low_q = np.minimum(low_q, np.where(use, q, np.int16(200)))
+        passes += use
     has = passes > 0
     return Reference(
         passes,
@@ -122,12 +137,23 @@ def add_pass(recs: np.ndarray, day: int, ndvi: np.ndarray, ndmi: np.ndarray) -> 
     """``recs`` with the pass of ``day`` recorded (a new slot replaces the oldest one; a slot of
     the same day is overwritten and not counted again).  Returns a new array."""
     out = recs.copy()
-    days = out["day"].astype(np.int64)
-    same = days == day
-    has_same = same.any(axis=-1)
-    # the slot to write: the same day if present, else the oldest (empty slots are day 0)
-    slot = np.where(has_same, np.argmax(same, axis=-1), np.argmin(days, axis=-1))
-    idx = np.arange(len(out))
+    n = len(out)
+    days = np.ascontiguousarray(out["day"].T).astype(np.int64)  # slots as rows
+    # the slot to write: the first slot of the same day if present, else the first oldest
+    # (empty slots are day 0); slot by slot, as argmax / argmin would pick them
+    same_slot = np.full(n, -1, np.int64)
+    old_slot = np.zeros(n, np.int64)
+    oldest = days[0]
+    for j in range(RING):
+        d = days[j]
+        same_slot[(d == day) & (same_slot < 0)] = j
+        if j:
+            older = d < oldest
+            oldest = np.where(older, d, oldest)
+            old_slot[older] = j
+    has_same = same_slot >= 0
+    slot = np.where(has_same, same_slot, old_slot)
+    idx = np.arange(n)
     out["day"][idx, slot] = day
     out["ndvi"][idx, slot] = _quant(ndvi)
     out["ndmi"][idx, slot] = _quant(ndmi)
