@@ -58,7 +58,6 @@ from rasterio.errors import RasterioError
 from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window, from_bounds
-from shapely.affinity import affine_transform
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
@@ -965,12 +964,15 @@ def _unit_sums(
         weights = None if w is None else w.ravel()
         return np.bincount(lab, weights=weights, minlength=n + 1)[1:].astype(np.float64)
 
+    def count(m: np.ndarray) -> np.ndarray:  # the sum of a 0/1 weight, exactly
+        return np.bincount(lab[m.ravel()], minlength=n + 1)[1:].astype(np.float64)
+
     usable = cells["usable"].astype(np.float32)
     zero = np.zeros(n)
     out = {
         "n_cells": total(),
-        "n_seen": total(cells["seen"].astype(np.float32)),
-        "n_usable": total(usable),
+        "n_seen": count(cells["seen"]),
+        "n_usable": count(cells["usable"]),
         # the indices are finite wherever they are computed (ratios with a floored denominator)
         "s_ndvi": total(cells["ndvi"] * usable),
     }
@@ -1110,11 +1112,13 @@ def _areas(
     cr0, cc0 = origin
     polys = component_polygons(labels, 0, 0)
     to_px = Affine(step, 0, (cc0 + c0) * step, 0, step, (cr0 + r0) * step)
+    # all outlines to scene pixels in one call (as shapely.affinity.affine_transform would)
+    geoms = shapely.transform(
+        np.array([polys[i + 1] for i in range(n)], dtype=object),
+        lambda c: _affine_coords(c, to_px),
+    ).tolist()
     out = []
-    for i in range(n):
-        geom = affine_transform(
-            polys[i + 1], [to_px.a, to_px.b, to_px.d, to_px.e, to_px.c, to_px.f]
-        )
+    for i, geom in enumerate(geoms):
         stats = {k: float(v[i]) for k, v in per.items()}
         stats["layer"] = float(layer_index)
         rules = {**reducers, "layer": MAX}
