@@ -678,3 +678,18 @@ def test_label_cache_keeps_to_its_budget() -> None:
     assert cache.get(("a",)) is kept and not kept.flags.writeable
     cache.put(("b",), np.zeros(100, np.int32))  # 400 more: over budget, not kept
     assert cache.get(("b",)) is None and cache.nbytes == 800 and len(cache) == 1
+
+
+def test_parcel_history_save_keeps_others_and_the_last_record_of_a_key(tmp_path: Path) -> None:
+    hist = ParcelHistory(tmp_path, "lpis")
+    recs = np.zeros(3, RECORD)
+    recs["n"] = [1, 2, 3]
+    hist.save(np.array([30, 10, 20], np.uint64), recs)
+    new = np.zeros(3, RECORD)
+    new["n"] = [7, 8, 9]
+    hist.save(np.array([20, 40, 20], np.uint64), new)  # key 20 twice: the later record wins
+    again = ParcelHistory(tmp_path, "lpis")
+    assert again.table["key"].tolist() == [10, 20, 30, 40]
+    assert again.table["rec"]["n"].tolist() == [2, 9, 1, 8]
+    got = again.records(np.array([40, 5, 10], np.uint64))
+    assert got["n"].tolist() == [8, 0, 2]

@@ -495,6 +495,12 @@ class CropDetector:
         self._state = _SceneState(key, active, day, clouds)
         return self._state
 
+    def forget_labels(self) -> None:
+        """Drop the label rasters the layers keep per grid (so the next tile is rasterised
+        again: a cold start, for benchmarks)."""
+        for layer in self.layers:
+            layer.label_cache.clear()
+
     @staticmethod
     def _close_state(state: _SceneState) -> None:
         if state.clouds is not None:

@@ -161,6 +161,17 @@ def add_pass(recs: np.ndarray, day: int, ndvi: np.ndarray, ndmi: np.ndarray) -> 
     return out
 
 
+def _rows(recs: np.ndarray) -> np.ndarray:
+    """A contiguous 1-D array of records as a (n, itemsize) byte view of the same memory
+    (numpy copies fixed-size byte rows much faster than structured records)."""
+    return recs.view(np.uint8).reshape(len(recs), recs.dtype.itemsize)
+
+
+def take_records(recs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``recs[idx]`` (the same bytes), for a 1-D array of records."""
+    return _rows(np.ascontiguousarray(recs)).take(idx, axis=0).view(recs.dtype).reshape(-1)
+
+
 class ParcelHistory:
     """The history of one parcels layer: records by parcel key, loaded whole, saved atomically."""
 
@@ -188,14 +199,17 @@ class ParcelHistory:
 
     def save(self, keys: np.ndarray, recs: np.ndarray) -> None:
         """Store ``recs`` for ``keys`` (others kept) and write the file atomically."""
-        merged = {int(k): r for k, r in zip(self.table["key"], self.table["rec"], strict=True)}
-        for k, r in zip(keys.tolist(), recs, strict=True):
-            merged[int(k)] = r
-        table = np.zeros(len(merged), KEYED)
-        ks = np.array(sorted(merged), dtype=np.uint64)
-        table["key"] = ks
-        if len(ks):
-            table["rec"] = np.array([merged[int(k)] for k in ks], dtype=RECORD)
+        # the stored records, then the new ones; per key the last one wins, sorted by key
+        all_keys = np.concatenate([self.table["key"], np.asarray(keys, np.uint64)])
+        all_recs = np.concatenate([self.table["rec"], np.asarray(recs, RECORD)])
+        order = np.argsort(all_keys, kind="stable")
+        sorted_keys = all_keys[order]
+        last = np.ones(len(order), bool)
+        last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
+        pick = order[last]
+        table = np.zeros(len(pick), KEYED)
+        table["key"] = all_keys[pick]
+        table["rec"] = all_recs[pick]
         buf = io.BytesIO()
         np.save(buf, table, allow_pickle=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,7 +258,7 @@ class RasterHistory:
         flat = self._open().reshape(-1)
         lo, hi = int(units.min()), int(units.max()) + 1
         self._block = (lo, np.array(flat[lo:hi]))
-        return self._block[1][units - lo]
+        return take_records(self._block[1], units - lo)
 
     def write(self, units: np.ndarray, recs: np.ndarray) -> None:
         """Store ``recs`` for ``units`` in the mapped file (made durable by :meth:`flush`)."""
@@ -254,7 +268,7 @@ class RasterHistory:
             block = self._block[1]
         else:
             block = np.array(flat[lo:hi])
-        block[units - lo] = recs
+        _rows(block)[units - lo] = _rows(np.ascontiguousarray(recs, dtype=RECORD))
         flat[lo:hi] = block  # one contiguous write
         self._block = None
 

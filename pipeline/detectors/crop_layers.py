@@ -198,6 +198,13 @@ class ParcelLayer:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def label_cache(self) -> LabelCache:
+        """The cell rasters of the scene grid in use (empty before any scene)."""
+        for sp in self._scene_cache.values():
+            return sp.label_cache
+        return LabelCache(0)
+
     def overlaps(self, grid: Grid) -> bool:
         foot = scene_footprint(grid)
         return bool(self.tree.query(foot, predicate="intersects").size)
