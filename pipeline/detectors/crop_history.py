@@ -103,32 +103,32 @@ def reference(recs: np.ndarray, day: int, window_days: float) -> Reference:
     # is the first slot with the highest quantised NDVI among the used ones (-200 where not
     # used), as argmax would pick it; the lowest with 200 where not used
     n = len(recs)
-    # slots as rows: contiguous
+    # slots as rows: contiguous; int16 arithmetic instead of np.where (several times faster)
     days = np.ascontiguousarray(recs["day"].T)
     ndvi_q = np.ascontiguousarray(recs["ndvi"].T).astype(np.int16)
-    ndmi_all = np.ascontiguousarray(recs["ndmi"].T)
+    ndmi_all = np.ascontiguousarray(recs["ndmi"].T).astype(np.int16)
     passes = np.zeros(n, np.int64)
     best_q = np.full(n, -200, np.int16)
     low_q = np.full(n, 200, np.int16)
-    ndmi_q = ndmi_all[0]
+    ndmi_q = ndmi_all[0].copy() if n else np.zeros(0, np.int16)
     for j in range(RING):
         d = days[j]
         use = (d > 0) & (d < day) & (d >= day - window_days)
+        unused = ~use
         q = ndvi_q[j]
-        cand = np.where(use, q, np.int16(-200))
-        better = cand > best_q
-        if j == 0:
-            better = np.ones(n, bool)
-        best_q = np.where(better, cand, best_q)
-        ndmi_q = np.where(better, ndmi_all[j], ndmi_q)
-        low_q = np.minimum(low_q, np.where(use, q, np.int16(200)))
+        cand = q - (q + 200) * unused  # q where used, else -200
+        if j:
+            better = cand > best_q
+            ndmi_q += (ndmi_all[j] - ndmi_q) * better
+        best_q = np.maximum(best_q, cand)
+        low_q = np.minimum(low_q, q + (200 - q) * unused)  # q where used, else 200
         passes += use
     has = passes > 0
     return Reference(
         passes,
         np.where(has, best_q * QUANT, np.nan),
         np.where(has, low_q * QUANT, np.nan),
-        np.where(has, _value(ndmi_q), np.nan),
+        np.where(has, _value(ndmi_q.astype(np.int8)), np.nan),
         recs["n"].astype(np.int64),
     )
 
@@ -136,28 +136,29 @@ def reference(recs: np.ndarray, day: int, window_days: float) -> Reference:
 def add_pass(recs: np.ndarray, day: int, ndvi: np.ndarray, ndmi: np.ndarray) -> np.ndarray:
     """``recs`` with the pass of ``day`` recorded (a new slot replaces the oldest one; a slot of
     the same day is overwritten and not counted again).  Returns a new array."""
-    out = recs.copy()
+    out = _copy_records(recs)
     n = len(out)
-    days = np.ascontiguousarray(out["day"].T).astype(np.int64)  # slots as rows
+    days = np.ascontiguousarray(out["day"].T)  # slots as rows
     # the slot to write: the first slot of the same day if present, else the first oldest
-    # (empty slots are day 0); slot by slot, as argmax / argmin would pick them
-    same_slot = np.full(n, -1, np.int64)
-    old_slot = np.zeros(n, np.int64)
+    # (empty slots are day 0); slot by slot, as argmax / argmin would pick them (small-integer
+    # arithmetic instead of np.where: several times faster)
+    same_slot = np.full(n, -1, np.int8)
+    old_slot = np.zeros(n, np.int8)
     oldest = days[0]
     for j in range(RING):
         d = days[j]
-        same_slot[(d == day) & (same_slot < 0)] = j
+        same_slot += np.int8(j + 1) * ((d == day) & (same_slot < 0))  # -1 -> j at the first hit
         if j:
-            older = d < oldest
-            oldest = np.where(older, d, oldest)
-            old_slot[older] = j
+            old_slot += (np.int8(j) - old_slot) * (d < oldest)
+            oldest = np.minimum(oldest, d)
     has_same = same_slot >= 0
-    slot = np.where(has_same, same_slot, old_slot)
+    slot = old_slot + (same_slot - old_slot) * has_same
     idx = np.arange(n)
     out["day"][idx, slot] = day
     out["ndvi"][idx, slot] = _quant(ndvi)
     out["ndmi"][idx, slot] = _quant(ndmi)
-    out["n"] = np.where(has_same, out["n"], np.minimum(out["n"].astype(np.int64) + 1, 65535))
+    count = out["n"].astype(np.int64)
+    out["n"] = count + (~has_same & (count < 65535))  # a new day counts once, up to 65535
     return out
 
 
@@ -165,6 +166,11 @@ def _rows(recs: np.ndarray) -> np.ndarray:
     """A contiguous 1-D array of records as a (n, itemsize) byte view of the same memory
     (numpy copies fixed-size byte rows much faster than structured records)."""
     return recs.view(np.uint8).reshape(len(recs), recs.dtype.itemsize)
+
+
+def _copy_records(recs: np.ndarray) -> np.ndarray:
+    """A copy of a 1-D array of records, as bytes."""
+    return _rows(np.ascontiguousarray(recs)).copy().view(recs.dtype).reshape(-1)
 
 
 def take_records(recs: np.ndarray, idx: np.ndarray) -> np.ndarray:
