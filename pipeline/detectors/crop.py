@@ -691,19 +691,23 @@ class CropDetector:
             np.minimum(b[:, 3], y1),
         )
         rules = dict.fromkeys(SUM_KEYS, SUM)
-        cols = {k: v.tolist() for k, v in sums.items()}
-        layer_idx = act.parcels.index[local].tolist()
+        names = tuple(sums)
+        rows = zip(*(v.tolist() for v in sums.values()), strict=True)
+        tile_id = data.tile.id
+        prefix = f"{act.index}:"
         return [
             Component(
                 self.cls,
-                data.tile.id,
-                geoms[i],
-                {k: v[i] for k, v in cols.items()},
+                tile_id,
+                g,
+                dict(zip(names, row, strict=True)),
                 rules,
                 True,
-                f"{act.index}:{layer_idx[i]}",
+                prefix + str(p),
             )
-            for i in range(len(local))
+            for g, row, p in zip(
+                geoms.tolist(), rows, act.parcels.index[local].tolist(), strict=True
+            )
         ]
 
     def _raster_areas(

@@ -234,7 +234,6 @@ class RasterHistory:
         self.path = Path(folder) / f"raster-{layer_name}-{sha256[:12]}.npy"
         self.shape = shape
         self._mm: np.memmap | None = None
-        self._block: tuple[int, np.ndarray] | None = None
 
     def _open(self) -> np.memmap:
         if self._mm is None:
@@ -259,24 +258,17 @@ class RasterHistory:
         return self._mm
 
     def records(self, units: np.ndarray) -> np.ndarray:
-        """Records of the 0-based unit indices ``units`` (row-major).  The rows of the unit
-        grid they span are read as one block and kept for :meth:`write`."""
-        flat = self._open().reshape(-1)
-        lo, hi = int(units.min()), int(units.max()) + 1
-        self._block = (lo, np.array(flat[lo:hi]))
-        return take_records(self._block[1], units - lo)
+        """Records of the 0-based unit indices ``units`` (row-major), read from the mapped file
+        as byte rows."""
+        return take_records(self._flat(), units)
 
     def write(self, units: np.ndarray, recs: np.ndarray) -> None:
         """Store ``recs`` for ``units`` in the mapped file (made durable by :meth:`flush`)."""
-        flat = self._open().reshape(-1)
-        lo, hi = int(units.min()), int(units.max()) + 1
-        if self._block is not None and self._block[0] == lo and len(self._block[1]) == hi - lo:
-            block = self._block[1]
-        else:
-            block = np.array(flat[lo:hi])
-        _rows(block)[units - lo] = _rows(np.ascontiguousarray(recs, dtype=RECORD))
-        flat[lo:hi] = block  # one contiguous write
-        self._block = None
+        _rows(self._flat())[units] = _rows(np.ascontiguousarray(recs, dtype=RECORD))
+
+    def _flat(self) -> np.ndarray:
+        """The mapped records as a flat array (a view of the file's memory)."""
+        return np.asarray(self._open()).reshape(-1)
 
     def flush(self) -> None:
         if self._mm is not None:
