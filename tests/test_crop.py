@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from pipeline.detectors.crop_history import (
     parcel_key,
     reference,
 )
-from pipeline.detectors.crop_layers import load_layer
+from pipeline.detectors.crop_layers import LabelCache, ParcelLayer, RasterLayer, load_layer
 from pipeline.errors import ConfigError, InputError, ModelError
 from pipeline.evaluation.crop import (
     evaluate_scene,
@@ -192,6 +193,58 @@ def test_history_replaces_a_day_and_keeps_the_last_passes() -> None:
     ref = reference(recs, 121, 1000)
     assert ref.best_ndvi[0] == pytest.approx(0.9) and ref.passes[0] == 8
     assert reference(recs, 120, 1000).passes[0] == 7  # a pass is never its own reference
+
+
+def _reference_by_argmax(recs: np.ndarray, day: int, window: float) -> tuple[np.ndarray, ...]:
+    """The history reference written with argmax over the slots (the slot-by-slot code must
+    pick the same pass)."""
+    days = recs["day"]
+    use = (days > 0) & (days < day) & (days >= day - window)
+    q = recs["ndvi"].astype(np.int16)
+    best_i = np.argmax(np.where(use, q, -200), axis=-1)[..., None]
+    best = np.take_along_axis(q, best_i, -1)[..., 0]
+    low = np.where(use, q, 200).min(axis=-1)
+    ndmi = np.take_along_axis(recs["ndmi"], best_i, -1)[..., 0]
+    has = use.sum(axis=-1) > 0
+    ndmi_v = np.where(ndmi == -128, np.nan, ndmi * 0.01)
+    return (
+        use.sum(axis=-1),
+        np.where(has, best * 0.01, np.nan),
+        np.where(has, low * 0.01, np.nan),
+        np.where(has, ndmi_v, np.nan),
+    )
+
+
+def _slot_by_argmax(recs: np.ndarray, day: int) -> np.ndarray:
+    days = recs["day"].astype(np.int64)
+    same = days == day
+    return np.where(same.any(axis=-1), np.argmax(same, axis=-1), np.argmin(days, axis=-1))
+
+
+def test_history_slots_as_argmax_picks_them() -> None:
+    """Random records with ties, empty slots and repeated days: the reference (best, lowest,
+    NDMI of the best pass, passes) and the slot a pass is written to are the ones argmax and
+    argmin over the slots give (first of equals)."""
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n = int(rng.integers(0, 300))
+        recs = np.zeros(n, RECORD)
+        recs["day"] = rng.choice([0, 0, 9000, 9010, 9020, 9030, 9050, 65535], (n, 8))
+        recs["ndvi"] = rng.integers(-128, 128, (n, 8))
+        recs["ndmi"] = rng.integers(-128, 128, (n, 8))
+        recs["n"] = rng.integers(0, 65535, n)
+        day = int(rng.choice([9000, 9030, 9060]))
+        window = float(rng.choice([20, 60, 60.5]))
+        ref = reference(recs, day, window)
+        got = (ref.passes, ref.best_ndvi, ref.low_ndvi, ref.best_ndmi)
+        for a, b in zip(got, _reference_by_argmax(recs, day, window), strict=True):
+            np.testing.assert_array_equal(a, b)
+        out = add_pass(recs, day, rng.uniform(-1, 1, n), rng.uniform(-1, 1, n))
+        slot = _slot_by_argmax(recs, day)
+        assert (out["day"][np.arange(n), slot] == day).all()
+        others = np.ones((n, 8), bool)
+        others[np.arange(n), slot] = False
+        assert (out["day"][others] == recs["day"][others]).all()
 
 
 def test_history_costs_under_1_mb_per_10000_parcels(tmp_path: Path) -> None:
@@ -566,3 +619,77 @@ def test_cli_generate_and_eval_crop(tmp_path: Path) -> None:
     assert "skipped: no cropland layer covers this scene" in proc.stdout
     proc = run_cli("eval", "crop", VIRGINIA)
     assert proc.returncode == 2 and "--layer" in proc.stderr
+
+
+def test_layer_labels_cached_per_grid_and_renewed_with_the_layer(
+    series: Path, tmp_path: Path
+) -> None:
+    """The label rasters of a layer are made once per cell window and grid (the next pass over
+    the same tiling reuses them), read-only, equal to a fresh rasterisation; a changed layer
+    file is a new layer with its own labels."""
+    grid = open_scene(series_scenes(series)[0]).grid
+    parcels = tmp_path / "parcels.geojson"
+    doc = json.loads((series / "parcels.geojson").read_text())
+    parcels.write_text(json.dumps(doc))
+    layer = load_layer(parcels)
+    assert isinstance(layer, ParcelLayer)
+    sp = layer.for_scene(grid)
+    a = sp.cells(0, 0, (240, 240), 2)
+    assert sp.cells(0, 0, (240, 240), 2) is a and len(sp.label_cache) == 1
+    assert not a.flags.writeable
+    np.testing.assert_array_equal(a, sp._rasterise(0, 0, (240, 240), 2))
+    assert layer.for_scene(grid).cells(0, 0, (240, 240), 2) is a  # another pass, same grid
+    # the layer changes (its first parcel dropped): new labels, none of the old parcel's cells
+    doc["features"] = doc["features"][1:]
+    parcels.write_text(json.dumps(doc))
+    os.utime(parcels, ns=(parcels.stat().st_mtime_ns + 10**9,) * 2)
+    changed = load_layer(parcels)
+    assert changed is not layer
+    assert isinstance(changed, ParcelLayer)
+    b = changed.for_scene(grid).cells(0, 0, (240, 240), 2)
+    assert (b > 0).sum() < (a > 0).sum()
+    np.testing.assert_array_equal(b, changed.for_scene(grid)._rasterise(0, 0, (240, 240), 2))
+    # the cropland raster: the same, and a rewritten raster is a new layer
+    tif = tmp_path / "cropland.tif"
+    shutil.copy(series / "cropland.tif", tif)
+    rl = load_layer(tif)
+    assert isinstance(rl, RasterLayer)
+    tr = grid.transform * Affine.scale(2)
+    u = rl.units((240, 240), tr, grid.crs)
+    assert rl.units((240, 240), tr, grid.crs) is u and not u.flags.writeable
+    np.testing.assert_array_equal(u, rl._units((240, 240), tr, grid.crs))
+    rl.close()
+    with rasterio.open(tif, "r+") as ds:
+        arr = ds.read(1)
+        arr[:, : arr.shape[1] // 2] = 0
+        ds.write(arr, 1)
+    os.utime(tif, ns=(tif.stat().st_mtime_ns + 10**9,) * 2)
+    rl2 = load_layer(tif)
+    assert isinstance(rl2, RasterLayer) and rl2 is not rl
+    u2 = rl2.units((240, 240), tr, grid.crs)
+    assert (u2 > 0).sum() < (u > 0).sum()
+    np.testing.assert_array_equal(u2, rl2._units((240, 240), tr, grid.crs))
+    rl2.close()
+
+
+def test_label_cache_keeps_to_its_budget() -> None:
+    cache = LabelCache(budget=1000)
+    kept = cache.put(("a",), np.zeros(200, np.int32))  # 800 bytes: kept
+    assert cache.get(("a",)) is kept and not kept.flags.writeable
+    cache.put(("b",), np.zeros(100, np.int32))  # 400 more: over budget, not kept
+    assert cache.get(("b",)) is None and cache.nbytes == 800 and len(cache) == 1
+
+
+def test_parcel_history_save_keeps_others_and_the_last_record_of_a_key(tmp_path: Path) -> None:
+    hist = ParcelHistory(tmp_path, "lpis")
+    recs = np.zeros(3, RECORD)
+    recs["n"] = [1, 2, 3]
+    hist.save(np.array([30, 10, 20], np.uint64), recs)
+    new = np.zeros(3, RECORD)
+    new["n"] = [7, 8, 9]
+    hist.save(np.array([20, 40, 20], np.uint64), new)  # key 20 twice: the later record wins
+    again = ParcelHistory(tmp_path, "lpis")
+    assert again.table["key"].tolist() == [10, 20, 30, 40]
+    assert again.table["rec"]["n"].tolist() == [2, 9, 1, 8]
+    got = again.records(np.array([40, 5, 10], np.uint64))
+    assert got["n"].tolist() == [8, 0, 2]

@@ -128,10 +128,11 @@ def pixel_to_wgs84(geom: BaseGeometry, grid: Grid) -> BaseGeometry:
     t = grid.transform
     in_crs = affine_transform(geom, [t.a, t.b, t.d, t.e, t.c, t.f])
     out = shape(transform_geom(grid.crs, "EPSG:4326", mapping(in_crs)))
-    return _orient_rfc7946(out)
+    return orient_rfc7946(out)
 
 
-def _orient_rfc7946(geom: BaseGeometry) -> BaseGeometry:
+def orient_rfc7946(geom: BaseGeometry) -> BaseGeometry:
+    """Polygons' exteriors counter-clockwise and holes clockwise (RFC 7946)."""
     if geom.geom_type == "Polygon":
         return orient(geom, sign=1.0)
     if geom.geom_type == "MultiPolygon":

@@ -43,7 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,9 +56,10 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.warp import Resampling, reproject, transform_bounds
+from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window, from_bounds
-from shapely.affinity import affine_transform
 from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
 
 from ..core.acquisition import scene_acquisition
 from ..core.ingest import TileData
@@ -73,8 +74,8 @@ from ..core.vectorise import (
     centroid_lonlat,
     component_polygons,
     label_components,
+    orient_rfc7946,
     pixel_to_wgs84,
-    stats_by_label,
 )
 from ..errors import EotriageError, InputError, TileError, cause_text
 from ..settings import Settings, manifest_thresholds
@@ -88,6 +89,7 @@ from .crop_history import (
     reference,
 )
 from .crop_layers import (
+    WGS84,
     CropLayer,
     ParcelLayer,
     RasterLayer,
@@ -95,6 +97,7 @@ from .crop_layers import (
     aligned_index,
     layer_paths,
     load_layers,
+    take_rows_cols,
 )
 
 log = logging.getLogger(__name__)
@@ -324,7 +327,7 @@ class RasterSampler:
                 if value not in self._equal:
                     self._equal[value] = self._whole == value
                 rr, cc, inside = fast
-                return np.asarray(self._equal[value][rr, cc] & inside)
+                return np.asarray(take_rows_cols(self._equal[value], rr, cc) & inside)
         return np.asarray(self.sample(shape, transform, crs, np.nan) == value)
 
     def sample(
@@ -339,7 +342,7 @@ class RasterSampler:
             )
             if fast is not None:
                 rr, cc, inside = fast
-                vals = np.where(inside, self._whole[rr, cc], fill)
+                vals = np.where(inside, take_rows_cols(self._whole, rr, cc), fill)
                 return np.nan_to_num(vals, nan=fill).astype(np.float32)
         out = np.full(shape, fill, np.float32)
         left, top = transform @ (0, 0)
@@ -491,6 +494,12 @@ class CropDetector:
             self._close_state(self._state)
         self._state = _SceneState(key, active, day, clouds)
         return self._state
+
+    def forget_labels(self) -> None:
+        """Drop the label rasters the layers keep per grid (so the next tile is rasterised
+        again: a cold start, for benchmarks)."""
+        for layer in self.layers:
+            layer.label_cache.clear()
 
     @staticmethod
     def _close_state(state: _SceneState) -> None:
@@ -658,12 +667,16 @@ class CropDetector:
         """One component per parcel with cells in the tile core: sums over its cells
         (``labels``: 1 + the parcel of each analysed cell, 0: none)."""
         assert act.parcels is not None
-        sub = {k: a[k][core_sl] for k in ("seen", "usable", "ndvi", "ndmi", "ndre", "msi")}
         pid = labels[core_sl]
-        if not pid.any():
+        inside = pid > 0
+        if not inside.any():
             return []
+        # only the cells inside a parcel, in raster order (the sums come out the same)
+        keys = ("seen", "usable", "ndvi", "ndmi", "ndre", "msi")
+        skipped = self.skipped_indices(scene)
+        sub = {k: a[k][core_sl][inside] for k in keys if k not in skipped}
         n_sp = len(act.parcels.index)
-        all_sums = _unit_sums(pid, n_sp, sub, self.skipped_indices(scene))
+        all_sums = _unit_sums(pid[inside], n_sp, sub, skipped)
         local = np.flatnonzero(all_sums["n_cells"])
         sums = {k: v[local] for k, v in all_sums.items()}
         b = shapely.bounds(act.parcels.geoms_px[local])
@@ -678,19 +691,23 @@ class CropDetector:
             np.minimum(b[:, 3], y1),
         )
         rules = dict.fromkeys(SUM_KEYS, SUM)
-        cols = {k: v.tolist() for k, v in sums.items()}
-        layer_idx = act.parcels.index[local].tolist()
+        names = tuple(sums)
+        rows = zip(*(v.tolist() for v in sums.values()), strict=True)
+        tile_id = data.tile.id
+        prefix = f"{act.index}:"
         return [
             Component(
                 self.cls,
-                data.tile.id,
-                geoms[i],
-                {k: v[i] for k, v in cols.items()},
+                tile_id,
+                g,
+                dict(zip(names, row, strict=True)),
                 rules,
                 True,
-                f"{act.index}:{layer_idx[i]}",
+                prefix + str(p),
             )
-            for i in range(len(local))
+            for g, row, p in zip(
+                geoms.tolist(), rows, act.parcels.index[local].tolist(), strict=True
+            )
         ]
 
     def _raster_areas(
@@ -715,7 +732,9 @@ class CropDetector:
             return []
         units, inv = _relabel(uid[sel] - 1)
         keys = ("seen", "usable", "ndvi", "ndmi", "ndre", "msi")
-        sums = _unit_sums(inv + 1, len(units), {k: a[k][sel] for k in keys}, skipped)
+        sums = _unit_sums(
+            inv + 1, len(units), {k: a[k][sel] for k in keys if k not in skipped}, skipped
+        )
         seen = _observed(sums, cs.min_clear_share)
         if not seen.any():
             return []
@@ -746,7 +765,7 @@ class CropDetector:
             full = np.zeros(n_units, np.float64)
             full[seen] = arr
             per_unit[name] = full
-        cell_unit = np.full(shape, -1, np.int64)
+        cell_unit = np.full(shape, -1, np.int32)
         cell_unit[sel] = inv
         # a unit straddling a stressed and a healthy field is judged on its mean: of its cells,
         # only those below the midpoint between that mean and the reference it fell short of
@@ -761,18 +780,32 @@ class CropDetector:
         mask = cv2.morphologyEx(stressed, cv2.MORPH_OPEN, _K3)[core_sl].astype(bool)
         if not mask.any():
             return []
-        cu = cell_unit[core_sl]
-        values: dict[str, np.ndarray] = {
-            "n_cells": np.ones(mask.shape, np.float32),
-            "n_usable": a["usable"][core_sl].astype(np.float32),
-            "s_ndvi": np.where(a["usable"][core_sl], np.nan_to_num(a["ndvi"][core_sl]), 0.0),
-            "s_ndmi": np.where(a["usable"][core_sl], np.nan_to_num(a["ndmi"][core_sl]), 0.0),
-            "n_ndmi": (a["usable"][core_sl] & np.isfinite(a["ndmi"][core_sl])).astype(np.float32),
-        }
-        for name in ("by_history", "by_scene", "severe", "drop", "passes", "drop_history", "z"):
-            values[f"u_{name}"] = np.where(cu >= 0, per_unit[name][np.maximum(cu, 0)], 0.0)
-        # unit ids of the area (for a stable feature id): the smallest one, via MAX of -id
-        values["neg_unit"] = np.where(cu >= 0, -units[np.maximum(cu, 0)].astype(np.float64), 0.0)
+        core = {k: a[k][core_sl] for k in ("usable", "ndvi", "ndmi")}
+        cu_core = cell_unit[core_sl]
+        neg_units = -units.astype(np.float64)
+
+        def values(win: tuple[slice, slice], at: np.ndarray) -> dict[str, np.ndarray]:
+            """Cell values summed per stressed area, at the cells ``at`` of the core's ``win``
+            only (the same values, in the same order, as over the whole core)."""
+            usable = core["usable"][win][at]
+            ndvi_c = core["ndvi"][win][at]
+            ndmi_c = core["ndmi"][win][at]
+            cu = cu_core[win][at]
+            out: dict[str, np.ndarray] = {
+                "n_cells": np.ones(usable.shape, np.float32),
+                "n_usable": usable.astype(np.float32),
+                "s_ndvi": np.where(usable, np.nan_to_num(ndvi_c), 0.0),
+                "s_ndmi": np.where(usable, np.nan_to_num(ndmi_c), 0.0),
+                "n_ndmi": (usable & np.isfinite(ndmi_c)).astype(np.float32),
+            }
+            known = cu >= 0
+            ci = np.maximum(cu, 0)
+            for name in ("by_history", "by_scene", "severe", "drop", "passes", "drop_history", "z"):
+                out[f"u_{name}"] = np.where(known, per_unit[name][ci], 0.0)
+            # unit ids of the area (for a stable feature id): the smallest one, via MAX of -id
+            out["neg_unit"] = np.where(known, neg_units[ci], 0.0)
+            return out
+
         return _areas(self.cls, data.tile.id, mask, core_origin, step, values, act.index)
 
     # ------------------------------------------------------------------ per scene
@@ -790,14 +823,20 @@ class CropDetector:
             if a.raster_history is not None:
                 a.raster_history.flush()
         by_layer: dict[int, list[Component]] = {}
-        out: list[Detection] = []
+        areas: list[tuple[Component, BaseGeometry]] = []
+        grid = scene.grid
         for c in merged:
             if c.key:
                 by_layer.setdefault(int(c.key.split(":", 1)[0]), []).append(c)
-            else:
-                det = self._area_detection(c, scene, state)
-                if det is not None:
-                    out.append(det)
+                continue
+            geom = c.geometry
+            if geom.bounds[2] > grid.width or geom.bounds[3] > grid.height:
+                geom = geom.intersection(box(0, 0, grid.width, grid.height))
+            area_px = float(geom.area)
+            if area_px * grid.pixel_area_m2 >= self.settings.crop.min_area_m2 and area_px > 0:
+                areas.append((c, geom))
+        wgs = pixels_to_wgs84([g for _, g in areas], grid)
+        out = [self._area_detection(c, g, w, scene) for (c, g), w in zip(areas, wgs, strict=True)]
         acts = {a.index: a for a in state.layers}
         for li, comps in sorted(by_layer.items()):
             out += self._judge_parcels(acts[li], comps, scene, state)
@@ -874,23 +913,17 @@ class CropDetector:
         return out
 
     def _area_detection(
-        self, comp: Component, scene: Scene, state: _SceneState
-    ) -> Detection | None:
-        """A merged stressed area of a cropland raster -> detection (None below min area)."""
+        self, comp: Component, geom: BaseGeometry, wgs: BaseGeometry, scene: Scene
+    ) -> Detection:
+        """A merged stressed area of a cropland raster (``geom``: its outline within the scene,
+        in pixels; ``wgs``: the same in WGS84) -> detection."""
         grid = scene.grid
-        geom = comp.geometry
-        if geom.bounds[2] > grid.width or geom.bounds[3] > grid.height:
-            geom = geom.intersection(box(0, 0, grid.width, grid.height))
-        area_px = float(geom.area)
-        area_m2 = area_px * grid.pixel_area_m2
-        if area_m2 < self.settings.crop.min_area_m2 or area_px <= 0:
-            return None
+        area_m2 = float(geom.area) * grid.pixel_area_m2
         st = comp.stats
         n = st["n_cells"]
         step = self.step(grid)
         layer = self.layers[int(st["layer"])]
         skipped = self.skipped_indices(scene)
-        wgs = pixel_to_wgs84(geom, grid)
         lon, lat = centroid_lonlat(wgs)
         by_h = st["u_by_history"] >= 0.5 * n
         by_s = st["u_by_scene"] >= 0.5 * n
@@ -934,19 +967,22 @@ def _unit_sums(
 ) -> dict[str, np.ndarray]:
     """Per-unit sums of cell values: ``labels`` holds 1 + the unit of every cell (0: none), the
     result one entry per unit 0..n-1.  Indices are summed over usable cells; ``skipped`` ones
-    (not computed for lack of bands) are 0."""
+    (not computed for lack of bands) are 0 and need not be in ``cells``."""
     lab = labels.ravel()
 
     def total(w: np.ndarray | None = None) -> np.ndarray:
         weights = None if w is None else w.ravel()
         return np.bincount(lab, weights=weights, minlength=n + 1)[1:].astype(np.float64)
 
+    def count(m: np.ndarray) -> np.ndarray:  # the sum of a 0/1 weight, exactly
+        return np.bincount(lab[m.ravel()], minlength=n + 1)[1:].astype(np.float64)
+
     usable = cells["usable"].astype(np.float32)
     zero = np.zeros(n)
     out = {
         "n_cells": total(),
-        "n_seen": total(cells["seen"].astype(np.float32)),
-        "n_usable": total(usable),
+        "n_seen": count(cells["seen"]),
+        "n_usable": count(cells["usable"]),
         # the indices are finite wherever they are computed (ratios with a floored denominator)
         "s_ndvi": total(cells["ndvi"] * usable),
     }
@@ -1013,6 +1049,34 @@ def _verdict_measures(v: Verdict, j: int, scene_median: float) -> dict[str, floa
     return out
 
 
+def pixels_to_wgs84(geoms: Sequence[BaseGeometry], grid: Grid) -> list[BaseGeometry]:
+    """:func:`pipeline.core.vectorise.pixel_to_wgs84` of many geometries at once: one
+    reprojection call for all their vertices (the same coordinates).  A geometry that would
+    cross the antimeridian goes through ``pixel_to_wgs84`` (it cuts it there)."""
+    if not geoms:
+        return []
+    t = grid.transform
+    arr = np.array(geoms, dtype=object)
+    in_crs = shapely.transform(arr, lambda c: _affine_coords(c, t))
+    coords = shapely.get_coordinates(in_crs)
+    xs, ys = warp_transform(grid.crs, WGS84, coords[:, 0].tolist(), coords[:, 1].tolist())
+    lonlat = shapely.set_coordinates(in_crs.copy(), np.column_stack([xs, ys]))
+    out = []
+    for g, ll in zip(geoms, lonlat.tolist(), strict=True):
+        b = ll.bounds
+        if not all(np.isfinite(b)) or b[2] - b[0] > 180:
+            out.append(pixel_to_wgs84(g, grid))
+        else:
+            out.append(orient_rfc7946(ll))
+    return out
+
+
+def _affine_coords(coords: np.ndarray, t: Affine) -> np.ndarray:
+    """As ``shapely.affinity.affine_transform`` computes it (so the same floats)."""
+    x, y = coords.T
+    return np.stack([t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f]).T
+
+
 def _score(drop: float) -> float:
     """0.5 + the NDVI drop, within 0.5..1 (a heuristic ordering, not a probability)."""
     return float(min(1.0, max(0.5, 0.5 + drop)))
@@ -1024,18 +1088,30 @@ def _areas(
     mask: np.ndarray,
     origin: tuple[int, int],
     step: int,
-    values: Mapping[str, np.ndarray],
+    values: Callable[[tuple[slice, slice], np.ndarray], Mapping[str, np.ndarray]],
     layer_index: int,
 ) -> list[Component]:
     """Connected stressed cells of the core (``mask``, its first cell at scene cell
-    ``origin``) -> components in scene pixel coordinates."""
+    ``origin``) -> components in scene pixel coordinates.  ``values(window, cells)`` gives the
+    cell values to sum (``neg_unit``: to take the maximum of) at the ``cells`` (bool) of the
+    mask's ``window``, in raster order."""
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     n, labels, cc = label_components(mask[r0:r1, c0:c1])
-    vals = {k: v[r0:r1, c0:c1] for k, v in values.items()}
+    at = labels > 0
+    lab = labels[at] - 1
+    vals = values((slice(r0, r1), slice(c0, c1)), at)
     reducers = {k: (MAX if k == "neg_unit" else SUM) for k in vals}
-    per = stats_by_label(labels, n, vals, reducers)
+    per: dict[str, np.ndarray] = {}
+    for key, arr in vals.items():  # as vectorise.stats_by_label, on the labelled cells only
+        a = arr.astype(np.float64)
+        if reducers[key] == SUM:
+            per[key] = np.bincount(lab, weights=a, minlength=n)
+        else:
+            m = np.full(n, -np.inf)
+            np.maximum.at(m, lab, a)
+            per[key] = m
     at_edge = (
         (cc[1:, 0] + c0 == 0)
         | (cc[1:, 1] + r0 == 0)
@@ -1046,11 +1122,13 @@ def _areas(
     cr0, cc0 = origin
     polys = component_polygons(labels, 0, 0)
     to_px = Affine(step, 0, (cc0 + c0) * step, 0, step, (cr0 + r0) * step)
+    # all outlines to scene pixels in one call (as shapely.affinity.affine_transform would)
+    geoms = shapely.transform(
+        np.array([polys[i + 1] for i in range(n)], dtype=object),
+        lambda c: _affine_coords(c, to_px),
+    ).tolist()
     out = []
-    for i in range(n):
-        geom = affine_transform(
-            polys[i + 1], [to_px.a, to_px.b, to_px.d, to_px.e, to_px.c, to_px.f]
-        )
+    for i, geom in enumerate(geoms):
         stats = {k: float(v[i]) for k, v in per.items()}
         stats["layer"] = float(layer_index)
         rules = {**reducers, "layer": MAX}

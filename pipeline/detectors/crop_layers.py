@@ -15,7 +15,10 @@ the raster has a non-zero sample inside it.  Layers come from the run's settings
 (``[crop] layers``, ``eotriage run --crop-mask``) and from the folder of layers kept on board
 (``[crop] layers_dir``; uplinked layers are installed in ``TARGET/current/crop``).
 
-Parsed layers are cached per process by (path, size, modification time).
+Parsed layers are cached per process by (path, size, modification time), and so are the label
+rasters of a layer on a tile's cell grid (:class:`LabelCache`): a layer seen again on the same
+grid (the next pass over a fixed tiling such as Sentinel-2's) is not rasterised again.  A
+changed layer file is a new layer object with an empty cache.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,44 @@ RASTER_SUFFIXES = (".tif", ".tiff")
 #: Largest parcels file read (a 10,000-parcel layer with detailed outlines is a few MB).
 MAX_PARCELS_BYTES = 256 * 1024 * 1024
 WGS84 = CRS.from_epsg(4326)
+#: Bytes of label rasters kept per layer (int32 cells: 64 MiB is 16 Mcells, e.g. about half of a
+#: full Sentinel-2 tile at 20 m cells); once full, further tiles are rasterised each time.
+LABEL_CACHE_BYTES = 64 * 1024 * 1024
+
+
+class LabelCache:
+    """Label rasters (read-only arrays) by grid key, up to ``budget`` bytes: entries are kept
+    while they fit and never evicted (tiles come in the same order every pass, so an LRU policy
+    would miss every time once the scene is larger than the budget)."""
+
+    def __init__(self, budget: int = LABEL_CACHE_BYTES) -> None:
+        self.budget = budget
+        self.nbytes = 0
+        self._arrays: dict[tuple[Any, ...], np.ndarray] = {}
+
+    def get(self, key: tuple[Any, ...]) -> np.ndarray | None:
+        return self._arrays.get(key)
+
+    def put(self, key: tuple[Any, ...], arr: np.ndarray) -> np.ndarray:
+        """``arr``, made read-only and kept when it fits in the budget."""
+        arr.flags.writeable = False
+        if self.nbytes + arr.nbytes <= self.budget:
+            self._arrays[key] = arr
+            self.nbytes += arr.nbytes
+        return arr
+
+    def clear(self) -> None:
+        self._arrays.clear()
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+
+def take_rows_cols(arr: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``arr[rows, cols]`` for rows (h, 1) and cols (1, w) index arrays, as two 1-D takes (much
+    faster than the broadcast fancy index, same values)."""
+    return arr.take(rows[:, 0], axis=0).take(cols[0], axis=1)
 
 
 def _sha256(path: Path) -> str:
@@ -95,12 +136,21 @@ class SceneParcels:
     tree: shapely.STRtree
     #: the outlines as GeoJSON-like mappings (made once: rasterize takes them as they are)
     shapes: tuple[dict[str, Any], ...]
+    #: cell rasters already made, by (kr0, kc0, shape, step)
+    label_cache: LabelCache = field(default_factory=LabelCache, compare=False, repr=False)
 
     def cells(self, kr0: int, kc0: int, shape: tuple[int, int], step: int) -> np.ndarray:
-        """int32 cell raster: 1 + position (in :attr:`index`) of the parcel holding each cell's
-        centre, 0 outside every parcel.  Cell (i, j) covers scene pixels
+        """int32 cell raster (read-only): 1 + position (in :attr:`index`) of the parcel holding
+        each cell's centre, 0 outside every parcel.  Cell (i, j) covers scene pixels
         ``[step*(kr0+i), step*(kr0+i+1)) x [step*(kc0+j), ...)``.  Where drawn parcels overlap,
-        the later one wins."""
+        the later one wins.  Made once per cell window (:attr:`label_cache`)."""
+        key = (kr0, kc0, tuple(shape), step)
+        cached = self.label_cache.get(key)
+        if cached is not None:
+            return cached
+        return self.label_cache.put(key, self._rasterise(kr0, kc0, shape, step))
+
+    def _rasterise(self, kr0: int, kc0: int, shape: tuple[int, int], step: int) -> np.ndarray:
         h, w = shape
         out = np.zeros(shape, np.int32)
         if h == 0 or w == 0 or len(self.index) == 0:
@@ -147,6 +197,13 @@ class ParcelLayer:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def label_cache(self) -> LabelCache:
+        """The cell rasters of the scene grid in use (empty before any scene)."""
+        for sp in self._scene_cache.values():
+            return sp.label_cache
+        return LabelCache(0)
 
     def overlaps(self, grid: Grid) -> bool:
         foot = scene_footprint(grid)
@@ -292,6 +349,8 @@ class RasterLayer:
         self.unit_m = self.k * res
         self.units_shape = (-(-self.ds.height // self.k), -(-self.ds.width // self.k))
         self.bounds_wgs84 = transform_bounds(self.ds.crs, WGS84, *self.ds.bounds, densify_pts=21)
+        #: unit rasters already made, by grid
+        self.label_cache = LabelCache()
 
     def close(self) -> None:
         self.ds.close()
@@ -334,9 +393,17 @@ class RasterLayer:
         return bool(np.any((arr != 0) & valid))
 
     def units(self, shape: tuple[int, int], transform: Affine, crs: CRS) -> np.ndarray:
-        """int32 array of ``shape`` on the grid (``transform``, ``crs``): 1 + the unit index
-        (row-major over :attr:`units_shape`) of the cropland unit holding each cell, 0 where
-        the raster says no cropland or does not reach."""
+        """int32 array (read-only) of ``shape`` on the grid (``transform``, ``crs``): 1 + the
+        unit index (row-major over :attr:`units_shape`) of the cropland unit holding each cell,
+        0 where the raster says no cropland or does not reach.  Made once per grid
+        (:attr:`label_cache`)."""
+        key = (tuple(shape), tuple(transform)[:6], crs.to_wkt())
+        cached = self.label_cache.get(key)
+        if cached is not None:
+            return cached
+        return self.label_cache.put(key, self._units(shape, transform, crs))
+
+    def _units(self, shape: tuple[int, int], transform: Affine, crs: CRS) -> np.ndarray:
         h, w = shape
         out = np.zeros(shape, np.int32)
         left, top = transform @ (0, 0)
@@ -360,7 +427,7 @@ class RasterLayer:
             fast = aligned_index(src_tr, src.shape, transform, shape, crs == self.ds.crs)
             if fast is not None:
                 rr, cc, inside = fast
-                return np.where(inside, uid[rr, cc], 0).astype(np.int32)
+                return np.where(inside, take_rows_cols(uid, rr, cc), 0).astype(np.int32)
             reproject(
                 uid,
                 out,
