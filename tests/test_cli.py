@@ -57,6 +57,7 @@ def test_run_writes_geojson_and_run_json(tmp_path: Path) -> None:
     virginia = json.loads((out / "s2_l1c_virginia_crop" / "detections.geojson").read_text())
     assert [f for f in virginia["features"] if f["properties"]["class"] == "fire"] == []
     assert json.loads((out / "s2_l1c_virginia_crop" / "run.json").read_text())["detectors"] == {
+        "clouds": "ran",
         "fire": "ran",
         "ships": "ran",
         "crop": "skipped: no cropland layer covers this scene",

@@ -209,7 +209,8 @@ def test_skipped_detectors_are_not_checked_in_report_run_json_and_facts(tmp_path
     d = tmp_path / "out" / "s2_fire_G90292"
     text = (d / "report.txt").read_text()
     assert "no ships" not in text and "no crop-stress" not in text
-    assert "ships not checked (no B02, B03, B04, B08 bands)" in text
+    # the cloud screen needs the same bands: one phrase for both
+    assert "ships and clouds not checked (no B02, B03, B04, B08 bands)" in text
     assert "crop stress not checked (no B04, B08 bands)" in text
     run = _json(d / "run.json")
     assert run["outcome"] == "partial"
