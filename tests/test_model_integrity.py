@@ -33,7 +33,7 @@ FIRE_SCENE = SAMPLES / "s2_fire_G90292"
 CASES = [
     (FIRE_SCENE, "fire", "fire_swir", 256),
     (CROP_SCENE, "crop", "crop_stress", 256),
-    (SHIP_SCENE, "ships", "ship_screen", 256),
+    (SHIP_SCENE, "ships", "ship_segmenter", 256),
 ]
 DUAL = RobustnessSettings(dual_execution=True)
 #: crop stress needs a cropland layer: the hand-drawn parcels of the Virginia sample
@@ -268,7 +268,7 @@ def test_persistent_divergent_fault_fails_the_tile_only(tmp_path: Path) -> None:
     (ComputeFaultError), and every detection that does not touch it is kept."""
     clean = run_scene(SHIP_SCENE, Settings(detectors=("ships",), tile_size=256))
     settings = _dual_settings(tmp_path, "ships", 256)
-    m = _model_of(settings, "ship_screen")
+    m = _model_of(settings, "ship_segmenter")
     m.fault_hook = lambda call, attempt, out: _flip(out, attempt + 1) if call == 0 else out
     result = run_scene(SHIP_SCENE, settings)
     assert [f.tile_id for f in result.failures] == ["r000c000"]

@@ -125,7 +125,7 @@ class Calibration:
     score: tuple[float, ...]
 
     def __call__(self, raw: float | np.ndarray) -> np.ndarray:
-        return np.interp(raw, self.raw, self.score)
+        return np.asarray(np.interp(raw, self.raw, self.score))
 
     @classmethod
     def from_manifest(cls, entry: Mapping[str, object] | None) -> Calibration:
