@@ -58,11 +58,14 @@ sys.path.insert(0, str(HERE))
 from model_io import update_manifest, write_model  # noqa: E402
 
 from pipeline.detectors.vessel_segmentation import (  # noqa: E402
+    Rescorer,
     fit_calibration,
+    fit_rescorer,
+    gated_maps,
     group_vessels,
     instance_measures,
     ring_water_share,
-    run_segmenter,
+    vessel_features,
 )
 
 log = logging.getLogger("train_ship_segmenter")
@@ -83,6 +86,9 @@ TOLERANCE_M = 30.0
 PROB_MIN = 0.5
 CORE_MIN = 0.6
 MIN_LENGTH_M = 35.0
+GATE_NDWI = -0.1
+GATE_NIR = 0.02
+GATE_CELLS = 2
 PRECISION_TARGET = 0.85
 FOLD_DIR = HERE / "ship_folds"
 
@@ -404,7 +410,11 @@ def _session(blob: bytes) -> Any:
 
 def detect_port(sess: Any, p: Port) -> list[dict[str, Any]]:
     """Vessels on a whole port image: pixels, centroid, raw score, length, setting."""
-    prob, dist = run_segmenter(lambda f: sess.run(None, f), list(p.x))
+    # the detector's network gate (pipeline/detectors/ships.py defaults), then its grouping
+    valid = np.ones(p.water.shape, bool)
+    prob, dist = gated_maps(
+        lambda f: sess.run(None, f), list(p.x), valid, NDWI_MIN, GATE_NDWI, GATE_NIR, GATE_CELLS
+    )
     n, lab = group_vessels(prob, dist, PROB_MIN, CORE_MIN)
     out = []
     for m in instance_measures(lab, n, prob):
@@ -418,10 +428,13 @@ def detect_port(sess: Any, p: Port) -> list[dict[str, Any]]:
         if length * p.gsd < MIN_LENGTH_M:
             continue
         share = ring_water_share(r, c, p.water, lab > 0)
+        feat = vessel_features(float(m["raw"]), float(prob[r, c].mean()), r.size * p.gsd**2)
         out.append(
             {
                 "row": float(r.mean()) + 0.5,
                 "col": float(c.mean()) + 0.5,
+                "max_prob": float(m["raw"]),
+                "feat": [round(float(v), 6) for v in feat],
                 "raw": float(m["raw"]),
                 "setting": "at_sea" if share >= 0.9 else "moored",
             }
@@ -596,6 +609,9 @@ def common_entry(calibration: dict[str, Any]) -> dict[str, Any]:
             "core_min": CORE_MIN,
             "min_score": 0.5,
             "ndwi_min": NDWI_MIN,
+            "gate_ndwi": GATE_NDWI,
+            "gate_nir_contrast": GATE_NIR,
+            "gate_cells": float(GATE_CELLS),
             "min_length_m": MIN_LENGTH_M,
             "max_length_m": 400.0,
         },
@@ -612,6 +628,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--out-dir", type=Path, default=HERE)
     ap.add_argument("--folds", nargs="*", default=list(PORTS), help="held-out ports (--cv)")
+    ap.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="no training: re-evaluate the fold models on disk (--cv) and refresh the final "
+        "model's calibration and figures in the manifest (--final)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     _setup_torch()
@@ -630,10 +652,13 @@ def main(argv: list[str] | None = None) -> int:
         for held in args.folds:
             ts = time.time()
             train_ports = [p for p in ports if p.name != held]
-            net = train(train_ports, args.steps, args.seed)
-            blob = export_onnx(net, f"eotriage vessel segmenter, fold without {held}")
             path = fold_dir / f"{NAME}_without_{held}.onnx"
-            path.write_bytes(blob)
+            if args.evaluate_only:
+                blob = path.read_bytes()
+            else:
+                net = train(train_ports, args.steps, args.seed)
+                blob = export_onnx(net, f"eotriage vessel segmenter, fold without {held}")
+                path.write_bytes(blob)
             row = evaluate_fold(blob, next(p for p in ports if p.name == held))
             rows.append(row)
             folds[held] = {
@@ -645,6 +670,29 @@ def main(argv: list[str] | None = None) -> int:
                 "fold %s: %d detections, %d labels, %.0f s", held, len(row["dets"]),
                 row["labels"], time.time() - ts,
             )
+        # rescoring of vessels (logistic regression on RESCORE_FEATURES), nested: each port's
+        # vessels are scored by a rescorer fitted on the other 7 ports' out-of-fold vessels
+        rescorers: dict[str, Rescorer] = {}
+        for r in rows:
+            xs = [d["feat"] for o in rows if o is not r for d in o["dets"]]
+            ys = [t for o in rows if o is not r for t in o["tp"]]
+            rescorers[r["port"]] = fit_rescorer(np.asarray(xs), np.asarray(ys, float))
+            for d in r["dets"]:
+                d["raw"] = rescorers[r["port"]](np.asarray(d["feat"]))
+        all_x = np.asarray([d["feat"] for r in rows for d in r["dets"]])
+        all_y = np.asarray([t for r in rows for t in r["tp"]], float)
+        rescore_all = fit_rescorer(all_x, all_y)
+        # for comparison: the highest pixel probability alone as the score
+        mp = np.asarray([d["max_prob"] for r in rows for d in r["dets"]])
+        cal_mp, t_mp = fit_calibration(mp, all_y, PRECISION_TARGET)
+        rescored = [[d["raw"] for d in r["dets"]] for r in rows]
+        for r in rows:
+            for d in r["dets"]:
+                d["raw"] = d["max_prob"]
+        figures_max_only = figures(rows, t_mp)
+        for r, scores in zip(rows, rescored, strict=True):
+            for d, v in zip(r["dets"], scores, strict=True):
+                d["raw"] = v
         raw = np.asarray([d["raw"] for r in rows for d in r["dets"]])
         ok = np.asarray([t for r in rows for t in r["tp"]], np.float64)
         cal, t = fit_calibration(raw, ok, PRECISION_TARGET)
@@ -654,6 +702,8 @@ def main(argv: list[str] | None = None) -> int:
             "patch": PATCH,
             "batch": BATCH,
             "grouping": {"prob_min": PROB_MIN, "core_min": CORE_MIN},
+            "gate": {"ndwi_min": NDWI_MIN, "gate_ndwi": GATE_NDWI, "gate_nir_contrast": GATE_NIR,
+                     "gate_cells": GATE_CELLS},
             "min_length_m": MIN_LENGTH_M,
             "tolerance_m": TOLERANCE_M,
             "calibration": {
@@ -663,11 +713,15 @@ def main(argv: list[str] | None = None) -> int:
                 "precision_target": PRECISION_TARGET,
                 "fitted_on": "out-of-fold vessels of the leave-one-port-out folds",
             },
+            "rescore": rescore_all.to_manifest(),
+            "rescore_by_fold": {k: v.to_manifest() for k, v in rescorers.items()},
+            "figures_max_prob_only": figures_max_only,
             "figures_all": figures(rows, None),
             "figures_score_ge_0_5": figures(rows, t),
             "folds": folds,
             "out_of_fold_vessels": [
-                {"port": r["port"], "raw": round(d["raw"], 5), "tp": bool(ok),
+                {"port": r["port"], "raw": round(d["raw"], 5),
+                 "max_prob": round(d["max_prob"], 5), "feat": d["feat"], "tp": bool(ok),
                  "setting": d["setting"]}
                 for r in rows for d, ok in zip(r["dets"], r["tp"], strict=True)
             ],
@@ -681,6 +735,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{NAME}_without_{held}",
                 {
                     **common_entry(report["calibration"]),
+                    "rescore": report["rescore_by_fold"][held],
                     "file": f["file"],
                     "training": {"ports": f["training_ports"], "seed": args.seed,
                                  "steps": args.steps, "git_sha": report["git_sha"]},
@@ -691,13 +746,24 @@ def main(argv: list[str] | None = None) -> int:
         log.info("CV (score >= 0.5): %s", json.dumps(report["figures_score_ge_0_5"]["pooled"]))
         log.info("CV at sea %.3f moored %.3f", report["figures_score_ge_0_5"]["recall_at_sea"],
                  report["figures_score_ge_0_5"]["recall_moored"])
-    if args.final:
+    if args.final and args.evaluate_only:
+        cv = json.loads(cv_path.read_text())
+        manifest = json.loads((args.out_dir / "manifest.json").read_text())
+        entry = manifest["models"][NAME]
+        entry.update({k: v for k, v in common_entry(cv["calibration"]).items() if k != "version"})
+        entry["rescore"] = cv["rescore"]
+        entry["cross_validation"]["figures_score_ge_0_5"] = cv["figures_score_ge_0_5"]
+        entry["cross_validation"]["evaluated_at_git_sha"] = cv["git_sha"]
+        update_manifest(args.out_dir, NAME, entry)
+        log.info("refreshed the calibration and figures of %s in the manifest", NAME)
+    elif args.final:
         tf = time.time()
         net = train(ports, args.steps, args.seed)
         blob = export_onnx(net, "eotriage vessel segmenter (sen2ships, 8 ports)")
         cv = json.loads(cv_path.read_text()) if cv_path.exists() else {}
         entry = {
             **common_entry(cv.get("calibration", {})),
+            "rescore": cv.get("rescore", {}),
             "file": f"{NAME}.onnx",
             "training": {
                 "data": "sen2ships (ShipDetectionExperts/sen2ships @ d8e83c1a03, MIT), "

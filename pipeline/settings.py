@@ -216,9 +216,12 @@ class ShipSettings:
     ndwi_min: float | None = _num(ge=-1, le=1)
     #: tiles with fewer water pixels than this (core and context) skip the network
     min_water_px: float | None = _num(ge=0)
-    #: open water runs the network only where a pixel is this much brighter in NIR than the
-    #: water around it (0: everywhere there is water)
+    #: the network gate (pipeline.detectors.vessel_segmentation.gated_maps): loose NDWI water
+    #: test, NIR contrast of a bright pixel in open water (0: every cell with water runs), and
+    #: cells of context around busy cells
+    gate_ndwi: float | None = _num(ge=-1, le=1)
     gate_nir_contrast: float | None = _num(ge=0)
+    gate_cells: float | None = _num(ge=0)
     #: vessel mask: pixels whose vessel probability is at least this
     prob_min: float | None = _num(ge=0, le=1)
     #: hull cores (seeds that separate touching hulls): distance-map value at least this

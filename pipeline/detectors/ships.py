@@ -33,7 +33,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..core.ingest import TileData
@@ -54,15 +53,16 @@ from .vessel_segmentation import (
     MULTIPLE,
     ROLES,
     Calibration,
+    Rescorer,
+    gated_maps,
     group_vessels,
     instance_measures,
     ring_water_share,
     run_segmenter,
+    vessel_features,
 )
 
 MODEL = "ship_segmenter"
-#: Cells of the network gate (see :meth:`ShipDetector.gated_maps`), pixels.
-CELL_PX = 32
 #: A vessel is "at sea" when at least this share of its 3-pixel ring is water.
 AT_SEA_RING_WATER = 0.9
 
@@ -71,9 +71,11 @@ AT_SEA_RING_WATER = 0.9
 DEFAULTS = {
     "ndwi_min": 0.05,
     "min_water_px": 16.0,
-    #: a cell of open water runs the network when a pixel is this much brighter in NIR than
-    #: the cell's darkest water (a hull); 0 runs the network on every cell with water
+    #: the network gate (vessel_segmentation.gated_maps): loose water test, NIR contrast of
+    #: a bright pixel in open water, cells of context around busy cells
+    "gate_ndwi": -0.1,
     "gate_nir_contrast": 0.02,
+    "gate_cells": 2.0,
     "prob_min": 0.5,
     "core_min": 0.6,
     "min_score": 0.5,
@@ -132,6 +134,7 @@ class ShipDetector:
             )
         th = {**DEFAULTS, **{k: float(v) for k, v in self.model.info.thresholds.items()}}
         self.thresholds = manifest_thresholds(settings.ships, th)
+        self.rescorer = Rescorer.from_manifest(raw.get("rescore"))
         self.calibration = Calibration.from_manifest(raw.get("calibration"))
 
     @property
@@ -150,50 +153,6 @@ class ShipDetector:
         """The segmenter's (prob, dist) over a whole window of role bands."""
         return run_segmenter(self.model.run, [bands[r] for r in ROLES])
 
-    def gated_maps(
-        self, bands: Mapping[str, np.ndarray], water: np.ndarray, valid: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(prob, dist) with the network run only where a vessel can be: cells of
-        :data:`CELL_PX` that hold water and either some non-water pixels (a hull, a quay, a
-        shore) or a pixel brighter in NIR than the cell's water by ``gate_nir_contrast``,
-        grown by one cell of context.  Open water without anything bright and land without
-        water are left at probability 0.  When most cells are busy the whole window runs."""
-        h, w = water.shape
-        c = CELL_PX
-        ch, cw = -(-h // c), -(-w // c)
-        ph, pw = ch * c - h, cw * c - w
-
-        def cells(a: np.ndarray, fill: float) -> np.ndarray:
-            a = np.pad(a, ((0, ph), (0, pw)), constant_values=fill) if ph or pw else a
-            return a.reshape(ch, c, cw, c).swapaxes(1, 2).reshape(ch, cw, c * c)
-
-        wat = cells(water, False)
-        land = cells(valid & ~water, False)
-        nir = cells(np.asarray(bands["nir"], np.float32), 0.0)
-        n_w = wat.sum(axis=2)
-        nir_w = np.where(wat, nir, np.float32(np.inf)).min(axis=2)  # darkest water
-        bright = (nir.max(axis=2) - nir_w) >= self.thresholds["gate_nir_contrast"]
-        active = (n_w > 0) & ((land.sum(axis=2) > 0) | bright)
-        if not active.any():
-            return np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
-        active = cv2.dilate(active.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-        if active.mean() > 0.6:
-            return self.maps(bands)
-        prob = np.zeros((h, w), np.float32)
-        dist = np.zeros((h, w), np.float32)
-        n, _lab, stats, _ = cv2.connectedComponentsWithStats(
-            active.astype(np.uint8), connectivity=8
-        )
-        for i in range(1, n):
-            x, y, bw, bh = (int(v) for v in stats[i, :4])
-            r0, r1 = y * c, min(h, (y + bh) * c)
-            c0, c1 = x * c, min(w, (x + bw) * c)
-            sub = {k: bands[k][r0:r1, c0:c1] for k in ROLES}
-            p, d = run_segmenter(self.model.run, [sub[k] for k in ROLES])
-            prob[r0:r1, c0:c1] = np.maximum(prob[r0:r1, c0:c1], p)
-            dist[r0:r1, c0:c1] = np.maximum(dist[r0:r1, c0:c1], d)
-        return prob, dist
-
     def detect(self, data: TileData, scene: Scene) -> list[Component]:
         tile = data.tile
         th = self.thresholds
@@ -202,7 +161,15 @@ class ShipDetector:
         water = water_mask(bands["green"], bands["nir"], valid, th["ndwi_min"])
         if int(np.count_nonzero(water)) < th["min_water_px"]:
             return []  # no water: nothing to run the network on
-        prob, dist = self.gated_maps(bands, water, valid)
+        prob, dist = gated_maps(
+            self.model.run,
+            [bands[r] for r in ROLES],
+            valid,
+            th["ndwi_min"],
+            th["gate_ndwi"],
+            th["gate_nir_contrast"],
+            int(th["gate_cells"]),
+        )
         n, labels = group_vessels(prob, dist, th["prob_min"], th["core_min"], valid)
         if n == 0:
             return []
@@ -225,7 +192,7 @@ class ShipDetector:
             stats = {
                 "n_pixels": float(r.size),
                 "max_raw": float(m["raw"]),
-                "mean_prob": float(prob[r, c].mean()),
+                "sum_prob": float(prob[r, c].sum()),
                 "ring_water": share,
                 **_moments(r + origin[0], c + origin[1]),
             }
@@ -250,7 +217,9 @@ class ShipDetector:
         width_px = math.sqrt(12.0 * lam_small + 1.0)
         if length_px * res < th["min_length_m"] or length_px * res > th["max_length_m"]:
             return None
-        score = float(self.calibration(st["max_raw"]))
+        area = n * scene.grid.pixel_area_m2
+        raw = self.rescorer(vessel_features(st["max_raw"], st["sum_prob"] / n, area))
+        score = float(self.calibration(raw))
         if score < th["min_score"]:
             return None
         heading: float | None = None
@@ -269,7 +238,7 @@ class ShipDetector:
             "heading_deg": heading,
             "setting": setting,
             "pixel_count": n,
-            "area_m2": round(n * scene.grid.pixel_area_m2, 1),
+            "area_m2": round(area, 1),
             "segmenter_prob": round(st["max_raw"], 4),
             "centroid_lon": round(lon, 6),
             "centroid_lat": round(lat, 6),

@@ -22,6 +22,7 @@ cross-validation figures and the detector group pixels the same way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -58,6 +59,72 @@ def run_segmenter(
     xp, h, w = pad_to_multiple(x)
     prob, dist = session_run({"bands": np.ascontiguousarray(xp)})[:2]  # type: ignore[operator]
     return prob[0, 0, :h, :w], dist[0, 0, :h, :w]
+
+
+#: Cells of the network gate (:func:`gated_maps`), pixels.
+CELL_PX = 32
+
+
+def gated_maps(
+    session_run: object,
+    bands: Sequence[np.ndarray],
+    valid: np.ndarray,
+    ndwi_min: float,
+    gate_ndwi: float,
+    gate_nir_contrast: float,
+    gate_cells: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The segmenter's (prob, dist) over a window, the network run only where a vessel can
+    be.  ``bands`` are the :data:`ROLES` planes.
+
+    A cell of :data:`CELL_PX` is busy when it holds water by a loose test (NDWI above
+    ``gate_ndwi``: harbour water under haze has NDWI near -0.05) and something that is not
+    water by the detector's test (NDWI at most ``ndwi_min``: a hull, a quay, a shore) or a
+    pixel brighter in NIR than the cell's darkest water by ``gate_nir_contrast``.  Busy cells
+    grow by ``gate_cells`` cells of context (moored hulls lie up to ~45 px from the nearest
+    NDWI water in some harbours); the network runs on the bounding box of each group of busy
+    cells.  Open water with nothing bright in it and land far from water stay at
+    probability 0.  When most cells are busy the whole window runs."""
+    run = session_run
+    blue, green, red, nir, swir = (np.asarray(b, np.float32) for b in bands)
+    h, w = nir.shape
+    num = green - nir
+    den = green + nir
+    loose = (num > np.float32(gate_ndwi) * den) & valid
+    strict = (num > np.float32(ndwi_min) * den) & valid
+    c = CELL_PX
+    ch, cw = -(-h // c), -(-w // c)
+    ph, pw = ch * c - h, cw * c - w
+
+    def cells(a: np.ndarray, fill: float) -> np.ndarray:
+        a = np.pad(a, ((0, ph), (0, pw)), constant_values=fill) if ph or pw else a
+        return a.reshape(ch, c, cw, c).swapaxes(1, 2).reshape(ch, cw, c * c)
+
+    wat = cells(loose, False)
+    other = cells(valid & ~strict, False)
+    nr = cells(nir, 0.0)
+    n_w = wat.sum(axis=2)
+    dark = np.where(wat, nr, np.float32(np.inf)).min(axis=2)
+    bright = (nr.max(axis=2) - dark) >= gate_nir_contrast
+    busy = (n_w > 0) & ((other.sum(axis=2) > 0) | bright)
+    zeros = (np.zeros((h, w), np.float32), np.zeros((h, w), np.float32))
+    if not busy.any():
+        return zeros
+    k = 2 * gate_cells + 1
+    busy = cv2.dilate(busy.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+    planes = [blue, green, red, nir, swir]
+    if busy.mean() > 0.6:
+        return run_segmenter(run, planes)
+    prob, dist = zeros
+    n, _lab, stats, _ = cv2.connectedComponentsWithStats(busy.astype(np.uint8), connectivity=8)
+    for i in range(1, n):
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        r0, r1 = y * c, min(h, (y + bh) * c)
+        c0, c1 = x * c, min(w, (x + bw) * c)
+        p, d = run_segmenter(run, [b[r0:r1, c0:c1] for b in planes])
+        prob[r0:r1, c0:c1] = np.maximum(prob[r0:r1, c0:c1], p)
+        dist[r0:r1, c0:c1] = np.maximum(dist[r0:r1, c0:c1], d)
+    return prob, dist
 
 
 def group_vessels(
@@ -246,3 +313,68 @@ def ring_water_share(
     if not ring.any():
         return 0.0
     return float(water[r0:r1, c0:c1][ring].mean())
+
+
+#: Vessel-level features of the rescoring (:class:`Rescorer`), in this order.
+RESCORE_FEATURES = ("logit_max_prob", "logit_mean_prob", "log_area_1000m2")
+
+
+def vessel_features(max_prob: float, mean_prob: float, area_m2: float) -> np.ndarray:
+    """:data:`RESCORE_FEATURES` of one vessel."""
+
+    def logit(p: float) -> float:
+        p = min(max(p, 1e-4), 1.0 - 1e-4)
+        return math.log(p / (1.0 - p))
+
+    return np.array(
+        [logit(max_prob), logit(mean_prob), math.log(max(area_m2, 1.0) / 1000.0)], np.float64
+    )
+
+
+@dataclass(frozen=True)
+class Rescorer:
+    """Logistic regression of "is a labelled vessel" on :data:`RESCORE_FEATURES`, fitted on
+    out-of-fold vessels (``models/train_ship_segmenter.py``).  The default (no entry in the
+    manifest) gives back the highest pixel probability."""
+
+    coef: tuple[float, ...] = (1.0, 0.0, 0.0)
+    intercept: float = 0.0
+
+    def __call__(self, f: np.ndarray) -> float:
+        z = float(np.dot(self.coef, f)) + self.intercept
+        return 1.0 / (1.0 + math.exp(-min(max(z, -50.0), 50.0)))
+
+    @classmethod
+    def from_manifest(cls, entry: Mapping[str, object] | None) -> Rescorer:
+        if not entry:
+            return cls()
+        coef = tuple(float(v) for v in entry["coef"])  # type: ignore[attr-defined]
+        return cls(coef, float(entry["intercept"]))  # type: ignore[arg-type]
+
+    def to_manifest(self) -> dict[str, object]:
+        return {
+            "features": list(RESCORE_FEATURES),
+            "coef": [round(v, 6) for v in self.coef],
+            "intercept": round(self.intercept, 6),
+        }
+
+
+def fit_rescorer(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> Rescorer:
+    """L2-regularised logistic regression by Newton's method (a few dozen rows x 3)."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    if x.shape[0] < 5 or y.min() == y.max():
+        return Rescorer()
+    a = np.c_[x, np.ones(len(x))]
+    w = np.zeros(a.shape[1])
+    reg = np.eye(a.shape[1]) * l2
+    reg[-1, -1] = 0.0
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-np.clip(a @ w, -50, 50)))
+        g = a.T @ (p - y) + reg @ w
+        h = (a * (p * (1 - p))[:, None]).T @ a + reg
+        step = np.linalg.solve(h, g)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return Rescorer(tuple(float(v) for v in w[:-1]), float(w[-1]))
