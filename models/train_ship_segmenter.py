@@ -204,11 +204,11 @@ def make_patch(
     src = max(8, int(round(PATCH * gsd_t / p.gsd)))
     _, h, w = p.x.shape
     kind = rng.random()
-    if kind < 0.34 and len(p.centres):
+    if kind < 0.25 and len(p.centres):
         cy, cx = p.centres[int(rng.integers(len(p.centres)))]
         cy += int(rng.integers(-src // 3, src // 3 + 1))
         cx += int(rng.integers(-src // 3, src // 3 + 1))
-    elif kind < 0.67 and len(p.shore):
+    elif kind < 0.70 and len(p.shore):
         cy, cx = p.shore[int(rng.integers(len(p.shore)))]
     else:
         cy, cx = int(rng.integers(h)), int(rng.integers(w))
@@ -230,7 +230,7 @@ def make_patch(
     vessel = (inst > 0).astype(np.float32)
     dist = dist * vessel
     # copy-paste of labelled vessels into water and along quays
-    if chips and rng.random() < 0.6:
+    if chips and rng.random() < 0.4:
         water = water_of(x)
         for _ in range(int(rng.integers(1, 4))):
             c = chips[int(rng.integers(len(chips)))]
@@ -335,7 +335,7 @@ def train(ports: list[Port], steps: int, seed: int) -> Any:
     # ports weighted by the square root of their vessel count (small ports still seen)
     wts = np.sqrt(np.asarray([len(p.vessels) for p in ports], np.float64))
     wts /= wts.sum()
-    bce = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(3.0))
+    bce = torch.nn.BCEWithLogitsLoss()
     net.train()
     losses: list[float] = []
     for step in range(steps):
@@ -416,6 +416,7 @@ def detect_port(sess: Any, p: Port) -> list[dict[str, Any]]:
         lambda f: sess.run(None, f), list(p.x), valid, NDWI_MIN, GATE_NDWI, GATE_NIR, GATE_CELLS
     )
     n, lab = group_vessels(prob, dist, PROB_MIN, CORE_MIN)
+    occupied = lab > 0
     out = []
     for m in instance_measures(lab, n, prob):
         r, c = m["rows"], m["cols"]
@@ -427,8 +428,8 @@ def detect_port(sess: Any, p: Port) -> list[dict[str, Any]]:
             length = 1.0
         if length * p.gsd < MIN_LENGTH_M:
             continue
-        share = ring_water_share(r, c, p.water, lab > 0)
-        feat = vessel_features(float(m["raw"]), float(prob[r, c].mean()), r.size * p.gsd**2)
+        share = ring_water_share(r, c, p.water, occupied)
+        feat = vessel_features(r, c, prob, dist, list(p.x), occupied, p.gsd**2, GATE_NDWI)
         out.append(
             {
                 "row": float(r.mean()) + 0.5,

@@ -1,23 +1,27 @@
 """Ship detector: a learned vessel segmenter, grouped into one feature per hull.
 
 1. **Water screen.**  An NDWI test (``ndwi_min``) over the tile's read window.  A tile with
-   fewer than ``min_water_px`` water pixels skips the network (inland tiles cost a few
-   array operations).
+   fewer than ``min_water_px`` water pixels skips the network (inland tiles cost one array
+   pass).  Inside a tile the network runs only on cells near water that hold something
+   (:func:`~pipeline.detectors.vessel_segmentation.gated_maps`: ``gate_ndwi``,
+   ``gate_nir_contrast``, ``gate_cells``); empty open water and land far from water are not
+   seen by the network.
 2. **Segmenter** (``models/ship_segmenter.onnx``, trained by
    ``models/train_ship_segmenter.py`` on the 8 sen2ships ports): a small U-Net-like FCN on the
-   five bands B02 B03 B04 B08 B11 (reflectance) run over the whole read window.  It gives a
-   vessel probability and a hull distance map per pixel
-   (:mod:`pipeline.detectors.vessel_segmentation`).
+   five bands B02 B03 B04 B08 B11 (reflectance).  It gives a vessel probability and a hull
+   distance map per pixel (:mod:`pipeline.detectors.vessel_segmentation`).
 3. **Grouping.**  Pixels above ``prob_min`` form the vessel mask; hull cores (distance map at
    least ``core_min``) seed one vessel each and the rest of the mask joins the nearest seed,
    so hulls rafted side by side are separate vessels.
 4. **Tile edges.**  The network sees the tile's core plus :meth:`ShipDetector.context_px` of
-   context (more than half the longest vessel), so every vessel whose centre lies in the core
-   is seen whole; a tile reports exactly the vessels whose centre lies in its core, so a
-   vessel cut by a tile edge is reported once, by one tile, with all its pixels.
-5. **Score.**  The vessel's highest pixel probability, mapped through the calibration in the
-   manifest entry (fitted on the out-of-fold vessels of the leave-one-port-out
-   cross-validation: score >= 0.5 is where the cross-validated precision reaches 0.85).
+   context (more than half the longest vessel plus the network's reach), so every vessel whose
+   centre lies in the core is seen whole; a tile reports exactly the vessels whose centre lies
+   in its core, so a vessel cut by a tile edge is reported once, by one tile, with all its
+   pixels.
+5. **Score.**  A logistic rescoring of the vessel (its highest and mean pixel probability and
+   its area; ``rescore`` in the manifest entry), mapped through the calibration in the
+   manifest entry.  Both were fitted on the out-of-fold vessels of the leave-one-port-out
+   cross-validation; score >= 0.5 is where the cross-validated precision reaches 0.85.
    Vessels below ``min_score``, shorter than ``min_length_m`` or longer than ``max_length_m``
    are dropped.
 
@@ -51,6 +55,7 @@ from ..errors import ModelError
 from ..settings import Settings, manifest_thresholds
 from .vessel_segmentation import (
     MULTIPLE,
+    RESCORE_FEATURES,
     ROLES,
     Calibration,
     Rescorer,
@@ -161,9 +166,10 @@ class ShipDetector:
         water = water_mask(bands["green"], bands["nir"], valid, th["ndwi_min"])
         if int(np.count_nonzero(water)) < th["min_water_px"]:
             return []  # no water: nothing to run the network on
+        planes = [bands[r] for r in ROLES]
         prob, dist = gated_maps(
             self.model.run,
-            [bands[r] for r in ROLES],
+            planes,
             valid,
             th["ndwi_min"],
             th["gate_ndwi"],
@@ -189,10 +195,13 @@ class ShipDetector:
             box[r - y0, c - x0] = 1
             polys = component_polygons(box, x0 + origin[1], y0 + origin[0])
             share = ring_water_share(r, c, water, occupied)
+            feats = vessel_features(
+                r, c, prob, dist, planes, occupied, scene.grid.pixel_area_m2, th["gate_ndwi"]
+            )
             stats = {
                 "n_pixels": float(r.size),
                 "max_raw": float(m["raw"]),
-                "sum_prob": float(prob[r, c].sum()),
+                **{f"max_f{i}": float(v) for i, v in enumerate(feats)},
                 "ring_water": share,
                 **_moments(r + origin[0], c + origin[1]),
             }
@@ -218,7 +227,8 @@ class ShipDetector:
         if length_px * res < th["min_length_m"] or length_px * res > th["max_length_m"]:
             return None
         area = n * scene.grid.pixel_area_m2
-        raw = self.rescorer(vessel_features(st["max_raw"], st["sum_prob"] / n, area))
+        feats = np.array([st[f"max_f{i}"] for i in range(len(RESCORE_FEATURES))])
+        raw = self.rescorer(feats)
         score = float(self.calibration(raw))
         if score < th["min_score"]:
             return None

@@ -316,18 +316,78 @@ def ring_water_share(
 
 
 #: Vessel-level features of the rescoring (:class:`Rescorer`), in this order.
-RESCORE_FEATURES = ("logit_max_prob", "logit_mean_prob", "log_area_1000m2")
+RESCORE_FEATURES = (
+    "logit_max_prob",
+    "logit_mean_prob",
+    "log_area_1000m2",
+    "log_elongation",
+    "max_dist",
+    "ring_loose_water",
+    "ring_ndwi",
+    "ndwi",
+    "nir_contrast",
+    "swir_contrast",
+    "blue_contrast",
+)
 
 
-def vessel_features(max_prob: float, mean_prob: float, area_m2: float) -> np.ndarray:
-    """:data:`RESCORE_FEATURES` of one vessel."""
+def vessel_features(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    prob: np.ndarray,
+    dist: np.ndarray,
+    bands: Sequence[np.ndarray],
+    others: np.ndarray,
+    pixel_area_m2: float,
+    gate_ndwi: float = -0.1,
+) -> np.ndarray:
+    """:data:`RESCORE_FEATURES` of one vessel (pixels ``rows``, ``cols`` of a window whose
+    maps and :data:`ROLES` bands are given; ``others``: pixels of other vessels, left out of
+    its 3-pixel ring)."""
 
     def logit(p: float) -> float:
         p = min(max(p, 1e-4), 1.0 - 1e-4)
         return math.log(p / (1.0 - p))
 
+    blue, green, _red, nir, swir = bands
+    h, w = prob.shape
+    r0, r1 = max(0, int(rows.min()) - 3), min(h, int(rows.max()) + 4)
+    c0, c1 = max(0, int(cols.min()) - 3), min(w, int(cols.max()) + 4)
+    obj = np.zeros((r1 - r0, c1 - c0), np.uint8)
+    obj[rows - r0, cols - c0] = 1
+    ring = (cv2.dilate(obj, np.ones((7, 7), np.uint8)) > 0) & (obj == 0)
+    ring &= ~others[r0:r1, c0:c1]
+    g, n = green[r0:r1, c0:c1], nir[r0:r1, c0:c1]
+    nd = (g - n) / (g + n + np.float32(1e-4))
+    inside = obj > 0
+
+    def contrast(b: np.ndarray) -> float:
+        sub = b[r0:r1, c0:c1]
+        return float(sub[inside].mean() - (sub[ring].mean() if ring.any() else sub[inside].mean()))
+
+    if rows.size >= 2:
+        ev = np.linalg.eigvalsh(np.cov(np.vstack([rows, cols]).astype(np.float64), bias=True))
+        elong = math.sqrt(12.0 * max(float(ev[1]), 0.0) + 1.0) / math.sqrt(
+            12.0 * max(float(ev[0]), 0.0) + 1.0
+        )
+    else:
+        elong = 1.0
+    p = prob[rows, cols]
     return np.array(
-        [logit(max_prob), logit(mean_prob), math.log(max(area_m2, 1.0) / 1000.0)], np.float64
+        [
+            logit(float(p.max())),
+            logit(float(p.mean())),
+            math.log(max(rows.size * pixel_area_m2, 1.0) / 1000.0),
+            math.log(elong),
+            float(dist[rows, cols].max()),
+            float((nd[ring] > gate_ndwi).mean()) if ring.any() else 0.0,
+            float(nd[ring].mean()) if ring.any() else 0.0,
+            float(nd[inside].mean()),
+            contrast(nir),
+            contrast(swir),
+            contrast(blue),
+        ],
+        np.float64,
     )
 
 
@@ -337,7 +397,7 @@ class Rescorer:
     out-of-fold vessels (``models/train_ship_segmenter.py``).  The default (no entry in the
     manifest) gives back the highest pixel probability."""
 
-    coef: tuple[float, ...] = (1.0, 0.0, 0.0)
+    coef: tuple[float, ...] = (1.0,) + (0.0,) * (len(RESCORE_FEATURES) - 1)
     intercept: float = 0.0
 
     def __call__(self, f: np.ndarray) -> float:
@@ -360,16 +420,20 @@ class Rescorer:
 
 
 def fit_rescorer(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> Rescorer:
-    """L2-regularised logistic regression by Newton's method (a few dozen rows x 3)."""
+    """L2-regularised logistic regression (features standardised for the penalty, the
+    coefficients given back on the raw features) by Newton's method."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     if x.shape[0] < 5 or y.min() == y.max():
         return Rescorer()
-    a = np.c_[x, np.ones(len(x))]
+    mu = x.mean(axis=0)
+    sd = x.std(axis=0)
+    sd[sd < 1e-9] = 1.0
+    a = np.c_[(x - mu) / sd, np.ones(len(x))]
     w = np.zeros(a.shape[1])
     reg = np.eye(a.shape[1]) * l2
     reg[-1, -1] = 0.0
-    for _ in range(50):
+    for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-np.clip(a @ w, -50, 50)))
         g = a.T @ (p - y) + reg @ w
         h = (a * (p * (1 - p))[:, None]).T @ a + reg
@@ -377,4 +441,5 @@ def fit_rescorer(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> Rescorer:
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return Rescorer(tuple(float(v) for v in w[:-1]), float(w[-1]))
+    coef = w[:-1] / sd
+    return Rescorer(tuple(float(v) for v in coef), float(w[-1] - np.dot(coef, mu)))
