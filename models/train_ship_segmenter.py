@@ -667,6 +667,9 @@ def main(argv: list[str] | None = None) -> int:
                 net = train(train_ports, args.steps, args.seed)
                 blob = export_onnx(net, f"eotriage vessel segmenter, fold without {held}")
                 path.write_bytes(blob)
+                golden = args.out_dir / "golden" / "ship_folds"
+                golden.mkdir(parents=True, exist_ok=True)
+                (golden / path.name).write_bytes(blob)
             row = evaluate_fold(blob, next(p for p in ports if p.name == held))
             rows.append(row)
             folds[held] = {
