@@ -116,6 +116,16 @@ def _moments(r: np.ndarray, c: np.ndarray) -> dict[str, float]:
     }
 
 
+def _axes_px(r: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+    """Major and minor axis lengths (pixels) of a pixel set from its second moments."""
+    if r.size < 2:
+        return 1.0, 1.0
+    ev = np.linalg.eigvalsh(np.cov(np.vstack([r, c]).astype(np.float64), bias=True))
+    return math.sqrt(12.0 * max(float(ev[1]), 0.0) + 1.0), math.sqrt(
+        12.0 * max(float(ev[0]), 0.0) + 1.0
+    )
+
+
 class ShipDetector:
     """Per tile: water screen -> ONNX vessel segmenter -> one component per hull."""
 
@@ -139,7 +149,14 @@ class ShipDetector:
             )
         th = {**DEFAULTS, **{k: float(v) for k, v in self.model.info.thresholds.items()}}
         self.thresholds = manifest_thresholds(settings.ships, th)
-        self.rescorer = Rescorer.from_manifest(raw.get("rescore"))
+        rescore = raw.get("rescore")
+        if rescore and tuple(rescore.get("features", ())) != RESCORE_FEATURES:
+            raise ModelError(
+                f"{self.model.info.path}: rescoring features {rescore.get('features')} differ "
+                f"from this code's {list(RESCORE_FEATURES)}; re-run "
+                "models/train_ship_segmenter.py --cv --final --evaluate-only"
+            )
+        self.rescorer = Rescorer.from_manifest(rescore)
         self.calibration = Calibration.from_manifest(raw.get("calibration"))
 
     @property
@@ -182,6 +199,7 @@ class ShipDetector:
         rs, cs = tile.core_in_read
         origin = (int(tile.read.row_off), int(tile.read.col_off))
         occupied = labels > 0
+        res = scene.grid.ground_res_m
         out: list[Component] = []
         for m in instance_measures(labels, n, prob):
             r, c = m["rows"], m["cols"]
@@ -190,18 +208,25 @@ class ShipDetector:
             cr, cc = float(r.mean()), float(c.mean())
             if not (rs.start <= cr < rs.stop and cs.start <= cc < cs.stop):
                 continue
+            # size first (cheap): most segments are small craft, buoys or clutter
+            length_m = _axes_px(r, c)[0] * res
+            if length_m < th["min_length_m"] or length_m > th["max_length_m"]:
+                continue
+            feats = vessel_features(
+                r, c, prob, dist, planes, occupied, scene.grid.pixel_area_m2, th["gate_ndwi"]
+            )
+            score = float(self.calibration(self.rescorer(feats)))
+            if score < th["min_score"]:
+                continue
             y0, x0 = int(r.min()), int(c.min())
             box = np.zeros((int(r.max()) - y0 + 1, int(c.max()) - x0 + 1), np.int32)
             box[r - y0, c - x0] = 1
             polys = component_polygons(box, x0 + origin[1], y0 + origin[0])
             share = ring_water_share(r, c, water, occupied)
-            feats = vessel_features(
-                r, c, prob, dist, planes, occupied, scene.grid.pixel_area_m2, th["gate_ndwi"]
-            )
             stats = {
                 "n_pixels": float(r.size),
                 "max_raw": float(m["raw"]),
-                **{f"max_f{i}": float(v) for i, v in enumerate(feats)},
+                "max_score": score,
                 "ring_water": share,
                 **_moments(r + origin[0], c + origin[1]),
             }
@@ -227,9 +252,7 @@ class ShipDetector:
         if length_px * res < th["min_length_m"] or length_px * res > th["max_length_m"]:
             return None
         area = n * scene.grid.pixel_area_m2
-        feats = np.array([st[f"max_f{i}"] for i in range(len(RESCORE_FEATURES))])
-        raw = self.rescorer(feats)
-        score = float(self.calibration(raw))
+        score = float(st["max_score"])
         if score < th["min_score"]:
             return None
         heading: float | None = None
