@@ -4,10 +4,12 @@
 ``ship_false_alarms.png``: a 48 x 48 px crop (true colour, enlarged 4x) around every false
 alarm; ``ship_misses.png``: the same around every missed vessel.  Green: the outlines of the
 labelled vessel masks (``vessel_instances.tif``); magenta: the detection's pixel box.  Each
-crop is captioned with the port, the detection or vessel number, the detection's kind
-(free / shore) and length, or the vessel's setting (at sea / moored).
+crop is captioned with the port, the detection or vessel number, the detection's setting
+(at sea / moored) and length, or the vessel's setting (at sea / moored).
 
-The committed models and default settings are used, as by ``eotriage eval ships``.  The ports
+Each port is scored by the fold model that never saw it (``[ships] model =
+"ship_segmenter_without_<port>"``, default settings otherwise), as by ``eotriage bench ships``:
+the errors shown are the leave-one-port-out errors.  The ports
 are ``../shared/data/sen2ships`` (or ``$EOTRIAGE_SHARED_DATA``), else the two sample ports in
 ``sample_scenes/``.  Run::
 
@@ -28,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pipeline.evaluation.ships import INSTANCES_FILE, evaluate_ships, vessel_settings  # noqa: E402
+from pipeline.settings import Settings, ShipSettings  # noqa: E402
 
 CROP = 48
 ZOOM = 4
@@ -39,10 +42,10 @@ CAPTION = (255, 255, 0)
 
 def ports() -> list[Path]:
     shared = Path(os.environ.get("EOTRIAGE_SHARED_DATA", REPO.parent / "shared" / "data"))
-    names = ("busan", "casablanca", "honolulu")
+    names = ("algiers", "athens", "busan", "casablanca", "durban", "gdynia", "honolulu", "valencia")
     if (shared / "sen2ships").is_dir():
         return [shared / "sen2ships" / n for n in names]
-    return [REPO / "sample_scenes" / f"sen2ships_{n}" for n in names[1:]]
+    return [REPO / "sample_scenes" / f"sen2ships_{n}" for n in ("casablanca", "honolulu")]
 
 
 def true_colour(port: Path) -> np.ndarray:
@@ -108,7 +111,8 @@ def main(argv: list[str]) -> int:
     miss_tiles: list[Image.Image] = []
     for port in ports():
         name = port.name.removeprefix("sen2ships_")
-        score, result = evaluate_ships(port)
+        fold = ShipSettings(model=f"ship_segmenter_without_{port.name.removeprefix('sen2ships_')}")
+        score, result = evaluate_ships(port, None, Settings(ships=fold))
         with rasterio.open(port / INSTANCES_FILE) as f:
             inst = f.read(1)
         where = vessel_settings(port, port / INSTANCES_FILE)
@@ -118,7 +122,7 @@ def main(argv: list[str]) -> int:
             m = ships[j].measures
             box = (int(m["row_min"]), int(m["col_min"]), int(m["row_max"]), int(m["col_max"]))
             centre = ((box[0] + box[2]) // 2, (box[1] + box[3]) // 2)
-            caption = f"{name} det {j} {m['kind']} {float(m['length_m']):.0f} m"
+            caption = f"{name} det {j} {m['setting']} {float(m['length_m']):.0f} m"
             false_tiles.append(crop(rgb, inst, centre, box, caption))
         for vid in score.missed:
             r, c = np.nonzero(inst == vid)

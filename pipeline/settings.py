@@ -205,41 +205,38 @@ class FireSettings:
 
 @dataclass(frozen=True)
 class ShipSettings:
-    """Ship detector thresholds; ``None`` = the value in the model manifest (the screen's and the
-    classifier's entries) or the detector's default.  See :mod:`pipeline.detectors.ships`."""
+    """Ship detector settings; thresholds ``None`` = the value in the segmenter's manifest entry
+    or the detector's default.  See :mod:`pipeline.detectors.ships`."""
 
-    # the screen (models/ship_screen.onnx)
+    #: manifest entry of the vessel segmenter (the leave-one-port-out benchmark runs the fold
+    #: models ``ship_segmenter_without_<port>`` through this)
+    model: str = "ship_segmenter"
+    #: NDWI water test (water: NDWI above this); decides which tiles run the network and
+    #: whether a vessel lies at sea or moored
     ndwi_min: float | None = _num(ge=-1, le=1)
-    k_std: float | None = _num(ge=0)
-    delta_min: float | None = _num(ge=0)
-    nir_min: float | None = _num(ge=0)
-    sea_frac_min: float | None = _num(ge=0, le=1)
-    min_water: float | None = _num(ge=0)
-    land_block_min: float | None = _num(ge=0, le=1)
-    # objects: free vessels, shore objects, size rules
-    min_score: float | None = _num(ge=0)
-    free_water_min: float | None = _num(ge=0, le=1)
-    free_ndvi_min: float | None = None
-    free_contrast_min: float | None = None
-    free_support_px: float | None = _num(ge=0)
-    free_swir_ratio_min: float | None = None
-    free_blue_ratio_min: float | None = None
-    seed_prob: float | None = _num(ge=0, le=1)
-    grow_prob: float | None = _num(ge=0, le=1)
-    shore_min_pixels: float | None = _num(ge=0)
-    min_elongation: float | None = _num(ge=0)
-    grow_k: float | None = _num(ge=0)
-    grow_delta: float | None = _num(ge=0)
-    min_pixels: float | None = _num(ge=0)
-    land_open_px: float | None = _num(ge=0)
-    land_grow_px: float | None = _num(ge=0)
-    land_close_px: float | None = _num(ge=0)
+    #: tiles with fewer water pixels than this (core and context) skip the network
+    min_water_px: float | None = _num(ge=0)
+    #: the network gate (pipeline.detectors.vessel_segmentation.gated_maps): loose NDWI water
+    #: test, NIR contrast of a bright pixel in open water (0: every cell with water runs), and
+    #: cells of context around busy cells
+    gate_ndwi: float | None = _num(ge=-1, le=1)
+    gate_nir_contrast: float | None = _num(ge=0)
+    gate_cells: float | None = _num(ge=0)
+    #: vessel mask: pixels whose vessel probability is at least this
+    prob_min: float | None = _num(ge=0, le=1)
+    #: hull cores (seeds that separate touching hulls): distance-map value at least this
+    core_min: float | None = _num(ge=0, le=1)
+    #: calibrated score below which a vessel is dropped (0.5: precision >= 0.85 in the
+    #: cross-validation)
+    min_score: float | None = _num(ge=0, le=1)
     max_length_m: float | None = _num(gt=0)
     #: vessels shorter than this are not reported (metres)
     min_length_m: float | None = _num(ge=0)
 
     def __post_init__(self) -> None:
         _check(self, "ships")
+        if not self.model or not self.model.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"[ships] model must be a manifest entry name, got {self.model!r}")
 
 
 @dataclass(frozen=True)

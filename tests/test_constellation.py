@@ -49,14 +49,14 @@ def client() -> Iterator[Client]:
 
 @pytest.fixture(scope="module")
 def pool(client: Client, tmp_path_factory: pytest.TempPathFactory) -> tuple[PoolScene, ...]:
-    scenes = [SAMPLES / "s2_fire_G90292", SAMPLES / "sen2ships_honolulu"]
+    scenes = [SAMPLES / "s2_fire_G90292", SAMPLES / "sen2ships_casablanca"]
     return measure_pool(client, scenes, tmp_path_factory.mktemp("pool"), SETTINGS)
 
 
 def test_pool_bytes_are_the_real_packets(pool: tuple[PoolScene, ...], tmp_path: Path) -> None:
     fire = next(p for p in pool if p.name == "s2_fire_G90292")
     assert fire.priority == "high" and fire.counts["fire"] == 12
-    ships = next(p for p in pool if p.name == "sen2ships_honolulu")
+    ships = next(p for p in pool if p.name == "sen2ships_casablanca")
     assert ships.priority == "medium"
     # recompute independently from the pipeline's own files and decode on the "ground"
     out = tmp_path / "run"

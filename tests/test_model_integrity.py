@@ -27,13 +27,13 @@ from .conftest import REPO, SAMPLES
 
 MODELS = REPO / "models"
 CROP_SCENE = SAMPLES / "s2_l1c_virginia_crop"
-SHIP_SCENE = SAMPLES / "sen2ships_honolulu"
+SHIP_SCENE = SAMPLES / "sen2ships_casablanca"
 FIRE_SCENE = SAMPLES / "s2_fire_G90292"
 #: (scene, detector, model the detector loads first, tile size giving several tiles)
 CASES = [
     (FIRE_SCENE, "fire", "fire_swir", 256),
     (CROP_SCENE, "crop", "crop_stress", 256),
-    (SHIP_SCENE, "ships", "ship_screen", 256),
+    (SHIP_SCENE, "ships", "ship_segmenter", 256),
 ]
 DUAL = RobustnessSettings(dual_execution=True)
 #: crop stress needs a cropland layer: the hand-drawn parcels of the Virginia sample
@@ -85,7 +85,7 @@ def test_every_manifest_model_has_a_golden_copy() -> None:
     for info in load_manifest(MODELS).values():
         if "package" in info.raw:
             continue
-        golden = MODELS / "golden" / info.path.name
+        golden = MODELS / "golden" / info.path.relative_to(MODELS)
         assert golden.is_file(), f"{golden} missing: rebuild the model with its models/ script"
         assert sha256_file(golden) == info.sha256, golden
         assert golden.read_bytes() == info.path.read_bytes()
@@ -268,7 +268,7 @@ def test_persistent_divergent_fault_fails_the_tile_only(tmp_path: Path) -> None:
     (ComputeFaultError), and every detection that does not touch it is kept."""
     clean = run_scene(SHIP_SCENE, Settings(detectors=("ships",), tile_size=256))
     settings = _dual_settings(tmp_path, "ships", 256)
-    m = _model_of(settings, "ship_screen")
+    m = _model_of(settings, "ship_segmenter")
     m.fault_hook = lambda call, attempt, out: _flip(out, attempt + 1) if call == 0 else out
     result = run_scene(SHIP_SCENE, settings)
     assert [f.tile_id for f in result.failures] == ["r000c000"]

@@ -28,7 +28,7 @@ from .conftest import REPO, SAMPLES, run_cli  # noqa: E402
 @pytest.fixture(scope="module")
 def run_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
-    scenes = [SAMPLES / "s2_fire_G90292", SAMPLES / "sen2ships_honolulu"]
+    scenes = [SAMPLES / "s2_fire_G90292", SAMPLES / "sen2ships_casablanca"]
     proc = run_cli("run", *scenes, "--out", out, "--no-llm", "--threads", "1")
     assert proc.returncode == 0, proc.stderr
     return out
@@ -53,7 +53,7 @@ def _bbox_of_features(gj: dict) -> list[float]:
 
 def test_collection_from_run_outputs_validates(run_out: Path, tmp_path: Path) -> None:
     dirs = scene_dirs(run_out)
-    assert [d.name for d in dirs] == ["s2_fire_G90292", "sen2ships_honolulu"]
+    assert [d.name for d in dirs] == ["s2_fire_G90292", "sen2ships_casablanca"]
     root = tmp_path / "stac"
     collection = write_collection(dirs, root)
     assert collection.validate_all() == 2  # collection + both items, core schemas
@@ -61,7 +61,7 @@ def test_collection_from_run_outputs_validates(run_out: Path, tmp_path: Path) ->
     read = pystac.Collection.from_file(str(root / "collection.json"))
     read.validate_all()
     items = {i.id: i for i in read.get_items()}
-    assert set(items) == {"s2_fire_G90292", "sen2ships_honolulu"}
+    assert set(items) == {"s2_fire_G90292", "sen2ships_casablanca"}
     fire = items["s2_fire_G90292"]
     assert fire.properties["eotriage:counts"] == {"fire": 12}
     assert fire.properties["eotriage:priority"] == "high"
@@ -77,7 +77,7 @@ def test_collection_from_run_outputs_validates(run_out: Path, tmp_path: Path) ->
     assert all(not link["href"].startswith("/") for link in raw["links"])
     coll = json.loads((root / "collection.json").read_text())
     w, s, e, n = coll["extent"]["spatial"]["bbox"][0]
-    assert w <= -157.9 and e >= -123.3 and s <= 21.4 and n >= 58.0  # Honolulu .. BC
+    assert w <= -123.3 and e >= -7.61 and s <= 33.62 and n >= 58.0  # BC .. Casablanca
 
 
 def test_decoded_products_with_chips_and_quicklook(run_out: Path, tmp_path: Path) -> None:

@@ -221,9 +221,12 @@ def test_skipped_detectors_are_not_checked_in_report_run_json_and_facts(tmp_path
     assert facts["crop_stress"]["checked"] is False
 
 
-def test_compact_count_zero_is_not_the_same_as_not_run() -> None:
+def test_compact_count_zero_is_not_the_same_as_not_run(tmp_path: Path) -> None:
+    from pipeline.testing.ship_scenes import write_ship_scene
+
     fire_only = run_scene(FIRE_DIR, Settings())  # ships and crop: no bands
-    looked = run_scene(VIRGINIA, Settings(detectors=("fire", "ships")))  # looked, found none
+    empty_port = write_ship_scene(tmp_path / "empty", 256, 256, (), land_cols=100, seed=1)
+    looked = run_scene(empty_port, Settings(detectors=("fire", "ships")))  # found none
     a = compact_geojson(fire_only)["eotriage"]
     b = compact_geojson(looked)["eotriage"]
     assert a["counts"]["ship"] is None and a["classes"]["ship"]["status"] == NOT_CHECKED

@@ -476,8 +476,8 @@ def test_browser_folder_index(browser: Chromium, decoded_folder: Path) -> None:
     assert _count(browser, "#eot-scenes tbody tr") == 4
     # footprints of the three scenes with a position (the garbage pass has none)
     assert _count(browser, ".folium-map .eot-footprint") == 3
-    # fire, casablanca (8 ships; no crop stress without a cropland layer), damaged
-    assert _count(browser, ".folium-map .eot-alert") == 12 + 8 + 12
+    # fire, casablanca (4 ships; no crop stress without a cropland layer), damaged
+    assert _count(browser, ".folium-map .eot-alert") == 12 + 4 + 12
     _no_network(browser)
     # a row links to its scene page, which opens
     browser.click_element('#eot-scenes tbody tr[data-scene="sen2ships_casablanca"] a')

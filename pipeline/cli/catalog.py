@@ -89,15 +89,19 @@ def models_verify(settings: Settings) -> None:
     )
 
     bad = 0
-    golden_dir = golden_dir_for(
-        (settings.models_dir or default_models_dir()).resolve(), settings.robustness
-    )
+    models_dir = (settings.models_dir or default_models_dir()).resolve()
+    golden_dir = golden_dir_for(models_dir, settings.robustness)
     for m in _manifest(settings).values():
         missing = optional_missing(m)
         if missing:
             click.echo(f"skip {m.name} {m.version} ({missing})")
             continue
-        golden = golden_dir / m.path.name
+        # as the detectors load it: the file's path under the models folder (a package's
+        # model: its file name)
+        path = m.path.resolve()
+        golden = golden_dir / (
+            path.relative_to(models_dir) if path.is_relative_to(models_dir) else m.path.name
+        )
         if "package" in m.raw and not golden.is_file():  # its golden copy is optional too
             click.echo(f"ok   {m.name} {m.version} golden copy: none (package model)")
             pairs: tuple[tuple[str, Any], ...] = (("", m),)
