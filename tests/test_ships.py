@@ -217,6 +217,38 @@ def test_onnx_export_matches_pytorch_on_a_real_tile() -> None:
     assert 0.0 <= float(prob_c.min()) and float(prob_c.max()) <= 1.0
 
 
+def test_strips_give_the_same_maps_as_one_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tall window runs in overlapping strips (bounded memory); the maps are those of one
+    run over the whole window, on a real port."""
+    import onnxruntime as ort
+    from rasterio.windows import Window
+
+    import pipeline.detectors.vessel_segmentation as vs
+    from pipeline.core.ingest import SceneReader
+    from pipeline.core.tiling import Tile
+
+    scene = pipeline.open_scene(SAMPLES / "sen2ships_casablanca")
+    names = [scene.band_for_role(r).name for r in ROLES]
+    w = Window(0, 0, scene.grid.width, scene.grid.height)
+    with SceneReader(scene) as reader:
+        data = reader.read(Tile(0, 0, w, w), names)
+    sess = ort.InferenceSession(
+        str(MODELS / "ship_segmenter.onnx"), providers=["CPUExecutionProvider"]
+    )
+
+    def run(feed: dict) -> list:
+        return sess.run(None, feed)
+
+    bands = [data.bands[n] for n in names]
+    monkeypatch.setattr(vs, "STRIP_ROWS", 10**6)
+    whole = vs.run_segmenter(run, bands)
+    monkeypatch.setattr(vs, "STRIP_ROWS", 64)
+    strips = vs.run_segmenter(run, bands)
+    assert whole[0].shape == strips[0].shape == (scene.grid.height, scene.grid.width)
+    for a, b in zip(whole, strips, strict=True):
+        assert np.abs(a - b).max() < 1e-5
+
+
 # ----------------------------------------------------------------------------- detector
 
 
@@ -308,8 +340,17 @@ def test_sample_ports_run_and_features_are_well_formed() -> None:
         assert result.detectors["ships"] == "ran"
         for d in result.detections:
             m = d.measures
-            for key in ("length_m", "width_m", "heading_deg", "setting", "pixel_count",
-                        "centroid_lon", "centroid_lat", "row_min", "col_max"):
+            for key in (
+                "length_m",
+                "width_m",
+                "heading_deg",
+                "setting",
+                "pixel_count",
+                "centroid_lon",
+                "centroid_lat",
+                "row_min",
+                "col_max",
+            ):
                 assert key in m, key
             assert m["setting"] in ("at_sea", "moored")
             assert float(m["length_m"]) >= float(m["width_m"]) > 0

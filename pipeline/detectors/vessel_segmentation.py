@@ -49,16 +49,39 @@ def pad_to_multiple(x: np.ndarray, multiple: int = MULTIPLE) -> tuple[np.ndarray
     return x, h, w
 
 
+#: Rows of one network run: a taller window runs in strips of this many rows (plus
+#: :data:`STRIP_OVERLAP` above and below), so the network's activations (~250 bytes per pixel)
+#: stay ~70 MB whatever the window
+STRIP_ROWS = 256
+#: Rows of context each strip sees beyond its own rows: more than the network's reach (its
+#: 3x3 convolutions at 1/2 and 1/4 resolution and the upsampling see ~20 px), a multiple of
+#: :data:`MULTIPLE` so that every strip keeps the stride grid of the whole window
+STRIP_OVERLAP = 32
+
+
 def run_segmenter(
     session_run: object, bands: Sequence[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the segmenter on one window: ``bands`` are the :data:`ROLES` planes (reflectance);
-    ``session_run`` is a callable taking the feed dict and returning ``[prob, dist]``."""
+    ``session_run`` is a callable taking the feed dict and returning ``[prob, dist]``.
+    Windows taller than :data:`STRIP_ROWS` run in overlapping strips (bounded memory; each
+    strip keeps the rows that had full context)."""
     x = np.stack([np.asarray(b, np.float32) for b in bands])[None]
     x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
     xp, h, w = pad_to_multiple(x)
-    prob, dist = session_run({"bands": np.ascontiguousarray(xp)})[:2]  # type: ignore[operator]
-    return prob[0, 0, :h, :w], dist[0, 0, :h, :w]
+    hp = xp.shape[2]
+    if hp <= STRIP_ROWS + 2 * STRIP_OVERLAP:
+        prob, dist = session_run({"bands": np.ascontiguousarray(xp)})[:2]  # type: ignore[operator]
+        return prob[0, 0, :h, :w], dist[0, 0, :h, :w]
+    prob_out = np.empty((hp, xp.shape[3]), np.float32)
+    dist_out = np.empty_like(prob_out)
+    for r0 in range(0, hp, STRIP_ROWS):
+        r1 = min(hp, r0 + STRIP_ROWS)
+        a0, a1 = max(0, r0 - STRIP_OVERLAP), min(hp, r1 + STRIP_OVERLAP)
+        p, d = session_run({"bands": np.ascontiguousarray(xp[:, :, a0:a1])})[:2]  # type: ignore[operator]
+        prob_out[r0:r1] = p[0, 0, r0 - a0 : r1 - a0]
+        dist_out[r0:r1] = d[0, 0, r0 - a0 : r1 - a0]
+    return prob_out[:h, :w], dist_out[:h, :w]
 
 
 #: Cells of the network gate (:func:`gated_maps`), pixels.
