@@ -158,8 +158,10 @@ def load_port(root: Path, name: str) -> Port:
     near = cv2.dilate(water.astype(np.uint8), np.ones((11, 11), np.uint8)) > 0
     shore = np.argwhere((nonwater > 0) & near)
     centres = np.asarray(
-        [[int(v["centroid_px_colrow"][1]), int(v["centroid_px_colrow"][0])]
-         for v in labels["vessels"]]
+        [
+            [int(v["centroid_px_colrow"][1]), int(v["centroid_px_colrow"][0])]
+            for v in labels["vessels"]
+        ]
     )
     return Port(
         name,
@@ -307,9 +309,7 @@ def build_net() -> Any:
             self.lat2 = nn.Conv2d(32, 16, 1)
             self.up1 = cbr(16, 16)  # 1/2
             # full resolution: the input pixels and the upsampled context, per pixel (1x1)
-            self.head = nn.Sequential(
-                nn.Conv2d(16 + 6, 16, 1), nn.ReLU(), nn.Conv2d(16, 2, 1)
-            )
+            self.head = nn.Sequential(nn.Conv2d(16 + 6, 16, 1), nn.ReLU(), nn.Conv2d(16, 2, 1))
 
         def logits(self, bands: torch.Tensor) -> torch.Tensor:
             g, n = bands[:, 1:2], bands[:, 3:4]
@@ -464,10 +464,9 @@ def vessel_setting(p: Port) -> dict[int, str]:
     return out
 
 
-def match(p: Port, dets: list[dict[str, Any]]) -> tuple[list[bool], set[int]]:
-    """Greedy matching: detection centroid within TOLERANCE_M of a vessel box, closest
-    centroids first.  Returns per detection whether it is a true positive, and the found
-    vessel ids."""
+def _greedy_pairs(p: Port, dets: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching: a detection centroid within TOLERANCE_M of a vessel box,
+    closest centroids first.  Returns the matched (detection index, vessel id) pairs."""
     pairs = []
     for i, d in enumerate(dets):
         for v in p.vessels:
@@ -481,12 +480,22 @@ def match(p: Port, dets: list[dict[str, Any]]) -> tuple[list[bool], set[int]]:
     pairs.sort()
     used_d: set[int] = set()
     used_v: set[int] = set()
+    out = []
     for _, i, j in pairs:
         if i in used_d or j in used_v:
             continue
         used_d.add(i)
         used_v.add(j)
-    return [i in used_d for i in range(len(dets))], used_v
+        out.append((i, j))
+    return out
+
+
+def match(p: Port, dets: list[dict[str, Any]]) -> tuple[list[bool], set[int]]:
+    """Per detection whether it is a true positive (:func:`_greedy_pairs`), and the found
+    vessel ids."""
+    pairs = _greedy_pairs(p, dets)
+    used_d = {i for i, _ in pairs}
+    return [i in used_d for i in range(len(dets))], {j for _, j in pairs}
 
 
 def figures(rows: list[dict[str, Any]], min_raw: float | None) -> dict[str, Any]:
@@ -497,7 +506,8 @@ def figures(rows: list[dict[str, Any]], min_raw: float | None) -> dict[str, Any]
     split = {"at_sea": [0, 0], "moored": [0, 0]}
     for r in rows:
         keep = [
-            (d, ok) for d, ok in zip(r["dets"], r["tp"], strict=True)
+            (d, ok)
+            for d, ok in zip(r["dets"], r["tp"], strict=True)
             if min_raw is None or d["raw"] >= min_raw
         ]
         found = {v for d, ok in keep if ok for v in [d.get("vessel")] if v is not None}
@@ -511,8 +521,13 @@ def figures(rows: list[dict[str, Any]], min_raw: float | None) -> dict[str, Any]
         rc = tp / r["labels"] if r["labels"] else 0.0
         f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
         per[r["port"]] = {
-            "labels": r["labels"], "tp": tp, "fp": fp, "fn": fn,
-            "precision": round(pr, 3), "recall": round(rc, 3), "f1": round(f1, 3),
+            "labels": r["labels"],
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "precision": round(pr, 3),
+            "recall": round(rc, 3),
+            "f1": round(f1, 3),
         }
         tot["tp"] += tp
         tot["fp"] += fp
@@ -548,24 +563,8 @@ def evaluate_fold(blob: bytes, p: Port) -> dict[str, Any]:
 
 
 def _attach_vessels(p: Port, dets: list[dict[str, Any]], ok: list[bool]) -> None:
-    # re-run the greedy matching keeping the pairs
-    pairs = []
-    for i, d in enumerate(dets):
-        for v in p.vessels:
-            c0, r0, c1, r1 = v["bbox_px_xyxy"]
-            dx = max(c0 - d["col"], 0.0, d["col"] - c1)
-            dy = max(r0 - d["row"], 0.0, d["row"] - r1)
-            if math.hypot(dx, dy) * p.gsd <= TOLERANCE_M:
-                vc, vr = v["centroid_px_colrow"]
-                pairs.append((math.hypot(vc - d["col"], vr - d["row"]), i, int(v["instance_id"])))
-    pairs.sort()
-    used_d: set[int] = set()
-    used_v: set[int] = set()
-    for _, i, j in pairs:
-        if i in used_d or j in used_v:
-            continue
-        used_d.add(i)
-        used_v.add(j)
+    """Each matched detection gets the id of its vessel (``vessel``)."""
+    for i, j in _greedy_pairs(p, dets):
         dets[i]["vessel"] = j
 
 
@@ -678,8 +677,11 @@ def main(argv: list[str] | None = None) -> int:
                 "training_ports": [p.name for p in train_ports],
             }
             log.info(
-                "fold %s: %d detections, %d labels, %.0f s", held, len(row["dets"]),
-                row["labels"], time.time() - ts,
+                "fold %s: %d detections, %d labels, %.0f s",
+                held,
+                len(row["dets"]),
+                row["labels"],
+                time.time() - ts,
             )
         # rescoring of vessels (logistic regression on RESCORE_FEATURES), nested: each port's
         # vessels are scored by a rescorer fitted on the other 7 ports' out-of-fold vessels
@@ -722,8 +724,12 @@ def main(argv: list[str] | None = None) -> int:
             "patch": PATCH,
             "batch": BATCH,
             "grouping": {"prob_min": PROB_MIN, "core_min": CORE_MIN},
-            "gate": {"ndwi_min": NDWI_MIN, "gate_ndwi": GATE_NDWI, "gate_nir_contrast": GATE_NIR,
-                     "gate_cells": GATE_CELLS},
+            "gate": {
+                "ndwi_min": NDWI_MIN,
+                "gate_ndwi": GATE_NDWI,
+                "gate_nir_contrast": GATE_NIR,
+                "gate_cells": GATE_CELLS,
+            },
             "min_length_m": MIN_LENGTH_M,
             "tolerance_m": TOLERANCE_M,
             "calibration": {
@@ -742,10 +748,16 @@ def main(argv: list[str] | None = None) -> int:
             "figures_default": figures(rows, t_default),
             "folds": folds,
             "out_of_fold_vessels": [
-                {"port": r["port"], "raw": round(d["raw"], 5),
-                 "max_prob": round(d["max_prob"], 5), "feat": d["feat"], "tp": bool(ok),
-                 "setting": d["setting"]}
-                for r in rows for d, ok in zip(r["dets"], r["tp"], strict=True)
+                {
+                    "port": r["port"],
+                    "raw": round(d["raw"], 5),
+                    "max_prob": round(d["max_prob"], 5),
+                    "feat": d["feat"],
+                    "tp": bool(ok),
+                    "setting": d["setting"],
+                }
+                for r in rows
+                for d, ok in zip(r["dets"], r["tp"], strict=True)
             ],
             "git_sha": _git_sha(),
             "seconds": round(time.time() - t0, 1),
@@ -759,17 +771,27 @@ def main(argv: list[str] | None = None) -> int:
                     **common_entry(report["calibration"], report["default_min_score"]),
                     "rescore": report["rescore_by_fold"][held],
                     "file": f["file"],
-                    "training": {"ports": f["training_ports"], "seed": args.seed,
-                                 "steps": args.steps, "git_sha": report["git_sha"]},
+                    "training": {
+                        "ports": f["training_ports"],
+                        "seed": args.seed,
+                        "steps": args.steps,
+                        "git_sha": report["git_sha"],
+                    },
                     "held_out_port": held,
                     "sha256": f["sha256"],
                 },
             )
         log.info("CV (score >= 0.5): %s", json.dumps(report["figures_score_ge_0_5"]["pooled"]))
-        log.info("CV (default, score >= %.4f): %s", min_score,
-                 json.dumps(report["figures_default"]["pooled"]))
-        log.info("CV at sea %.3f moored %.3f", report["figures_score_ge_0_5"]["recall_at_sea"],
-                 report["figures_score_ge_0_5"]["recall_moored"])
+        log.info(
+            "CV (default, score >= %.4f): %s",
+            min_score,
+            json.dumps(report["figures_default"]["pooled"]),
+        )
+        log.info(
+            "CV at sea %.3f moored %.3f",
+            report["figures_score_ge_0_5"]["recall_at_sea"],
+            report["figures_score_ge_0_5"]["recall_moored"],
+        )
     if args.final and args.evaluate_only:
         cv = json.loads(cv_path.read_text())
         manifest = json.loads((args.out_dir / "manifest.json").read_text())
