@@ -114,9 +114,7 @@ def score_port(path: Path, port: str, split: str, settings: Any) -> dict[str, An
     d = score.to_dict()
     # the same run, only the vessels with a calibrated score >= 0.5 (precision >= 0.85 in
     # the cross-validation by construction of the calibration)
-    high = dataclasses.replace(
-        result, detections=[x for x in result.detections if x.score >= 0.5]
-    )
+    high = dataclasses.replace(result, detections=[x for x in result.detections if x.score >= 0.5])
     where = vessel_settings(path, path / INSTANCES_FILE, settings)
     hs = score_ships(
         high, load_vessel_labels(path / "labels.json"), score.sea_km2, TOLERANCE_M, where
@@ -208,13 +206,17 @@ def speed(shared: Path | None, quick: bool) -> list[dict[str, Any]]:
     if shared is not None:
         out.append(
             _detect_time(
-                shared / "sen2ships" / "valencia", Window(0, 0, TILE, TILE), reps,
+                shared / "sen2ships" / "valencia",
+                Window(0, 0, TILE, TILE),
+                reps,
                 "coastal (valencia: sea, port, land)",
             )
         )
         out.append(
             _detect_time(
-                shared / "s2_l1c_virginia", Window(0, 0, TILE, TILE), reps,
+                shared / "s2_l1c_virginia",
+                Window(0, 0, TILE, TILE),
+                reps,
                 "coastal (Virginia L1C: farmland, marsh, lagoon, ocean)",
             )
         )

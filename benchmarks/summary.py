@@ -126,8 +126,7 @@ def targets(records: Mapping[str, Any]) -> list[str]:
                 _row(
                     "ships, Virginia L1C tile (no vessels)",
                     "<= 1 false vessel / 10 km² water",
-                    f"{vir['false_vessels']} false vessels, "
-                    f"{vir['false_per_10km2']:.2f} / 10 km²",
+                    f"{vir['false_vessels']} false vessels, {vir['false_per_10km2']:.2f} / 10 km²",
                     vir["false_per_10km2"] is not None and vir["false_per_10km2"] <= 1.0,
                 )
             )
