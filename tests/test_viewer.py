@@ -241,6 +241,13 @@ def test_scene_outcome_classes_and_cloud_are_read_defensively() -> None:
     d = view.detections[0]
     assert (d.setting, d.size_text, d.heading) == ("moored", "120 m", 45.0)
     assert d.cloud is not None and "0.4" in d.cloud
+    # a clear look (cloud fraction 0) gets no cloud mark in the table; the popup keeps the value
+    from ground_decoder.viewer.model import _detection
+
+    props = {"class": "ship", "score": 0.6, "cloud_fraction": 0.0, "under_cloud": False}
+    clear = _detection(0, {"type": "Feature", "geometry": None, "properties": props})
+    assert clear.cloud is None
+    assert any("cloud" in k.lower() for k, _ in clear.rows)  # the popup keeps the values
     assert view.detections[1].geometry is None  # NaN coordinates are not drawn
     page = scene_html(view)
     for text in (

@@ -585,7 +585,11 @@ def _detection(i: int, feature: Any) -> DetectionView:
     heading = _num(props.get("heading_deg"))
     setting = _text(props.get("setting", props.get("vessel_setting")), 40)
     cloud_keys = [k for k in props if isinstance(k, str) and "cloud" in k.lower()]
-    cloud = "; ".join(f"{_label(k)} {fmt_value(props[k])}" for k in cloud_keys) or None
+    # the table's cloud mark only where some cloud touches the feature (a cloud fraction of 0
+    # or under_cloud false is a clear look; the popup still lists the values)
+    cloud = None
+    if any(props[k] not in (None, 0, 0.0, False, "") for k in cloud_keys):
+        cloud = "; ".join(f"{_label(k)} {fmt_value(props[k])}" for k in cloud_keys)
 
     rows: list[tuple[str, str]] = [("class", class_label(cls))]
     if score is not None:
