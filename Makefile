@@ -84,4 +84,4 @@ bench: install-bench
 	$(VENV)/bin/eotriage bench
 
 clean:
-	rm -rf $(VENV) $(WHEELS) demo_out build *.egg-info .pytest_cache
+	rm -rf $(VENV) .wheels demo_out build *.egg-info .pytest_cache
