@@ -152,15 +152,22 @@ def stats_by_label(
 ) -> dict[str, np.ndarray]:
     """Per-label sums or maxima of pixel values over labelled pixels (labels 1..n)."""
     sel = labels > 0
-    lab = labels[sel] - 1
+    return reduce_by_index(labels[sel] - 1, n, {k: a[sel] for k, a in values.items()}, reducers)
+
+
+def reduce_by_index(
+    index: np.ndarray, n: int, values: Mapping[str, np.ndarray], reducers: Mapping[str, str]
+) -> dict[str, np.ndarray]:
+    """Sums or maxima (``reducers[key]``: :data:`SUM` / :data:`MAX`) of 1-D ``values`` into
+    ``n`` bins by ``index`` (0..n-1, one per value), as float64."""
     out: dict[str, np.ndarray] = {}
     for key, arr in values.items():
-        a = arr[sel].astype(np.float64)
+        a = arr.astype(np.float64)
         if reducers[key] == SUM:
-            out[key] = np.bincount(lab, weights=a, minlength=n)
+            out[key] = np.bincount(index, weights=a, minlength=n)
         else:
             m = np.full(n, -np.inf)
-            np.maximum.at(m, lab, a)
+            np.maximum.at(m, index, a)
             out[key] = m
     return out
 

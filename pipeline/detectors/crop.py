@@ -76,6 +76,7 @@ from ..core.vectorise import (
     label_components,
     orient_rfc7946,
     pixel_to_wgs84,
+    reduce_by_index,
 )
 from ..errors import EotriageError, InputError, TileError, cause_text
 from ..settings import Settings, manifest_thresholds
@@ -1103,15 +1104,7 @@ def _areas(
     lab = labels[at] - 1
     vals = values((slice(r0, r1), slice(c0, c1)), at)
     reducers = {k: (MAX if k == "neg_unit" else SUM) for k in vals}
-    per: dict[str, np.ndarray] = {}
-    for key, arr in vals.items():  # as vectorise.stats_by_label, on the labelled cells only
-        a = arr.astype(np.float64)
-        if reducers[key] == SUM:
-            per[key] = np.bincount(lab, weights=a, minlength=n)
-        else:
-            m = np.full(n, -np.inf)
-            np.maximum.at(m, lab, a)
-            per[key] = m
+    per = reduce_by_index(lab, n, vals, reducers)  # values are of the labelled cells only
     at_edge = (
         (cc[1:, 0] + c0 == 0)
         | (cc[1:, 1] + r0 == 0)
