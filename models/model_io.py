@@ -20,6 +20,42 @@ from typing import Any
 GOLDEN_SUBDIR = "golden"
 
 
+def torch_to_onnx(
+    module: Any,
+    args: tuple[Any, ...],
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+    producer: str,
+    version: str,
+    doc: str,
+) -> bytes:
+    """A PyTorch module exported to ONNX (opset 17, the TorchScript exporter), stamped with its
+    producer script, version and doc string, and checked by ``onnx.checker``."""
+    import io
+
+    import onnx
+    import torch
+
+    buf = io.BytesIO()
+    torch.onnx.export(
+        module,
+        args,
+        buf,
+        input_names=input_names,
+        output_names=output_names,
+        dynamic_axes=dynamic_axes,
+        opset_version=17,
+        dynamo=False,
+    )
+    m = onnx.load_from_string(buf.getvalue())
+    m.producer_name = producer
+    m.producer_version = version
+    m.doc_string = doc
+    onnx.checker.check_model(m)
+    return bytes(m.SerializeToString())
+
+
 def update_manifest(out_dir: Path, name: str, entry: dict[str, Any]) -> Path:
     """Read-modify-write ``out_dir/manifest.json``: set ``name``, keep every other entry."""
     manifest_path = out_dir / "manifest.json"

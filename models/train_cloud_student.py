@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import logging
 import os
@@ -64,6 +63,7 @@ for _p in (str(REPO), str(HERE)):
         sys.path.insert(0, _p)
 
 import cloud_synth  # noqa: E402
+from model_io import torch_to_onnx  # noqa: E402
 
 from pipeline.detectors import cloud_models as cm  # noqa: E402
 from pipeline.evaluation import clouds as ce  # noqa: E402
@@ -498,36 +498,22 @@ def export_onnx(net: Any) -> bytes:
     import torch
 
     _, exported_cls = build_student_module()
-    model = exported_cls(net).eval()
-    x = torch.zeros(1, 6, 32, 32)
-    f = torch.ones(1, 1, 1, 1)
-    buf = io.BytesIO()
-    torch.onnx.export(
-        model,
-        (x, f),
-        buf,
-        input_names=["bands", "has_swir"],
-        output_names=["logits", "classes"],
-        dynamic_axes={
+    return torch_to_onnx(
+        exported_cls(net).eval(),
+        (torch.zeros(1, 6, 32, 32), torch.ones(1, 1, 1, 1)),
+        ["bands", "has_swir"],
+        ["logits", "classes"],
+        {
             "bands": {0: "n", 2: "h", 3: "w"},
             "has_swir": {0: "n"},
             "logits": {0: "n", 2: "h", 3: "w"},
             "classes": {0: "n", 1: "h", 2: "w"},
         },
-        opset_version=17,
-        dynamo=False,
-    )
-    import onnx
-
-    m = onnx.load_from_string(buf.getvalue())
-    m.producer_name = "eotriage/models/train_cloud_student.py"
-    m.producer_version = VERSION
-    m.doc_string = (
+        "eotriage/models/train_cloud_student.py",
+        VERSION,
         "eotriage cloud student: 0 clear, 1 cloud, 2 shadow on a ~60 m grid; distilled from "
-        "ukis-csmask 1.0.0 (DLR, Apache-2.0)"
+        "ukis-csmask 1.0.0 (DLR, Apache-2.0)",
     )
-    onnx.checker.check_model(m)
-    return m.SerializeToString()
 
 
 # --------------------------------------------------------------------------------------------

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import logging
 import math
@@ -62,7 +61,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from model_io import update_manifest, write_model  # noqa: E402
+from model_io import torch_to_onnx, update_manifest, write_model  # noqa: E402
 
 from pipeline.detectors.vessel_segmentation import (  # noqa: E402
     Rescorer,
@@ -374,31 +373,22 @@ def train(ports: list[Port], steps: int, seed: int) -> Any:
 
 
 def export_onnx(net: Any, doc: str) -> bytes:
-    import onnx
     import torch
 
-    x = torch.zeros(1, 5, 64, 64)
-    buf = io.BytesIO()
-    torch.onnx.export(
+    return torch_to_onnx(
         net,
-        (x,),
-        buf,
-        input_names=["bands"],
-        output_names=["prob", "dist"],
-        dynamic_axes={
+        (torch.zeros(1, 5, 64, 64),),
+        ["bands"],
+        ["prob", "dist"],
+        {
             "bands": {0: "n", 2: "h", 3: "w"},
             "prob": {0: "n", 2: "h", 3: "w"},
             "dist": {0: "n", 2: "h", 3: "w"},
         },
-        opset_version=17,
-        dynamo=False,
+        "eotriage/models/train_ship_segmenter.py",
+        VERSION,
+        doc,
     )
-    m = onnx.load_from_string(buf.getvalue())
-    m.producer_name = "eotriage/models/train_ship_segmenter.py"
-    m.producer_version = VERSION
-    m.doc_string = doc
-    onnx.checker.check_model(m)
-    return m.SerializeToString()
 
 
 # --------------------------------------------------------------------------------------------
