@@ -191,9 +191,14 @@ class SceneResult:
     def _all_under_cloud(self) -> bool:
         """The cloud screen saw (nearly) the whole scene under cloud or shadow: nothing could be
         seen, so "none found" would be untrue."""
+        sky = self._sky_fractions()
+        return sky is not None and sky[0] + sky[1] >= ALL_UNDER_CLOUD
+
+    def _sky_fractions(self) -> tuple[float, float] | None:
+        """(cloud, shadow) fractions the cloud screen measured, None when it measured none."""
         c = self.info.get("clouds") or {}
         cf, sf = c.get("cloud_fraction"), c.get("shadow_fraction")
-        return cf is not None and sf is not None and float(cf) + float(sf) >= ALL_UNDER_CLOUD
+        return None if cf is None or sf is None else (float(cf), float(sf))
 
     def _unlooked_reason(self, detector: str) -> str:
         if self.tiles_total and len(self.failures) >= self.tiles_total:
@@ -262,15 +267,14 @@ class SceneResult:
         if status.startswith("skipped"):
             why = status.partition(":")[2].strip() or "skipped"
             return {"status": NOT_CHECKED, "reason": why}
-        c = self.info.get("clouds") or {}
-        cf, sf = c.get("cloud_fraction"), c.get("shadow_fraction")
-        if cf is None or sf is None:
+        sky = self._sky_fractions()
+        if sky is None:
             return {"status": NOT_CHECKED, "reason": "no usable samples"}
         return {
             "status": "checked",
-            "cloud_fraction": round(float(cf), 3),
-            "shadow_fraction": round(float(sf), 3),
-            "model": str(c.get("model", "")),
+            "cloud_fraction": round(sky[0], 3),
+            "shadow_fraction": round(sky[1], 3),
+            "model": str((self.info.get("clouds") or {}).get("model", "")),
         }
 
     def status_dict(self) -> dict[str, Any]:
