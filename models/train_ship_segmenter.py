@@ -2,9 +2,12 @@
 
     PYTHONPATH=. python models/train_ship_segmenter.py --cv --final
 
-CPU only, fixed seed, deterministic (``torch.use_deterministic_algorithms``; one torch thread:
-on the shared 2-core machine two threads were ~10x slower).  About 15-25 minutes.  Needs
-the ``train`` extra (PyTorch) and the labelled ports in ``../shared/data/sen2ships``.
+CPU only, fixed seed, deterministic (``torch.use_deterministic_algorithms``; one torch thread
+per model: on the shared 2-core machine two threads were ~10x slower).  The 9 models train
+``--jobs`` (default 2) at a time in worker processes; a model depends only on its ports, the
+steps and the seed, so the result does not depend on ``--jobs``.  About TRAIN_MINUTES minutes on 2
+cores.  Needs the ``train`` extra (PyTorch) and the labelled ports in
+``../shared/data/sen2ships``.
 
 - ``--cv``: leave-one-port-out over the 8 ports.  For each port a model is trained on the
   other 7 and written to ``models/ship_folds/ship_segmenter_without_<port>.onnx`` (so the
@@ -35,7 +38,9 @@ Augmentation: flips and 90-degree rotations; ground-sampling jitter (each patch 
 so that its pixels are 6-10 m on the ground, the ports being 5.8-9.3 m); per-band gain and
 offset jitter; copy-paste of labelled vessels from the training ports into open water and
 along quays.  Patches: 48 x 48 px, a third centred near vessels, a third on the shore line
-and a third anywhere.
+and a third anywhere; from 40 % of the steps on (and again at 70 %), a quarter of the patches
+are centred on the network's own false positives on its training ports (hard-negative
+mining: blobs with probability >= 0.5 that touch no labelled vessel, at most 400 per port).
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ from pipeline.detectors.vessel_segmentation import (  # noqa: E402
     gated_maps,
     group_vessels,
     instance_measures,
+    median_ndvi,
     ring_water_share,
     vessel_features,
 )
@@ -84,19 +90,27 @@ BANDS = ("B02", "B03", "B04", "B08", "B11")
 PATCH = 48
 BATCH = 24
 LR = 4e-3
+#: weight of vessel pixels in the loss (they are ~1 % of the pixels)
+POS_WEIGHT = 3.0
 #: training steps per model (8 folds + the final model: ~15-25 minutes on 2 shared cores)
-STEPS = 1600
+STEPS = 3000
 GSD_RANGE = (6.0, 10.0)
 NDWI_MIN = 0.05  # the detector's water test (pipeline/detectors/ships.py)
 TOLERANCE_M = 30.0
 PROB_MIN = 0.5
-CORE_MIN = 0.6
+CORE_MIN = 0.45
 MIN_LENGTH_M = 35.0
+#: the detector's vegetation test (pipeline/detectors/ships.py; median_ndvi)
+MAX_NDVI = 0.35
 GATE_NDWI = -0.1
 GATE_NIR = 0.02
 GATE_CELLS = 2
 PRECISION_TARGET = 0.85
 FOLD_DIR = HERE / "ship_folds"
+#: share of patches centred on mined false positives once mining has started
+HARD_SHARE = 0.25
+#: mining rounds, as fractions of the training steps (empty: no mining)
+MINE_AT = (0.4, 0.7)
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,6 +129,7 @@ class Port:
     water: np.ndarray  # bool
     shore: np.ndarray  # int64 N x 2 (row, col) of shore pixels
     centres: np.ndarray  # int64 N x 2 vessel centres
+    hard: np.ndarray | None = None  # int64 N x 2 centres of mined false positives
 
 
 def instance_distance(inst: np.ndarray) -> np.ndarray:
@@ -211,15 +226,25 @@ def make_patch(
     gsd_t = rng.uniform(*GSD_RANGE)
     src = max(8, int(round(PATCH * gsd_t / p.gsd)))
     _, h, w = p.x.shape
+    # where the patch is centred: near a vessel, on the shore, on a mined false positive
+    # of the network being trained (once mining has started), or anywhere
     kind = rng.random()
-    if kind < 0.34 and len(p.centres):
-        cy, cx = p.centres[int(rng.integers(len(p.centres)))]
-        cy += int(rng.integers(-src // 3, src // 3 + 1))
-        cx += int(rng.integers(-src // 3, src // 3 + 1))
-    elif kind < 0.67 and len(p.shore):
-        cy, cx = p.shore[int(rng.integers(len(p.shore)))]
+    hard = p.hard if p.hard is not None and len(p.hard) else None
+    if hard is not None and kind < HARD_SHARE:
+        cy, cx = hard[int(rng.integers(len(hard)))]
+        cy += int(rng.integers(-src // 4, src // 4 + 1))
+        cx += int(rng.integers(-src // 4, src // 4 + 1))
     else:
-        cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        if hard is not None:
+            kind = (kind - HARD_SHARE) / (1.0 - HARD_SHARE)
+        if kind < 0.34 and len(p.centres):
+            cy, cx = p.centres[int(rng.integers(len(p.centres)))]
+            cy += int(rng.integers(-src // 3, src // 3 + 1))
+            cx += int(rng.integers(-src // 3, src // 3 + 1))
+        elif kind < 0.67 and len(p.shore):
+            cy, cx = p.shore[int(rng.integers(len(p.shore)))]
+        else:
+            cy, cx = int(rng.integers(h)), int(rng.integers(w))
     y0 = int(np.clip(cy - src // 2, 0, max(h - src, 0)))
     x0 = int(np.clip(cx - src // 2, 0, max(w - src, 0)))
     xs = p.x[:, y0 : y0 + src, x0 : x0 + src]
@@ -327,6 +352,39 @@ def build_net() -> Any:
     return SegNet
 
 
+def mine_false_positives(net: Any, p: Port, limit: int = 400) -> np.ndarray:
+    """Centres of the blobs the network being trained calls vessel (prob >= PROB_MIN) that
+    touch no labelled vessel (grown by 3 px): the patches worth showing it again (at most
+    ``limit``, evenly spread over the list when there are more)."""
+    import torch
+
+    x, h, w = _pad8(p.x)
+    net.eval()
+    with torch.no_grad():
+        prob = torch.sigmoid(net.logits(torch.from_numpy(x[None]))[0, 0]).numpy()[:h, :w]
+    net.train()
+    near = cv2.dilate((p.inst > 0).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    n, lab, stats, cent = cv2.connectedComponentsWithStats(
+        (prob >= PROB_MIN).astype(np.uint8), connectivity=8
+    )
+    if n <= 1:
+        return np.zeros((0, 2), np.int64)
+    touches = np.zeros(n, bool)
+    touches[np.unique(lab[near])] = True
+    keep = [i for i in range(1, n) if not touches[i] and stats[i, cv2.CC_STAT_AREA] >= 3]
+    if not keep:
+        return np.zeros((0, 2), np.int64)
+    if len(keep) > limit:
+        keep = [keep[int(i)] for i in np.linspace(0, len(keep) - 1, limit)]
+    return np.asarray([[int(cent[i][1]), int(cent[i][0])] for i in keep], np.int64)
+
+
+def _pad8(x: np.ndarray) -> tuple[np.ndarray, int, int]:
+    h, w = x.shape[-2:]
+    ph, pw = -h % 8, -w % 8
+    return np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="reflect"), h, w
+
+
 def train(ports: list[Port], steps: int, seed: int) -> Any:
     import torch
 
@@ -334,6 +392,9 @@ def train(ports: list[Port], steps: int, seed: int) -> Any:
     rng = np.random.default_rng(seed)
     chips = [c for p in ports for c in vessel_chips(p)]
     net = build_net()()
+    mine_steps = {int(f * steps) for f in MINE_AT}
+    for p in ports:
+        p.hard = None
     opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=LR, total_steps=max(steps, 1), pct_start=0.15
@@ -341,10 +402,18 @@ def train(ports: list[Port], steps: int, seed: int) -> Any:
     # ports weighted by the square root of their vessel count (small ports still seen)
     wts = np.sqrt(np.asarray([len(p.vessels) for p in ports], np.float64))
     wts /= wts.sum()
-    bce = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(3.0))
+    bce = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(POS_WEIGHT))
     net.train()
     losses: list[float] = []
     for step in range(steps):
+        if step in mine_steps:
+            for p in ports:
+                p.hard = mine_false_positives(net, p)
+            log.info(
+                "  step %d: mined %d false positives",
+                step,
+                sum(len(p.hard) for p in ports if p.hard is not None),
+            )
         xs, vs, ds = [], [], []
         for _ in range(BATCH):
             p = ports[int(rng.choice(len(ports), p=wts))]
@@ -424,6 +493,8 @@ def detect_port(sess: Any, p: Port) -> list[dict[str, Any]]:
         else:
             length = 1.0
         if length * p.gsd < MIN_LENGTH_M:
+            continue
+        if median_ndvi(r, c, p.x[2], p.x[3]) > MAX_NDVI:
             continue
         share = ring_water_share(r, c, p.water, occupied)
         feat = vessel_features(r, c, prob, dist, list(p.x), occupied, p.gsd**2, GATE_NDWI)
@@ -563,6 +634,55 @@ def _attach_vessels(p: Port, dets: list[dict[str, Any]], ok: list[bool]) -> None
 # --------------------------------------------------------------------------------------------
 
 
+#: the name :func:`train_models` knows the model trained on every port by
+FINAL = "final"
+
+
+def _train_one(held: str, data: Path, steps: int, seed: int) -> tuple[str, bytes, float]:
+    """Worker: one model, trained without port ``held`` (or on all ports: :data:`FINAL`)."""
+    _setup_torch()
+    import multiprocessing as mp
+
+    if mp.parent_process() is not None:  # a worker: its log lines name the model
+        logging.basicConfig(level=logging.INFO)
+        logging.getLogger("rasterio").setLevel(logging.WARNING)  # GDAL's notes on the CRS
+        for h in logging.getLogger().handlers:
+            h.setFormatter(logging.Formatter(f"%(asctime)s [{held}] %(message)s"))
+    t0 = time.time()
+    ports = [load_port(data, n) for n in PORTS if n != held]
+    net = train(ports, steps, seed)
+    doc = (
+        "eotriage vessel segmenter (sen2ships, 8 ports)"
+        if held == FINAL
+        else f"eotriage vessel segmenter, fold without {held}"
+    )
+    return held, export_onnx(net, doc), time.time() - t0
+
+
+def train_models(
+    names: list[str], data: Path, steps: int, seed: int, jobs: int
+) -> dict[str, bytes]:
+    """The models for ``names`` (held-out ports, or :data:`FINAL`), ``jobs`` at a time in
+    worker processes.  Each model depends only on its ports, steps and seed."""
+    out: dict[str, bytes] = {}
+    if jobs <= 1:
+        for n in names:
+            held, blob, secs = _train_one(n, data, steps, seed)
+            log.info("trained %s in %.0f s", held, secs)
+            out[held] = blob
+        return out
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futs = [pool.submit(_train_one, n, data, steps, seed) for n in names]
+        for f in as_completed(futs):
+            held, blob, secs = f.result()
+            log.info("trained %s in %.0f s (%d of %d)", held, secs, len(out) + 1, len(names))
+            out[held] = blob
+    return out
+
+
 def _git_sha() -> str:
     try:
         return subprocess.run(
@@ -611,6 +731,7 @@ def common_entry(calibration: dict[str, Any], min_score: float = 0.5) -> dict[st
             "gate_cells": float(GATE_CELLS),
             "min_length_m": MIN_LENGTH_M,
             "max_length_m": 400.0,
+            "max_ndvi": MAX_NDVI,
         },
         "calibration": calibration,
     }
@@ -624,6 +745,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=STEPS)
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--out-dir", type=Path, default=HERE)
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="models trained at once, one process and one torch thread each (results do not "
+        "depend on it)",
+    )
     ap.add_argument("--folds", nargs="*", default=list(PORTS), help="held-out ports (--cv)")
     ap.add_argument(
         "--evaluate-only",
@@ -633,6 +761,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("rasterio").setLevel(logging.WARNING)  # GDAL's notes on the CRS
     _setup_torch()
     t0 = time.time()
     if not args.data.is_dir():
@@ -642,19 +771,22 @@ def main(argv: list[str] | None = None) -> int:
     log.info("loaded %d ports in %.0f s", len(ports), time.time() - t0)
     cv_path = args.out_dir / f"{NAME}_cv.json"
     fold_dir = args.out_dir / "ship_folds"
+    blobs: dict[str, bytes] = {}
     if args.cv:
         fold_dir.mkdir(parents=True, exist_ok=True)
         rows = []
         folds = {}
+        if args.evaluate_only:
+            blobs = {h: (fold_dir / f"{NAME}_without_{h}.onnx").read_bytes() for h in args.folds}
+        else:
+            todo = list(args.folds) + ([FINAL] if args.final else [])
+            blobs = train_models(todo, args.data, args.steps, args.seed, args.jobs)
         for held in args.folds:
             ts = time.time()
             train_ports = [p for p in ports if p.name != held]
             path = fold_dir / f"{NAME}_without_{held}.onnx"
-            if args.evaluate_only:
-                blob = path.read_bytes()
-            else:
-                net = train(train_ports, args.steps, args.seed)
-                blob = export_onnx(net, f"eotriage vessel segmenter, fold without {held}")
+            blob = blobs[held]
+            if not args.evaluate_only:
                 path.write_bytes(blob)
                 golden = args.out_dir / "golden" / "ship_folds"
                 golden.mkdir(parents=True, exist_ok=True)
@@ -667,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
                 "training_ports": [p.name for p in train_ports],
             }
             log.info(
-                "fold %s: %d detections, %d labels, %.0f s",
+                "fold %s: %d detections, %d labels, evaluated in %.0f s",
                 held,
                 len(row["dets"]),
                 row["labels"],
@@ -801,8 +933,10 @@ def main(argv: list[str] | None = None) -> int:
         log.info("refreshed the calibration and figures of %s in the manifest", NAME)
     elif args.final:
         tf = time.time()
-        net = train(ports, args.steps, args.seed)
-        blob = export_onnx(net, "eotriage vessel segmenter (sen2ships, 8 ports)")
+        if FINAL in blobs:  # trained beside the folds
+            blob = blobs[FINAL]
+        else:
+            blob = train_models([FINAL], args.data, args.steps, args.seed, 1)[FINAL]
         cv = json.loads(cv_path.read_text()) if cv_path.exists() else {}
         entry = {
             **common_entry(cv.get("calibration", {}), cv.get("default_min_score", 0.5)),

@@ -232,6 +232,8 @@ class ShipSettings:
     max_length_m: float | None = _num(gt=0)
     #: vessels shorter than this are not reported (metres)
     min_length_m: float | None = _num(ge=0)
+    #: segments with a median NDVI above this are vegetation, not hulls
+    max_ndvi: float | None = _num(ge=-1, le=1)
 
     def __post_init__(self) -> None:
         _check(self, "ships")

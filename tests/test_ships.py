@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from pipeline.settings import Settings, ShipSettings
 from pipeline.testing.ship_scenes import SynShip, write_ship_scene
 
 from .conftest import REPO, SAMPLES
+from .test_ship_training import load_training_script
 
 MODELS = REPO / "models"
 PORTS = ("algiers", "athens", "busan", "casablanca", "durban", "gdynia", "honolulu", "valencia")
@@ -170,22 +170,13 @@ def test_onnx_export_matches_pytorch_on_a_real_tile() -> None:
     wrote the committed models) give the same maps on a real port window; then the committed
     model runs on the same window with the same shapes (needs the ``test`` extra's torch)."""
     torch = pytest.importorskip("torch")
-    import importlib.util
-
     import onnxruntime as ort
     from rasterio.windows import Window
 
     from pipeline.core.ingest import SceneReader
     from pipeline.core.tiling import Tile
 
-    spec = importlib.util.spec_from_file_location("tss", MODELS / "train_ship_segmenter.py")
-    assert spec and spec.loader
-    tss = importlib.util.module_from_spec(spec)
-    sys.modules["tss"] = tss  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(tss)
-    finally:
-        sys.modules.pop("tss", None)
+    tss = load_training_script()
     torch.manual_seed(0)
     net = tss.build_net()()
     with torch.no_grad():  # non-trivial batch-norm statistics, as after training

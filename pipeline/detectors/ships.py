@@ -18,10 +18,14 @@
    centre lies in the core is seen whole; a tile reports exactly the vessels whose centre lies
    in its core, so a vessel cut by a tile edge is reported once, by one tile, with all its
    pixels.
-5. **Score.**  A logistic rescoring of the vessel (its highest and mean pixel probability and
-   its area; ``rescore`` in the manifest entry), mapped through the calibration in the
-   manifest entry.  Both were fitted on the out-of-fold vessels of the leave-one-port-out
-   cross-validation; score >= 0.5 is where the cross-validated precision reaches 0.85.
+5. **Vegetation.**  A segment whose median NDVI is above ``max_ndvi`` is dropped: hulls are
+   not green (the labelled vessels reach 0.29), the forest and marsh on tidal creek banks
+   that the segmenter can take for moored hulls are.
+6. **Score.**  A logistic rescoring of the vessel (eleven features: pixel probabilities, size,
+   shape, water ring and spectral contrast; ``rescore`` in the manifest entry), mapped through
+   the calibration in the manifest entry.  Both were fitted on the out-of-fold vessels of the
+   leave-one-port-out cross-validation; score >= 0.5 is where the cross-validated precision
+   reaches 0.85.
    Vessels below ``min_score``, shorter than ``min_length_m`` or longer than ``max_length_m``
    are dropped.
 
@@ -62,6 +66,7 @@ from .vessel_segmentation import (
     gated_maps,
     group_vessels,
     instance_measures,
+    median_ndvi,
     ring_water_share,
     run_segmenter,
     vessel_features,
@@ -82,13 +87,16 @@ DEFAULTS = {
     "gate_nir_contrast": 0.02,
     "gate_cells": 2.0,
     "prob_min": 0.5,
-    "core_min": 0.6,
+    "core_min": 0.45,
     "min_score": 0.5,
     "max_length_m": 400.0,
     #: vessels shorter than this are not reported: at 10 m a boat under ~35 m is 2-5 pixels,
     #: as bright as a buoy, a wave crest or a flipped bit, and the sen2ships labels (the only
     #: truth we have) leave such small craft out
     "min_length_m": 35.0,
+    #: segments greener than this are vegetation, not hulls (vessel_segmentation.median_ndvi:
+    #: the labelled vessels of the 8 ports reach 0.29 at most)
+    "max_ndvi": 0.35,
 }
 
 
@@ -212,6 +220,8 @@ class ShipDetector:
             length_m = _axes_px(r, c)[0] * res
             if length_m < th["min_length_m"] or length_m > th["max_length_m"]:
                 continue
+            if median_ndvi(r, c, bands["red"], bands["nir"]) > th["max_ndvi"]:
+                continue  # vegetation: forest or marsh on a creek bank
             feats = vessel_features(
                 r, c, prob, dist, planes, occupied, scene.grid.pixel_area_m2, th["gate_ndwi"]
             )
