@@ -349,7 +349,7 @@ class ReportSettings:
     max_chars: int = _int(280, ge=40, le=2000)
     #: generated-token budget of one LLM report
     max_tokens: int = _int(96, ge=8)
-    #: words of the model's headline (chosen from a fixed neutral vocabulary)
+    #: most words of the model's headline (one of a few fixed neutral phrases per class)
     headline_words: int = _int(4, ge=1)
     n_ctx: int = _int(2048, ge=512)
     #: llama.cpp threads for prompt evaluation; ``None`` = ``Settings.threads``.  1 by default:

@@ -34,7 +34,7 @@ from pipeline.core.results import (
 )
 from pipeline.errors import ConfigError, EotriageError, InputError
 from pipeline.report.compact import CLASS_PROPERTIES, SKY_PROPERTIES, compact_geojson
-from pipeline.report.factcheck import check
+from pipeline.report.factcheck import CLASS_STEMS, check
 from pipeline.report.facts import facts_from_result
 from pipeline.report.phrases import fact_phrases, template_summary
 from pipeline.sensors import PROFILES, detect_sensor, parse_scaling
@@ -422,6 +422,36 @@ def test_headline_names_the_class_that_leads() -> None:
         "124 crop-stress areas found; 15 ships found",
     )
     assert "first fact" in check(swapped, priority, facts).reason
+
+
+def test_llm_headlines_fit_the_facts() -> None:
+    """The headlines the onboard model may choose are whole phrases of the class that leads,
+    singular or plural by its count, and each passes the check in the template's place."""
+    import dataclasses
+
+    from pipeline.report.llm import HEADLINE_PHRASES, headline_choices
+
+    port = _port()
+    facts = facts_from_result(port)
+    summary, priority = template_summary(facts)
+    many = headline_choices(facts, "ship", 4)
+    assert "vessel traffic" in many and "ships detected" in many
+    assert not {"vessel detected", "ship detected"} & set(many)
+    for h in many:
+        assert check(summary.replace("vessels detected", h), priority, facts).ok, h
+    one_ship = dataclasses.replace(port, detections=port.detections[:1])
+    assert "vessel detected" in headline_choices(facts_from_result(one_ship), "ship", 4)
+    assert "vessel traffic" not in headline_choices(facts_from_result(one_ship), "ship", 4)
+    # at most ``headline_words`` words, or the shortest phrase
+    assert all(len(h.split()) <= 2 for h in headline_choices(facts, "crop_stress", 2))
+    assert headline_choices(facts, "crop_stress", 1) == ["crop stress"]
+    # no phrase names another class than its own
+    stems = {c: CLASS_STEMS[c] for c in ("fire", "ship", "crop_stress")}
+    for cls, phrases in HEADLINE_PHRASES.items():
+        for p, _ in phrases:
+            for other, st_ in stems.items():
+                named = any(w.startswith(s) for w in p.split() for s in st_)
+                assert named == (other == cls), (cls, p, other)
 
 
 def test_every_number_is_bound_to_its_class() -> None:

@@ -8,11 +8,11 @@ a number.  For each fact set a grammar is built whose only paths are:
 
 * the outcome lead (``Complete scan.``, ``Partial scan.``) is fixed by the facts;
 * the priority is one of the choices the facts allow (:func:`phrases.priority_choices`);
-* the headline is a short free-text slot of lowercase words: no digits, no capitals (so no
-  names), at least one word of the class that leads (the headline names it), no number
-  words, no negations, no word for a class other than the one that leads,
-  no "clear"/"quiet" unless every class was looked for over the whole scene, and no word of
-  activity ("active", "alert") when nothing was found;
+* the headline is one of a few short phrases of the class that leads (:data:`HEADLINE_PHRASES`:
+  "vessel traffic", "active fire", "stressed fields", ...): no digits, no names, no number
+  words, no negations, no word for another class; singular or plural by the count; no
+  "clear"/"quiet" unless every class was looked for over the whole scene, and no word of
+  activity ("active") when nothing was found;
 * the first phrase is the count of the class that leads; each further phrase is one of the
   scene's pre-rendered fact phrases (numbers rendered outside the model), each at most once, a
   class's details only after its count, every mandatory phrase before the end, within the
@@ -21,9 +21,9 @@ a number.  For each fact set a grammar is built whose only paths are:
 A failed scene (nothing was looked at) is never given to the model: the writer states what was
 not checked with the template.
 
-The model chooses the priority, writes the headline and chooses which details to mention and in
-what order.  The grammar is applied as a token trie over the logits: where only one token is
-possible it is not sampled but evaluated in a batch with the next ones, so a report costs a
+The model chooses the priority, the headline and which details to mention and in what order.
+The grammar is applied as a token trie over the logits: where only one token is possible it
+is not sampled but evaluated in a batch with the next ones, so a report costs a
 handful of decoding steps instead of the ~65 ms per token of a GBNF grammar over Gemma's
 262k-token vocabulary.  A fixed few-shot prefix is evaluated once at load and reused from the KV
 cache.  The result is checked anyway (:mod:`.factcheck`) by the writer.
@@ -45,7 +45,6 @@ from ..settings import ReportSettings
 from .factcheck import (
     ACTIVITY_WORDS,
     ALL_CLEAR_WORDS,
-    CLASS_STEMS,
     EMPTY_WORDS,
     looked_at_everything,
 )
@@ -63,16 +62,49 @@ from .phrases import (
 
 log = logging.getLogger(__name__)
 
-#: the headline vocabulary: neutral words only (no numbers, names, negations, places or causes);
-#: words of classes that were not detected are removed per fact set
-HEADLINE_WORDS = (
-    "active", "wildfire", "fire", "fires", "burning", "hot", "spots", "clusters",
-    "vessel", "vessels", "ship", "ships", "traffic", "shipping", "maritime",
-    "crop", "crops", "stress", "stressed", "field", "fields", "vegetation", "farmland",
-    "alert", "activity", "detected", "multiple", "large", "small", "new", "possible",
-    "mixed", "and", "with", "in", "of", "area", "areas", "scene", "report",
-    "nothing", "found", "clear", "quiet",
-)  # fmt: skip
+#: the headlines the model chooses from, per class that leads (``None``: nothing found and
+#: everything looked at): short neutral phrases with no number, name, negation, place or
+#: cause, each naming its class.  Each is ``(phrase, number)``: ``"one"`` only for a single
+#: detection, ``"many"`` only for several, ``"any"`` for both.  Whole phrases, so the
+#: headline reads as English whatever the model prefers (word by word, the 270M model wrote
+#: "active scene area vessel").
+HEADLINE_PHRASES: dict[str | None, tuple[tuple[str, str], ...]] = {
+    "fire": (
+        ("active fire", "any"),
+        ("active fires", "many"),
+        ("fire detected", "one"),
+        ("fires detected", "many"),
+        ("fire activity", "any"),
+        ("wildfire activity", "any"),
+        ("hot spots", "many"),
+    ),
+    "ship": (
+        ("vessel detected", "one"),
+        ("ship detected", "one"),
+        ("vessels detected", "many"),
+        ("ships detected", "many"),
+        ("vessel traffic", "many"),
+        ("maritime activity", "any"),
+        ("shipping activity", "any"),
+    ),
+    "crop_stress": (
+        ("crop stress", "any"),
+        ("crop stress detected", "any"),
+        ("stressed field", "one"),
+        ("stressed fields", "many"),
+        ("stressed crops", "any"),
+        ("field stress", "any"),
+    ),
+    None: (
+        ("nothing found", "any"),
+        ("clear scene", "any"),
+        ("quiet scene", "any"),
+    ),
+}  # fmt: skip
+#: every word of the headlines (their tokens are indexed at load)
+HEADLINE_WORDS = tuple(
+    sorted({w for ps in HEADLINE_PHRASES.values() for p, _ in ps for w in p.split()})
+)
 
 
 #: the headline when nothing was found and not everything was looked at
@@ -97,6 +129,25 @@ class LlmOutput:
 
 
 # --- the reporter ---
+
+
+def headline_choices(facts: Facts, lead: str | None, max_words: int) -> list[str]:
+    """The headlines the model may choose for these facts: those of the class that leads
+    (:data:`HEADLINE_PHRASES`) that fit its count, claim no activity when nothing was found
+    and no clear scene when part of it was not looked at, in at most ``max_words`` words
+    (the shortest phrase when none is that short)."""
+    count = next((c.count for c in facts.classes if c.cls == lead), 0) if lead else 0
+    partial = not looked_at_everything(facts)
+    fits = [
+        p
+        for p, number in HEADLINE_PHRASES.get(lead, HEADLINE_PHRASES[None])
+        if (number == "any" or (number == "one") == (count == 1))
+        and not (partial and any(w in ALL_CLEAR_WORDS for w in p.split()))
+        and not (not facts.total and any(w in ACTIVITY_WORDS for w in p.split()))
+        and not (facts.total and any(w in EMPTY_WORDS for w in p.split()))
+    ]
+    short = [p for p in fits if len(p.split()) <= max_words]
+    return short or sorted(fits, key=lambda p: len(p.split()))[:1]
 
 
 class LlmReporter:
@@ -255,9 +306,9 @@ class _Decoder:
             pos += 1
 
     def headline(self) -> str:
-        """1..``headline_words`` words from :data:`HEADLINE_WORDS`, without words of classes
-        other than the one that leads (or of an empty scene when something was found, or of a
-        clear scene when part of it was not looked at), then ``:``."""
+        """One of :data:`HEADLINE_PHRASES` for the class that leads (or for an empty scene),
+        at most ``headline_words`` words, fitting the number found and what was looked at,
+        then ``:``."""
         rep = self.rep
         lead = headline_class(self.facts)
         if lead is None and not looked_at_everything(self.facts):
@@ -267,36 +318,10 @@ class _Decoder:
                 self.choose([rep.headline_tokens[w]])
             self._emit(rep.colon_token)
             return " ".join(EMPTY_HEADLINE)
-        others = [c.cls for c in self.facts.classes if c.cls != lead]
-        partial = not looked_at_everything(self.facts)
-        words = [
-            w
-            for w in HEADLINE_WORDS
-            if not any(w.startswith(s) for cls in others for s in CLASS_STEMS[cls])
-            and not (self.facts.total and w in EMPTY_WORDS)
-            and not (partial and w in ALL_CLEAR_WORDS)
-            and not (not self.facts.total and w in ACTIVITY_WORDS)
-        ]
-        # the headline names what leads: a word of the leading class before the colon
-        naming = (
-            {w for w in words if any(w.startswith(st) for st in CLASS_STEMS[lead])}
-            if lead is not None
-            else set()
-        )
-        chosen: list[str] = []
-        while len(chosen) < rep.settings.headline_words:
-            named = not naming or any(w in naming for w in chosen)
-            last = len(chosen) == rep.settings.headline_words - 1
-            pool = [w for w in words if w not in chosen and (named or not last or w in naming)]
-            options = [rep.headline_tokens[w] for w in pool]
-            if chosen and named:
-                options.append([rep.colon_token])
-            k = self.choose(options)
-            if k == len(pool):
-                return " ".join(chosen)
-            chosen.append(pool[k])
+        pool = headline_choices(self.facts, lead, rep.settings.headline_words)
+        k = self.choose([[t for w in p.split() for t in rep.headline_tokens[w]] for p in pool])
         self._emit(rep.colon_token)
-        return " ".join(chosen)
+        return pool[k]
 
     def run(self, t0: float) -> LlmOutput:
         rep = self.rep
