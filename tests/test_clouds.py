@@ -184,7 +184,9 @@ def test_cloud_fraction_travels_into_every_product(tmp_path: Path) -> None:
     assert compact["eotriage"]["clouds"]["cloud_fraction"] == cf
     text = (d / "report.txt").read_text()
     assert f"{round(cf * 100)} % cloud" in text or f"{cf * 100:.1f} % cloud" in text, text
-    assert "no ships found in the clear part" in text
+    # "none found" holds for the clear part only (the fire detector found none; the ship
+    # segmenter may find a false vessel on the synthetic coast, so its phrase is not used)
+    assert "no fire clusters found in the clear part" in text, text
     decoded = decode_stream((d / "downlink.bin").read_bytes())
     assert decoded.clouds is not None and decoded.clouds[0] == pytest.approx(cf, abs=1e-3)
 
