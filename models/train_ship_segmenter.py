@@ -5,7 +5,7 @@
 CPU only, fixed seed, deterministic (``torch.use_deterministic_algorithms``; one torch thread
 per model: on the shared 2-core machine two threads were ~10x slower).  The 9 models train
 ``--jobs`` (default 2) at a time in worker processes; a model depends only on its ports, the
-steps and the seed, so the result does not depend on ``--jobs``.  About TRAIN_MINUTES minutes on 2
+steps and the seed, so the result does not depend on ``--jobs``.  About 19 minutes on 2
 cores.  Needs the ``train`` extra (PyTorch) and the labelled ports in
 ``../shared/data/sen2ships``.
 
