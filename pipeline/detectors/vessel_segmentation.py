@@ -38,10 +38,9 @@ _K3 = np.ones((3, 3), np.uint8)
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
-def pad_to_multiple(x: np.ndarray, multiple: int | None = None) -> tuple[np.ndarray, int, int]:
-    """Reflect-pad the last two axes of ``x`` up to multiples of ``multiple`` (default
-    :data:`MULTIPLE`); returns the padded array and the original height and width."""
-    multiple = MULTIPLE if multiple is None else multiple
+def pad_to_multiple(x: np.ndarray, multiple: int = MULTIPLE) -> tuple[np.ndarray, int, int]:
+    """Reflect-pad the last two axes of ``x`` up to multiples of ``multiple``; returns the
+    padded array and the original height and width."""
     h, w = x.shape[-2:]
     ph, pw = -h % multiple, -w % multiple
     if ph or pw:
