@@ -749,11 +749,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("rasterio").setLevel(logging.WARNING)  # GDAL's notes on the CRS
-    _setup_torch()
+    try:
+        _setup_torch()
+    except ImportError:
+        ap.error("needs PyTorch: the train extra (pip install -e '.[train]')")
     t0 = time.time()
-    if not args.data.is_dir():
-        alt = REPO.parent.parent / "wt" / "shared" / "data" / "sen2ships"
-        args.data = alt if alt.is_dir() else args.data
+    missing = [n for n in PORTS if not (args.data / n / "labels.json").is_file()]
+    if missing:
+        ap.error(f"{args.data}: no labelled port {', '.join(missing)} (sen2ships, see --data)")
     ports = [load_port(args.data, n) for n in PORTS]
     log.info("loaded %d ports in %.0f s", len(ports), time.time() - t0)
     cv_path = args.out_dir / f"{NAME}_cv.json"
